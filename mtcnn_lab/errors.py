@@ -1,0 +1,21 @@
+"""Exceptions with one-line messages that name the file and the fix.
+
+Every error the package raises on bad input derives from :class:`MtcnnLabError`, so the CLI can
+print ``error: <message>`` without a traceback and callers can catch one type.
+"""
+
+
+class MtcnnLabError(Exception):
+    """Base class: a problem the user can fix; ``str(err)`` is a complete one-line message."""
+
+
+class WeightsError(MtcnnLabError):
+    """A weight file is missing, truncated, corrupt or has the wrong checksum."""
+
+
+class LicenseNotAccepted(MtcnnLabError):
+    """OpenFace's files would have to be downloaded, but the user has not accepted the license."""
+
+
+class InputError(MtcnnLabError):
+    """An image, video or array given to the detector cannot be used."""
