@@ -19,3 +19,7 @@ class LicenseNotAccepted(MtcnnLabError):
 
 class InputError(MtcnnLabError):
     """An image, video or array given to the detector cannot be used."""
+
+
+class ParameterError(MtcnnLabError, ValueError):
+    """A detector parameter (minimum face, thresholds, backend or weight name) is out of range."""

@@ -1,0 +1,1 @@
+"""Runtime backends: one class per runtime, all with ``run_pnet``, ``run_rnet``, ``run_onet``."""

@@ -1,0 +1,117 @@
+"""Box arithmetic of OpenFace's MTCNN: NMS, regression, squaring, the final correction, IoU.
+
+Boxes are float32 arrays (N, 4) of ``x, y, width, height`` in pixels. Inside the cascade they
+follow OpenFace's 1-based MATLAB convention (a square box ``[X, Y, s, s]`` covers the 0-based
+pixels ``X-1 .. X+s-1``); the final corrected boxes are used by OpenFace as 0-based rectangles.
+Every function reproduces the float32/int arithmetic of ``FaceDetectorMTCNN.cpp``
+(``openface_mtcnn_spec.md`` §6, §8, §9).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+F32 = np.float32
+OPENFACE_CORRECTION = (-0.0075, 0.2459, 1.0323, 0.7751)
+"""OpenFace's final box correction: x += w*c0, y += h*c1, w *= c2, h *= c3 (doubles)."""
+
+
+def integer_rects(boxes: np.ndarray) -> np.ndarray:
+    """``cv::Rect(Rect_<float>)``: x, y, w, h each rounded half to even, as int64 (N, 4)."""
+    return np.rint(np.asarray(boxes, np.float64)).astype(np.int64)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
+    """OpenFace's non-maximum suppression; returns kept indices in pick order.
+
+    Boxes are compared as integer rectangles (half-open, area ``w*h``, no +1). The highest score is
+    picked first; among equal scores the later index wins (``std::multimap`` order). A box is
+    removed when its overlap is strictly greater than ``threshold``; ``mode`` is ``"union"``
+    (IoU) or ``"min"`` (intersection over the smaller area).
+    """
+    if mode not in ("union", "min"):
+        raise ValueError(f"nms mode must be 'union' or 'min', not {mode!r}")
+    scores = np.asarray(scores, F32)
+    if len(scores) == 0:
+        return np.zeros(0, np.int64)
+    rects = integer_rects(boxes)
+    x1, y1, w, h = rects.T
+    x2, y2 = x1 + w, y1 + h
+    area = w * h
+    thresh = F32(threshold)
+    order = np.argsort(scores, kind="stable")  # ascending, ties in insertion order
+    picked = []
+    while len(order):
+        i, order = order[-1], order[:-1]
+        picked.append(i)
+        if not len(order):
+            break
+        iw = np.minimum(x2[i], x2[order]) - np.maximum(x1[i], x1[order])
+        ih = np.minimum(y2[i], y2[order]) - np.maximum(y1[i], y1[order])
+        inter = np.where((iw > 0) & (ih > 0), iw * ih, 0).astype(F32)
+        if mode == "union":
+            denom = (area[i] + area[order]).astype(F32) - inter
+        else:
+            denom = np.minimum(area[i], area[order]).astype(F32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            overlap = inter / denom
+        order = order[~(overlap > thresh)]
+    return np.asarray(picked, np.int64)
+
+
+def apply_regression(boxes: np.ndarray, regression: np.ndarray, add1: bool) -> np.ndarray:
+    """OpenFace's ``apply_correction``: shift box corners by regression offsets times the size.
+
+    ``regression`` is (N, 4) ``dx1, dy1, dx2, dy2``. The box is first made an integer rect; with
+    ``add1`` its width and height get +1 (used after ONet only). Returns float32 (N, 4) boxes.
+    """
+    rects = integer_rects(boxes)
+    if add1:
+        rects[:, 2:] += 1
+    x, y, w, h = (rects[:, k].astype(F32) for k in range(4))
+    xr, yr = (rects[:, 0] + rects[:, 2]).astype(F32), (rects[:, 1] + rects[:, 3]).astype(F32)
+    reg = np.asarray(regression, F32)
+    new_x1 = x + reg[:, 0] * w
+    new_y1 = y + reg[:, 1] * h
+    new_x2 = xr + reg[:, 2] * w
+    new_y2 = yr + reg[:, 3] * h
+    return np.stack([new_x1, new_y1, new_x2 - new_x1, new_y2 - new_y1], axis=1).astype(F32)
+
+
+def square_boxes(boxes: np.ndarray) -> np.ndarray:
+    """OpenFace's ``rectify``: grow each box to a square around its centre, truncated to int.
+
+    Side ``s = max(w, h)``; ``x += 0.5 * (w - s)``, ``y += 0.5 * (h - s)``; x, y and s are then
+    truncated toward zero. Returns int64 (N, 4) ``x, y, s, s``.
+    """
+    b = np.asarray(boxes, F32)
+    w, h = b[:, 2], b[:, 3]
+    side = np.maximum(w, h)
+    x = (b[:, 0].astype(np.float64) + 0.5 * (w - side).astype(np.float64)).astype(F32)
+    y = (b[:, 1].astype(np.float64) + 0.5 * (h - side).astype(np.float64)).astype(F32)
+    s = np.trunc(side).astype(np.int64)
+    return np.stack([np.trunc(x).astype(np.int64), np.trunc(y).astype(np.int64), s, s], axis=1)
+
+
+def openface_correction(
+    boxes: np.ndarray, coefficients: tuple[float, float, float, float] = OPENFACE_CORRECTION
+) -> np.ndarray:
+    """OpenFace's final tightening of the ONet box, computed in double and stored as float32."""
+    b = np.asarray(boxes, F32).astype(np.float64)
+    cx, cy, cw, ch = coefficients
+    out = np.stack([b[:, 2] * cx + b[:, 0], b[:, 3] * cy + b[:, 1], cw * b[:, 2], ch * b[:, 3]], 1)
+    return out.astype(F32).reshape(-1, 4)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU (float64, shape (len(a), len(b))) of continuous x, y, w, h boxes."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2) - np.maximum(a[:, None, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2) - np.maximum(a[:, None, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + b[:, 2] * b[:, 3] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)

@@ -1,0 +1,144 @@
+"""The MTCNN cascade exactly as OpenFace's ``FaceDetectorMTCNN::DetectFaces`` runs it.
+
+pyramid -> PNet proposals -> per-scale NMS 0.5 -> cross-scale NMS 0.7 -> regression -> squaring
+-> RNet (score >= 0.7) -> NMS 0.7 -> regression -> squaring -> ONet (score >= 0.7) -> regression
+(+1) -> NMS 0.7 "min" -> OpenFace's final correction. See ``openface_mtcnn_spec.md`` §5-§9.
+The cascade is runtime-agnostic: the networks are evaluated by a backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends.base import Backend
+from .boxes import OPENFACE_CORRECTION, apply_regression, nms, openface_correction, square_boxes
+from .crops import crop_boxes
+from .detections import Detections
+from .errors import ParameterError
+from .proposals import face_probability_map, pnet_proposals
+from .pyramid import pyramid_levels
+
+F32 = np.float32
+
+
+@dataclass(frozen=True)
+class CascadeParams:
+    """Detector parameters; the defaults are OpenFace's.
+
+    ``min_face`` is the smallest face searched for, in pixels; ``factor`` the pyramid step;
+    ``thresholds`` the PNet/RNet/ONet score thresholds (kept when ``score >= t``); the ``nms_*``
+    values are overlap thresholds (removed when ``overlap > t``); ``correction`` OpenFace's final
+    box correction coefficients (``(0, 0, 1, 1)`` disables it).
+    """
+
+    min_face: float = 60.0
+    factor: float = 0.709
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    nms_per_scale: float = 0.5
+    nms_pyramid: float = 0.7
+    nms_rnet: float = 0.7
+    nms_onet: float = 0.7
+    correction: tuple[float, float, float, float] = OPENFACE_CORRECTION
+
+    def __post_init__(self) -> None:
+        if not self.min_face >= 12:
+            raise ParameterError(f"min_face must be at least 12 px (PNet's cell), not {self.min_face}")
+        if not 0 < self.factor < 1:
+            raise ParameterError(f"factor must be between 0 and 1 (exclusive), not {self.factor}")
+        if len(self.thresholds) != 3 or not all(0 <= t <= 1 for t in self.thresholds):
+            raise ParameterError(f"thresholds must be three values in [0, 1], not {self.thresholds}")
+        for name in ("nms_per_scale", "nms_pyramid", "nms_rnet", "nms_onet"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ParameterError(f"{name} must be in [0, 1], not {getattr(self, name)}")
+        if len(self.correction) != 4:
+            raise ParameterError(f"correction must have 4 coefficients, not {self.correction}")
+
+
+def crop_scores(outputs: np.ndarray) -> np.ndarray:
+    """RNet/ONet face probability as OpenFace stores it: float ``exp``, double ``1 / (1 + e)``."""
+    diff = (outputs[:, 0] - outputs[:, 1]).astype(F32)
+    with np.errstate(over="ignore"):
+        e = np.exp(diff).astype(np.float64)
+    return (1.0 / (1.0 + e)).astype(F32)
+
+
+def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
+               trace: dict | None = None) -> np.ndarray:
+    """Stage 1: square integer boxes (N, 4) ``[x, y, s, s]`` proposed by PNet over the pyramid."""
+    boxes, scores, regs = [], [], []
+    for scale, level in pyramid_levels(image, params.min_face, params.factor):
+        heat = backend.run_pnet(level[None])[0]
+        prob = face_probability_map(heat[:2])
+        b, s, r = pnet_proposals(prob, heat[2:6], scale, params.thresholds[0])
+        keep = nms(b, s, params.nms_per_scale, "union")
+        boxes.append(b[keep])
+        scores.append(s[keep])
+        regs.append(r[keep])
+        if trace is not None:
+            trace["pnet_scales"].append({
+                "scale": scale, "pyr_wh": [level.shape[2], level.shape[1]],
+                "heatmap_wh": [prob.shape[1], prob.shape[0]], "n_above_t1": len(s),
+                "n_after_nms05": len(keep)})
+    if not boxes:
+        return np.zeros((0, 4), np.int64)
+    all_boxes, all_scores, all_regs = np.concatenate(boxes), np.concatenate(scores), np.concatenate(regs)
+    keep = nms(all_boxes, all_scores, params.nms_pyramid, "union")
+    if trace is not None:
+        trace["n_after_cross_scale_nms07"] = len(keep)
+    return square_boxes(apply_regression(all_boxes[keep], all_regs[keep], add1=False))
+
+
+def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
+               trace: dict | None = None) -> np.ndarray:
+    """Stage 2: RNet rescoring of square boxes; returns the refined square boxes (M, 4)."""
+    outputs = backend.run_rnet(crop_boxes(image, boxes, 24)) if len(boxes) else np.zeros((0, 6), F32)
+    scores = crop_scores(outputs)
+    passed = scores >= F32(params.thresholds[1])
+    keep = nms(boxes[passed], scores[passed], params.nms_rnet, "union")
+    if trace is not None:
+        trace.update(rnet_input_boxes=boxes.tolist(), rnet_scores=scores.tolist(),
+                     n_rnet_pass=int(passed.sum()), n_after_rnet_nms07=len(keep))
+    kept_boxes, kept_regs = boxes[passed][keep], outputs[passed][keep, 2:6]
+    return square_boxes(apply_regression(kept_boxes, kept_regs, add1=False))
+
+
+def stage_onet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
+               trace: dict | None = None) -> Detections:
+    """Stage 3: ONet scores, regression (+1), NMS "min", final correction and landmarks."""
+    outputs = backend.run_onet(crop_boxes(image, boxes, 48)) if len(boxes) else np.zeros((0, 16), F32)
+    scores = crop_scores(outputs)
+    if trace is not None:
+        trace.update(onet_input_boxes=boxes.tolist(), onet_scores=scores.tolist())
+    passed = scores >= F32(params.thresholds[2])
+    in_boxes, outs, scores = boxes[passed], outputs[passed].astype(F32), scores[passed]
+    regressed = apply_regression(in_boxes, outs[:, 2:6], add1=True)
+    keep = nms(regressed, scores, params.nms_onet, "min")
+    in_boxes, outs, regressed = in_boxes[keep], outs[keep], regressed[keep]
+    side = in_boxes[:, 2:3].astype(np.float64) + 1.0
+    landmarks = np.stack([side * outs[:, 6:11] + in_boxes[:, 0:1] - 1,
+                          side * outs[:, 11:16] + in_boxes[:, 1:2] - 1], axis=2)
+    return Detections(
+        boxes=openface_correction(regressed, params.correction),
+        confidences=scores[keep],
+        landmarks=landmarks.reshape(-1, 5, 2),
+        boxes_pre_correction=regressed,
+        onet_input_boxes=in_boxes,
+        onet_outputs=outs,
+        trace=trace,
+    )
+
+
+def run_cascade(image: np.ndarray, backend: Backend, params: CascadeParams | None = None,
+                trace: bool = False) -> Detections:
+    """Detect faces in one BGR uint8 (H, W, 3) image with a backend; see the module docstring.
+
+    With ``trace=True`` the result's ``trace`` holds the per-stage candidates in the format of
+    ``reference/cpp_mtcnn_dev_stages.json``.
+    """
+    params = params or CascadeParams()
+    log: dict | None = {"pnet_scales": []} if trace else None
+    boxes = stage_pnet(image, backend, params, log)
+    boxes = stage_rnet(image, boxes, backend, params, log)
+    return stage_onet(image, boxes, backend, params, log)

@@ -1,0 +1,56 @@
+"""The image pyramid of PNet: scales, level sizes, resizing and normalisation (spec §3, §5).
+
+Images are BGR uint8 (H, W, 3) as OpenCV reads them; network inputs are float32 (3, h, w) in
+R, G, B order, normalised as ``(v - 127.5) * 0.0078125``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+FACE_CELL = 12
+"""PNet's receptive field in pixels: the smallest face PNet sees at scale 1."""
+
+
+def pyramid_scales(height: int, width: int, min_face: float = 60.0,
+                   factor: float = 0.709) -> list[float]:
+    """Scales ``(12 / min_face) * factor**i`` for every level that still sees ``min_face`` faces.
+
+    Computed in double like OpenFace. OpenFace throws when ``min(H, W) < min_face * factor``
+    (about 42.5 px for the defaults); here such images simply get no levels (no faces).
+    """
+    min_dim = min(height, width)
+    if min_dim <= 0 or min_dim < min_face * factor:
+        return []
+    num_scales = math.floor(math.log(min_face / min_dim) / math.log(factor)) + 1
+    first = FACE_CELL / min_face
+    return [first * factor**i for i in range(max(num_scales, 0))]
+
+
+def level_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """Pyramid level size ``(h, w) = (ceil(H * scale), ceil(W * scale))`` in pixels."""
+    return math.ceil(height * scale), math.ceil(width * scale)
+
+
+def normalise(bgr: np.ndarray) -> np.ndarray:
+    """BGR (..., H, W, 3) 0-255 values to float32 (..., 3, H, W) R, G, B network input."""
+    values = (bgr.astype(np.float32, copy=False) - np.float32(127.5)) * np.float32(0.0078125)
+    return np.ascontiguousarray(np.moveaxis(values[..., ::-1], -1, -3))
+
+
+def resize_level(image_f32: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """OpenCV INTER_LINEAR resize of a float32 BGR image to ``size = (h, w)``, no normalisation."""
+    h, w = size
+    return cv2.resize(image_f32, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def pyramid_levels(image: np.ndarray, min_face: float = 60.0,
+                   factor: float = 0.709) -> list[tuple[float, np.ndarray]]:
+    """Every pyramid level of a BGR uint8 image as ``(scale, float32 (3, h, w) R,G,B input)``."""
+    height, width = image.shape[:2]
+    image_f32 = image.astype(np.float32)
+    return [(scale, normalise(resize_level(image_f32, level_size(height, width, scale))))
+            for scale in pyramid_scales(height, width, min_face, factor)]

@@ -1,0 +1,114 @@
+"""The reference CNN: numpy with OpenFace's exact C++ semantics, able to return every layer.
+
+Inputs are batches (N, 3, H, W) float32 in OpenFace's normalised units, channels **R, G, B**.
+Semantics copied from ``CNN::Inference`` (``openface_mtcnn_spec.md`` §4):
+
+* convolution: im2col with columns ordered (input map, kernel x, kernel y) and a constant-1 column
+  so the bias is added inside one float32 GEMM, as OpenFace's ``sgemm`` call does;
+* PReLU: ``x`` where ``x >= 0``, else ``slope * x``;
+* max-pool: output size ``round_half_away((in - k) / s) + 1``, windows clipped at the edges;
+* fully connected: on 4-D input with as many maps as inputs (PNet's last layer) a 1x1 convolution
+  at every pixel; otherwise each map flattened transposed (channel, x, y) before ``W @ x + b``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .weights import FC, Conv, Layer, MaxPool, NetSpec, PReLU
+
+
+def conv2d(x: np.ndarray, layer: Conv) -> np.ndarray:
+    """Valid stride-1 cross-correlation of (N, C, H, W) float32 as im2col + one float32 GEMM."""
+    n_out, n_in, kh, kw = layer.weight.shape
+    n, _, h, w = x.shape
+    oh, ow = h - kh + 1, w - kw + 1
+    # windows: (N, C, oh, ow, kh, kw) -> rows (N, oh, ow), columns (C, kw, kh) as in im2col_multimap
+    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))
+    k = n_in * kh * kw
+    cols = np.empty((n, oh, ow, k + 1), np.float32)
+    cols[..., :k].reshape(n, oh, ow, n_in, kw, kh)[...] = windows.transpose(0, 2, 3, 1, 5, 4)
+    cols[..., k] = 1.0
+    weights = np.empty((k + 1, n_out), np.float32)
+    weights[:k] = layer.weight.transpose(1, 3, 2, 0).reshape(k, n_out)
+    weights[k] = layer.bias
+    out = cols.reshape(n * oh * ow, k + 1) @ weights
+    return np.ascontiguousarray(out.reshape(n, oh, ow, n_out).transpose(0, 3, 1, 2))
+
+
+def prelu(x: np.ndarray, layer: PReLU) -> np.ndarray:
+    """PReLU with one slope per channel (axis 1) of a map batch or per neuron of a vector batch."""
+    slopes = layer.slopes.reshape((1, -1) + (1,) * (x.ndim - 2))
+    return np.where(x >= 0, x, x * slopes)
+
+
+def pool_output_size(size: int, kernel: int, stride: int) -> int:
+    """OpenFace's max-pool output size: ``round((size - kernel) / stride) + 1``, half away from 0."""
+    ratio = (size - kernel) / stride
+    return int(np.floor(abs(ratio) + 0.5) * np.sign(ratio)) + 1
+
+
+def max_pool(x: np.ndarray, layer: MaxPool) -> np.ndarray:
+    """Max-pool (N, C, H, W) without padding; windows past the right/bottom edge are clipped."""
+    n, c, h, w = x.shape
+    oh = pool_output_size(h, layer.kernel_y, layer.stride_y)
+    ow = pool_output_size(w, layer.kernel_x, layer.stride_x)
+    need_h = (oh - 1) * layer.stride_y + layer.kernel_y
+    need_w = (ow - 1) * layer.stride_x + layer.kernel_x
+    padded = np.full((n, c, max(need_h, h), max(need_w, w)), -np.inf, np.float32)
+    padded[:, :, :h, :w] = x  # -inf never wins a max: same as clipping the window
+    windows = sliding_window_view(padded, (layer.kernel_y, layer.kernel_x), axis=(2, 3))
+    return windows[:, :, : oh * layer.stride_y : layer.stride_y,
+                   : ow * layer.stride_x : layer.stride_x].max(axis=(4, 5))
+
+
+def fc_input(x: np.ndarray) -> np.ndarray:
+    """Flatten (N, C, H, W) maps in OpenFace's order (channel, x, y) to (N, C*W*H)."""
+    return np.ascontiguousarray(x.transpose(0, 1, 3, 2)).reshape(x.shape[0], -1)
+
+
+def fully_connected(x: np.ndarray, layer: FC) -> np.ndarray:
+    """OpenFace's FC layer on a map batch (N, C, H, W) or a vector batch (N, D)."""
+    n_out, n_in = layer.weight.shape
+    if x.ndim == 4 and x.shape[1] == n_in:  # PNet: a 1x1 convolution at every pixel
+        n, _, h, w = x.shape
+        flat = x.transpose(0, 2, 3, 1).reshape(-1, n_in) @ layer.weight.T + layer.bias
+        return np.ascontiguousarray(flat.reshape(n, h, w, n_out).transpose(0, 3, 1, 2))
+    vectors = fc_input(x) if x.ndim == 4 else x
+    return vectors @ layer.weight.T + layer.bias
+
+
+def apply_layer(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """Run one layer on a batch."""
+    if isinstance(layer, Conv):
+        return conv2d(x, layer)
+    if isinstance(layer, PReLU):
+        return prelu(x, layer)
+    if isinstance(layer, MaxPool):
+        return max_pool(x, layer)
+    if isinstance(layer, FC):
+        return fully_connected(x, layer)
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def forward(spec: NetSpec, x: np.ndarray) -> np.ndarray:
+    """Run a whole net on a float32 batch (N, 3, H, W) and return its last layer's output."""
+    for layer in spec.layers:
+        x = apply_layer(x, layer)
+    return x
+
+
+def forward_layers(spec: NetSpec, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run a net and return every layer's output keyed like the C++ dumps (``l00_conv``, ...).
+
+    The input is included as ``in``; the flattened input of the first FC layer of RNet/ONet as
+    ``lNN_fcin``.
+    """
+    outputs = {"in": x}
+    for key, layer in zip(spec.layer_keys(), spec.layers, strict=True):
+        if isinstance(layer, FC) and x.ndim == 4 and x.shape[1] != layer.weight.shape[1]:
+            outputs[key.replace("_fc", "_fcin")] = fc_input(x)
+        x = apply_layer(x, layer)
+        outputs[key] = x
+    return outputs
