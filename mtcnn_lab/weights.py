@@ -302,7 +302,7 @@ def load_npz(path: str | Path) -> WeightSet:
         with np.load(path, allow_pickle=False) as data:
             content = {key: data[key] for key in data.files}
     except (OSError, ValueError) as err:
-        raise WeightsError(f"{path}: not a readable weight archive ({err}); reinstall mtcnn-lab")
+        raise WeightsError(f"{path}: not a readable weight archive ({err}); reinstall mtcnn-lab") from None
     nets = {}
     for net in NET_NAMES:
         layers: dict[str, dict[str, np.ndarray]] = {}
@@ -311,7 +311,7 @@ def load_npz(path: str | Path) -> WeightSet:
                 layer_key, field_name = key[len(net) + 1:].split(".")
                 layers.setdefault(layer_key, {})[field_name] = value
         if not layers:
-            raise WeightsError(f"{path}: has no {net} layers; reinstall mtcnn-lab")
+            raise WeightsError(f"{path}: has no {net} layers; reinstall mtcnn-lab") from None
         nets[net] = NetSpec(net, tuple(
             _layer_from_arrays(key.split("_", 1)[1], layers[key]) for key in sorted(layers)))
     return WeightSet(str(content["name"]), **nets, source=str(path))
