@@ -20,21 +20,24 @@ from .weights import FC, Conv, Layer, MaxPool, NetSpec, PReLU
 
 
 def conv2d(x: np.ndarray, layer: Conv) -> np.ndarray:
-    """Valid stride-1 cross-correlation of (N, C, H, W) float32 as im2col + one float32 GEMM."""
+    """Valid stride-1 cross-correlation of (N, C, H, W) float32 as im2col + one float32 GEMM.
+
+    The im2col rows are ordered (input map, kernel x, kernel y) with a last row of ones, and the
+    weight matrix carries the bias in its last column, as in OpenFace's ``convolution_direct_blas``.
+    """
     n_out, n_in, kh, kw = layer.weight.shape
     n, _, h, w = x.shape
     oh, ow = h - kh + 1, w - kw + 1
-    # windows: (N, C, oh, ow, kh, kw) -> rows (N, oh, ow), columns (C, kw, kh) as in im2col_multimap
-    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))
     k = n_in * kh * kw
-    cols = np.empty((n, oh, ow, k + 1), np.float32)
-    cols[..., :k].reshape(n, oh, ow, n_in, kw, kh)[...] = windows.transpose(0, 2, 3, 1, 5, 4)
-    cols[..., k] = 1.0
-    weights = np.empty((k + 1, n_out), np.float32)
-    weights[:k] = layer.weight.transpose(1, 3, 2, 0).reshape(k, n_out)
-    weights[k] = layer.bias
-    out = cols.reshape(n * oh * ow, k + 1) @ weights
-    return np.ascontiguousarray(out.reshape(n, oh, ow, n_out).transpose(0, 3, 1, 2))
+    cols = np.empty((k + 1, n, oh, ow), np.float32)
+    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))  # (N, C, oh, ow, kh, kw)
+    cols[:k].reshape(n_in, kw, kh, n, oh, ow)[...] = windows.transpose(1, 5, 4, 0, 2, 3)
+    cols[k] = 1.0
+    weights = np.empty((n_out, k + 1), np.float32)
+    weights[:, :k] = layer.weight.transpose(0, 1, 3, 2).reshape(n_out, k)
+    weights[:, k] = layer.bias
+    out = weights @ cols.reshape(k + 1, n * oh * ow)
+    return np.ascontiguousarray(out.reshape(n_out, n, oh, ow).transpose(1, 0, 2, 3))
 
 
 def prelu(x: np.ndarray, layer: PReLU) -> np.ndarray:
@@ -52,15 +55,16 @@ def pool_output_size(size: int, kernel: int, stride: int) -> int:
 def max_pool(x: np.ndarray, layer: MaxPool) -> np.ndarray:
     """Max-pool (N, C, H, W) without padding; windows past the right/bottom edge are clipped."""
     n, c, h, w = x.shape
-    oh = pool_output_size(h, layer.kernel_y, layer.stride_y)
-    ow = pool_output_size(w, layer.kernel_x, layer.stride_x)
-    need_h = (oh - 1) * layer.stride_y + layer.kernel_y
-    need_w = (ow - 1) * layer.stride_x + layer.kernel_x
-    padded = np.full((n, c, max(need_h, h), max(need_w, w)), -np.inf, np.float32)
+    ky, kx, sy, sx = layer.kernel_y, layer.kernel_x, layer.stride_y, layer.stride_x
+    oh, ow = pool_output_size(h, ky, sy), pool_output_size(w, kx, sx)
+    padded = np.full((n, c, max((oh - 1) * sy + ky, h), max((ow - 1) * sx + kx, w)), -np.inf, np.float32)
     padded[:, :, :h, :w] = x  # -inf never wins a max: same as clipping the window
-    windows = sliding_window_view(padded, (layer.kernel_y, layer.kernel_x), axis=(2, 3))
-    return windows[:, :, : oh * layer.stride_y : layer.stride_y,
-                   : ow * layer.stride_x : layer.stride_x].max(axis=(4, 5))
+    out = padded[:, :, : oh * sy : sy, : ow * sx : sx].copy()
+    for dy in range(ky):
+        for dx in range(kx):
+            if dy or dx:
+                np.maximum(out, padded[:, :, dy : dy + oh * sy : sy, dx : dx + ow * sx : sx], out=out)
+    return out
 
 
 def fc_input(x: np.ndarray) -> np.ndarray:
