@@ -41,9 +41,18 @@ def conv2d(x: np.ndarray, layer: Conv) -> np.ndarray:
 
 
 def prelu(x: np.ndarray, layer: PReLU) -> np.ndarray:
-    """PReLU with one slope per channel (axis 1) of a map batch or per neuron of a vector batch."""
-    slopes = layer.slopes.reshape((1, -1) + (1,) * (x.ndim - 2))
-    return np.where(x >= 0, x, x * slopes)
+    """PReLU with one slope per channel (axis 1) of a map batch or per neuron of a vector batch.
+
+    ``x if x >= 0 else a * x`` is computed exactly as ``max(x, a * x)`` for slopes ``a <= 1`` and
+    ``min(x, a * x)`` for ``a > 1`` (two vectorised passes instead of a masked select).
+    """
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    out = x * layer.slopes.reshape(shape)
+    np.maximum(x, out, out=out)
+    steep = np.flatnonzero(layer.slopes > 1)
+    if len(steep):
+        out[:, steep] = np.minimum(x[:, steep], x[:, steep] * layer.slopes[steep].reshape(shape))
+    return out
 
 
 def pool_output_size(size: int, kernel: int, stride: int) -> int:
