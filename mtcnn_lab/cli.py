@@ -1,0 +1,158 @@
+"""The ``mtcnn-lab`` command: ``detect`` images and videos, manage the OpenFace ``models`` cache.
+
+Errors the user can fix are printed as one line (``error: ...``) with exit code 2; a ``detect``
+run over several paths reports a bad path in its result entry, processes the others and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import __version__
+from .errors import MtcnnLabError, ParameterError
+
+log = logging.getLogger("mtcnn_lab")
+
+
+def write_json_atomic(data: dict, out: Path, force: bool) -> None:
+    """Write ``data`` as JSON to ``out`` via a temporary file, so no half-written file remains."""
+    if out.exists() and not force:
+        raise ParameterError(f"{out} already exists; pass --force to replace it or choose another --json path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1)
+            handle.write("\n")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_positions(text: str) -> tuple[float, ...]:
+    """``"0.2,0.5,0.8"`` -> ``(0.2, 0.5, 0.8)`` (argparse type)."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers, "
+                                         "e.g. 0.2,0.5,0.8") from None
+
+
+def limit_threads(threads: int | None) -> None:
+    """Pin BLAS and OpenCV to ``threads`` threads (OpenFace's reference runs on 1)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ParameterError(f"--threads must be at least 1, not {threads}")
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    cv2.setNumThreads(threads)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Run the detector on every path; write the design.md JSON; 1 if any path failed."""
+    from .detector import MTCNN
+    from .frames import iter_inputs
+
+    limit_threads(args.threads)
+    detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face)
+    log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
+    results, failed = [], 0
+    items = iter_inputs(args.paths, positions=args.frames, every=args.every)
+    for item in tqdm(items, desc="detect", unit="img", disable=args.quiet or None, leave=False):
+        entry = {"image": item.path, "frame": item.frame}
+        if item.error is not None:
+            failed += 1
+            entry["error"] = item.error
+            print(f"error: {item.error}", file=sys.stderr)
+        else:
+            detections = detector.detect(item.image)
+            entry.update(width=item.image.shape[1], height=item.image.shape[0],
+                         faces=detections.faces())
+            if not args.quiet:
+                where = item.path if item.frame is None else f"{item.path} frame {item.frame}"
+                print(f"{where}: {len(detections)} face(s)")
+        results.append(entry)
+    if args.json is not None:
+        meta = {"backend": detector.backend.name, "weights": detector.weights.name,
+                "weights_source": detector.weights.source,
+                "params": {k: getattr(detector.params, k) for k in detector.params.__dataclass_fields__},
+                "version": __version__}
+        write_json_atomic({"meta": meta, "results": results}, Path(args.json), args.force)
+    return 1 if failed else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Show the OpenFace model cache; with ``--accept-license`` download what is missing."""
+    from .models_cache import cache_status, install_openface_models, license_accepted
+
+    root = Path(args.dir) if args.dir else None
+    if license_accepted(args.accept_license):
+        install_openface_models(accept_license=True, root=root, progress=not args.quiet)
+    for row in cache_status(root):
+        state = "ok" if row["sha256_ok"] else ("corrupt" if row["present"] else "missing")
+        print(f"{row['net']:5s} {state:8s} {row['path']}")
+    return 0 if all(row["sha256_ok"] for row in cache_status(root)) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``mtcnn-lab``."""
+    parser = argparse.ArgumentParser(prog="mtcnn-lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mtcnn-lab {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    detect = sub.add_parser("detect", help="detect faces in images and videos")
+    detect.add_argument("paths", nargs="+", help="image or video files")
+    detect.add_argument("--backend", default="auto", help="numpy | auto (default auto)")
+    detect.add_argument("--weights", default="auto", choices=["auto", "openface", "zhang2016"],
+                        help="weight set (default auto: OpenFace's when installed)")
+    detect.add_argument("--min-face", type=float, default=60.0, help="smallest face in px (default 60)")
+    group = detect.add_mutually_exclusive_group()
+    group.add_argument("--frames", type=parse_positions, default=None,
+                       help="video frames by position, e.g. 0.2,0.5,0.8 (the default for videos)")
+    group.add_argument("--every", type=int, default=None, help="every N-th video frame")
+    detect.add_argument("--json", metavar="OUT", help="write all results to this JSON file")
+    detect.add_argument("--force", action="store_true", help="replace an existing --json file")
+    detect.add_argument("--threads", type=int, default=None, help="BLAS/OpenCV threads")
+    detect.add_argument("-q", "--quiet", action="store_true", help="no per-image lines or progress")
+    detect.set_defaults(func=cmd_detect)
+
+    models = sub.add_parser("models", help="show or fetch OpenFace's model files (non-commercial license)")
+    models.add_argument("--accept-license", action="store_true",
+                        help="accept OpenFace's non-commercial license and download missing files")
+    models.add_argument("--dir", help="cache root (default $OPENFACE_MODELS_DIR or the user data dir)")
+    models.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mtcnn-lab`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except MtcnnLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Comparing with C++ OpenFace: layer-by-layer differences and detection parity.
+
+The C++ references live in ``shared/reference`` (see its README): ``cpp_mtcnn_dev.json`` with the
+final detections of 50 inputs and ``layers/<image>_<net>.npz`` with every layer's output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .boxes import iou
+from .detections import Detections
+from .reference import apply_layer, fc_input, forward_layers
+from .weights import NetSpec
+
+
+def layer_differences(outputs: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Max and mean absolute difference for every key present in both dicts (shapes must match)."""
+    table = {}
+    for key, value in outputs.items():
+        if key == "in" or key not in expected:
+            continue
+        ref = np.asarray(expected[key])
+        if ref.shape != value.shape:
+            raise ValueError(f"layer {key}: shape {value.shape} differs from the reference {ref.shape}")
+        diff = np.abs(value.astype(np.float64) - ref)
+        table[key] = {"max_abs": float(diff.max(initial=0.0)), "mean_abs": float(diff.mean()) if diff.size else 0.0}
+    return table
+
+
+def cpp_layer_dumps(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Read a C++ dump ``<image>_<net>.npz`` as ``{group: {layer key: batch array}}``.
+
+    PNet dumps have one group per dumped pyramid scale (``"s0"``, ``"s9"``...; maps get a batch
+    axis of 1); RNet/ONet dumps one group ``"crops"`` with the first crops stacked on axis 0.
+    """
+    with np.load(path) as data:
+        content = {key: data[key] for key in data.files}
+    if "dumped_scale_indices" not in content:
+        return {"crops": content}
+    groups = {}
+    for index in content["dumped_scale_indices"]:
+        prefix = f"s{int(index)}_"
+        groups[prefix[:-1]] = {key[len(prefix):]: value[None] if key[len(prefix):] != "resized_hwc_bgr"
+                               else value for key, value in content.items() if key.startswith(prefix)}
+    return groups
+
+
+def isolated_layers(spec: NetSpec, dumps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each layer of ``spec`` applied to the C++ output of the layer before it (``in`` for the first).
+
+    Differences then measure one layer's arithmetic alone, without error carried from earlier layers.
+    """
+    outputs, previous = {}, "in"
+    for key, layer in zip(spec.layer_keys(), spec.layers, strict=True):
+        x = dumps[previous]
+        if key.endswith("_fc") and x.ndim == 4 and x.shape[1] != layer.weight.shape[1]:
+            outputs[key.replace("_fc", "_fcin")] = fc_input(x)
+        outputs[key] = apply_layer(x, layer)
+        previous = key
+    return outputs
+
+
+def compare_with_cpp_layers(spec: NetSpec, dump_path: str | Path, chained: bool = True,
+                            run: Callable[[NetSpec, np.ndarray], dict[str, np.ndarray]] = forward_layers,
+                            ) -> dict[str, dict[str, dict]]:
+    """Diff every layer against a C++ dump, per dump group.
+
+    ``chained=True``: ``run`` (by default the reference CNN) is fed the C++ network input ``in``
+    and its own layer outputs flow on. ``chained=False``: every layer gets the C++ input of that
+    layer (:func:`isolated_layers`).
+    """
+    groups = cpp_layer_dumps(dump_path)
+    if chained:
+        return {g: layer_differences(run(spec, arrays["in"]), arrays) for g, arrays in groups.items()}
+    return {g: layer_differences(isolated_layers(spec, arrays), arrays) for g, arrays in groups.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# detection parity
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    """One input compared with C++: face counts and the largest differences over its faces."""
+
+    image: str
+    cpp_faces: int
+    faces: int
+    bbox: float
+    bbox_pre_correction: float
+    confidence: float
+    landmarks: float
+    min_iou: float
+
+    @property
+    def same_count(self) -> bool:
+        """True when both found the same number of faces."""
+        return self.cpp_faces == self.faces
+
+
+def load_cpp_reference(path: str | Path) -> list[dict]:
+    """The ``results`` list of a C++ reference JSON (``cpp_mtcnn_dev.json`` schema)."""
+    return json.loads(Path(path).read_text())["results"]
+
+
+def parity_row(detections: Detections, cpp: dict) -> ParityRow:
+    """Compare one image's detections with its C++ entry, face by face in output order.
+
+    Faces are paired by position in the output order, which OpenFace fixes (final NMS pick order);
+    with different counts only the count is meaningful and the differences are ``inf``.
+    """
+    faces = cpp["faces"]
+    if len(faces) != len(detections):
+        inf = float("inf")
+        return ParityRow(cpp["image"], len(faces), len(detections), inf, inf, inf, inf, 0.0)
+    if not faces:
+        return ParityRow(cpp["image"], 0, 0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+    def worst(field: str, ours: np.ndarray) -> float:
+        return float(np.abs(np.array([f[field] for f in faces], np.float64) - ours).max())
+
+    cpp_boxes = np.array([f["bbox"] for f in faces])
+    return ParityRow(
+        cpp["image"], len(faces), len(detections),
+        bbox=worst("bbox", detections.boxes),
+        bbox_pre_correction=worst("bbox_pre_correction", detections.boxes_pre_correction),
+        confidence=worst("confidence", detections.confidences),
+        landmarks=worst("landmarks", detections.landmarks),
+        min_iou=float(np.diag(iou(detections.boxes, cpp_boxes)).min()),
+    )

@@ -1,0 +1,52 @@
+"""``MTCNN``: the public detector, OpenFace's cascade on a chosen backend and weight set."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .backends.base import Backend
+from .backends.select import make_backend
+from .cascade import CascadeParams, run_cascade
+from .detections import Detections
+from .frames import as_bgr_uint8
+from .weights import WeightSet, load_weights
+
+log = logging.getLogger(__name__)
+
+
+class MTCNN:
+    """OpenFace 2.2's MTCNN face detector.
+
+    ``backend``: ``"numpy"`` (the C++-exact reference) or ``"auto"``. ``weights``: ``"openface"``
+    (OpenFace's ``.dat`` files from the model cache), ``"zhang2016"`` (the bundled MIT weights,
+    bit-identical), ``"auto"`` (OpenFace's when installed) or a :class:`WeightSet`. The remaining
+    keyword arguments are :class:`CascadeParams` fields; the defaults are OpenFace's (minimum face
+    60 px, pyramid factor 0.709, thresholds 0.6/0.7/0.7). Constructing never downloads anything.
+    """
+
+    def __init__(self, backend: str = "auto", weights: str | WeightSet = "auto",
+                 models_root: str | Path | None = None, **params):
+        self.weights = weights if isinstance(weights, WeightSet) else load_weights(weights, models_root)
+        self.params = CascadeParams(**params)
+        self.backend: Backend = make_backend(backend, self.weights)
+        log.info("MTCNN: %s weights (%s), %s backend", self.weights.name, self.weights.source,
+                 self.backend.name)
+
+    def __repr__(self) -> str:
+        return f"MTCNN(backend={self.backend.name!r}, weights={self.weights.name!r}, {self.params})"
+
+    def detect(self, image: np.ndarray, trace: bool = False) -> Detections:
+        """Faces in one BGR uint8 (H, W, 3) image (gray H x W and BGRA are converted).
+
+        Images smaller than about 42 px on their short side give no faces (OpenFace throws).
+        ``trace=True`` records the per-stage candidates in ``Detections.trace``.
+        """
+        return run_cascade(as_bgr_uint8(image), self.backend, self.params, trace)
+
+    def detect_batch(self, images: Iterable[np.ndarray]) -> list[Detections]:
+        """:meth:`detect` for each image, in order."""
+        return [self.detect(image) for image in images]

@@ -1,0 +1,37 @@
+"""Shared fixtures: the ``../shared`` folder beside the checkout and the weight sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REFERENCE = SHARED / "reference"
+SAMPLES = SHARED / "samples"
+MODELS = SHARED / "OpenFaceModels"
+
+
+def require_shared(*parts: str) -> Path:
+    """The path under ``../shared``, or skip the test saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared/ folder beside the checkout with OpenFace's "
+                    "reference data); not present here")
+    return path
+
+
+@pytest.fixture(scope="session")
+def openface_weights():
+    """OpenFace's weights from ``../shared/OpenFaceModels`` (skips when absent)."""
+    from mtcnn_lab.weights import load_weights
+
+    return load_weights("openface", models_root=require_shared("OpenFaceModels"))
+
+
+@pytest.fixture(scope="session")
+def bundled_weights():
+    """The bundled MIT weights (always available)."""
+    from mtcnn_lab.weights import load_weights
+
+    return load_weights("zhang2016")
