@@ -1,0 +1,101 @@
+"""Box arithmetic against straightforward re-statements of OpenFace's C++ (spec §6, §8, §9)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mtcnn_lab.boxes import apply_regression, iou, nms, openface_correction, square_boxes
+
+
+def multimap_nms(boxes, scores, threshold, mode):
+    """OpenFace's loop, written as literally as possible: a list kept sorted like std::multimap."""
+    entries = []  # (score, insertion index), ascending by score, equal scores in insertion order
+    for i, s in enumerate(scores):
+        pos = len(entries)
+        while pos > 0 and entries[pos - 1][0] > np.float32(s):
+            pos -= 1
+        entries.insert(pos, (np.float32(s), i))
+    rects = [tuple(int(np.rint(v)) for v in b) for b in boxes]
+    picked = []
+    while entries:
+        _, i = entries.pop()
+        picked.append(i)
+        x1, y1, w1, h1 = rects[i]
+        kept = []
+        for score, j in entries:
+            x2, y2, w2, h2 = rects[j]
+            iw = min(x1 + w1, x2 + w2) - max(x1, x2)
+            ih = min(y1 + h1, y2 + h2) - max(y1, y2)
+            inter = np.float32(iw * ih if iw > 0 and ih > 0 else 0)
+            denom = np.float32(min(w1 * h1, w2 * h2)) if mode == "min" else np.float32(w1 * h1 + w2 * h2) - inter
+            overlap = inter / denom if denom else np.float32(np.nan)
+            if not overlap > np.float32(threshold):
+                kept.append((score, j))
+        entries = kept
+    return picked
+
+
+box_lists = st.lists(
+    st.tuples(st.integers(-20, 60), st.integers(-20, 60), st.integers(1, 40), st.integers(1, 40),
+              st.sampled_from([0.5, 0.6, 0.7, 0.9, 1.0])),  # few distinct scores: many ties
+    min_size=0, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(box_lists, st.sampled_from([0.5, 0.7]), st.sampled_from(["union", "min"]),
+       st.floats(-0.5, 0.5), st.floats(-0.5, 0.5))
+def test_nms_matches_openface_loop(items, threshold, mode, fx, fy):
+    boxes = np.array([[x + fx, y + fy, w, h] for x, y, w, h, _ in items], np.float32).reshape(-1, 4)
+    scores = np.array([s for *_, s in items], np.float32)
+    assert nms(boxes, scores, threshold, mode).tolist() == multimap_nms(boxes, scores, threshold, mode)
+
+
+def test_nms_tie_picks_the_later_box_first():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 10, 10]], np.float32)
+    assert nms(boxes, np.array([1.0, 1.0], np.float32), 0.5).tolist() == [1]
+
+
+def test_nms_keeps_a_box_exactly_at_the_threshold():
+    # IoU of these two integer boxes is exactly 0.5 (inter 50, union 100): kept because removal needs > 0.5
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 5, 10]], np.float32)
+    assert sorted(nms(boxes, np.array([0.9, 0.8], np.float32), 0.5).tolist()) == [0, 1]
+
+
+def test_nms_rounds_half_to_even():
+    # x = 0.5 rounds to 0, x = 1.5 rounds to 2 (cvRound): the boxes then do or don't overlap fully
+    a = nms(np.array([[0.5, 0, 4, 4], [0, 0, 4, 4]], np.float32), np.array([0.9, 0.8], np.float32), 0.9)
+    b = nms(np.array([[1.5, 0, 4, 4], [0, 0, 4, 4]], np.float32), np.array([0.9, 0.8], np.float32), 0.9)
+    assert a.tolist() == [0] and b.tolist() == [0, 1]
+
+
+def test_square_boxes_truncate_toward_zero():
+    squared = square_boxes(np.array([[-3.0, 10.0, 10.0, 17.5], [5.0, 5.0, 20.0, 10.0]], np.float32))
+    # first: x = -3 + 0.5 * (10 - 17.5) = -6.75 -> -6, side 17.5 -> 17; second: y = 5 + 0.5 * -10 = 0
+    assert squared.tolist() == [[-6, 10, 17, 17], [5, 0, 20, 20]]
+
+
+def test_apply_regression_add1_only_changes_the_size():
+    boxes = np.array([[10, 20, 30, 40]], np.float32)
+    reg = np.array([[0.1, -0.1, 0.2, 0.05]], np.float32)
+    plain = apply_regression(boxes, reg, add1=False)
+    plus = apply_regression(boxes, reg, add1=True)
+    np.testing.assert_allclose(plain, [[13, 16, 30 - 3 + 6, 40 + 4 + 2]], rtol=1e-6)
+    np.testing.assert_allclose(plus, [[10 + 3.1, 20 - 4.1, 31 - 3.1 + 6.2, 41 + 4.1 + 2.05]], rtol=1e-6)
+
+
+def test_openface_correction_constants():
+    out = openface_correction(np.array([[100, 200, 50, 80]], np.float32))
+    np.testing.assert_allclose(out, [[100 - 0.375, 200 + 19.672, 51.615, 62.008]], rtol=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50), st.floats(0.1, 50), st.floats(0.1, 50)),
+                min_size=1, max_size=5))
+def test_iou_is_symmetric_and_one_on_itself(rows):
+    b = np.array(rows)
+    m = iou(b, b)
+    np.testing.assert_allclose(np.diag(m), 1.0)
+    np.testing.assert_allclose(m, m.T)
+    assert ((m >= 0) & (m <= 1 + 1e-12)).all()
