@@ -60,7 +60,7 @@ def isolated_layers(spec: NetSpec, dumps: dict[str, np.ndarray]) -> dict[str, np
     for key, layer in zip(spec.layer_keys(), spec.layers, strict=True):
         x = dumps[previous]
         if key.endswith("_fc") and x.ndim == 4 and x.shape[1] != layer.weight.shape[1]:
-            outputs[key.replace("_fc", "_fcin")] = fc_input(x)
+            outputs[key.replace("_fc", "_fcin")] = fc_input(x.swapaxes(0, 1)).T
         outputs[key] = apply_layer(x, layer)
         previous = key
     return outputs

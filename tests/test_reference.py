@@ -58,7 +58,7 @@ def test_conv_is_cross_correlation(n, c, o, kh, kw, extra_h, extra_w, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, kh + extra_h, kw + extra_w)).astype(np.float32)
     layer = Conv(rng.standard_normal((o, c, kh, kw)).astype(np.float32), rng.standard_normal(o).astype(np.float32))
-    np.testing.assert_allclose(reference.conv2d(x, layer), naive_conv(x, layer.weight, layer.bias), atol=1e-4)
+    np.testing.assert_allclose(reference.apply_layer(x, layer), naive_conv(x, layer.weight, layer.bias), atol=1e-4)
 
 
 @settings(max_examples=60, deadline=None)
@@ -68,7 +68,7 @@ def test_conv_is_cross_correlation(n, c, o, kh, kw, extra_h, extra_w, seed):
 def test_prelu_is_exact(x, slopes):
     slopes = np.array(slopes[: x.shape[1]], np.float32)
     expected = np.where(x >= 0, x, x * slopes[None, :, None])
-    assert np.array_equal(reference.prelu(x, PReLU(slopes)), expected)
+    assert np.array_equal(reference.apply_layer(x, PReLU(slopes)), expected)
 
 
 @pytest.mark.parametrize(("size", "kernel", "stride", "expected"),
@@ -86,7 +86,7 @@ def test_max_pool_clips_edge_windows(h, w, ks, seed):
     if h < k or w < k:
         return
     x = np.random.default_rng(seed).standard_normal((1, 2, h, w)).astype(np.float32)
-    out = reference.max_pool(x, MaxPool(k, k, s, s))
+    out = reference.apply_layer(x, MaxPool(k, k, s, s))
     oh, ow = reference.pool_output_size(h, k, s), reference.pool_output_size(w, k, s)
     assert out.shape == (1, 2, oh, ow)
     for i in range(oh):
@@ -100,14 +100,14 @@ def test_fc_flattens_each_map_transposed():
     x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
     layer = FC(rng.standard_normal((7, 60)).astype(np.float32), rng.standard_normal(7).astype(np.float32))
     flat = np.array([[x[n, c, y, xx] for c in range(3) for xx in range(5) for y in range(4)] for n in range(2)])
-    np.testing.assert_allclose(reference.fully_connected(x, layer), flat @ layer.weight.T + layer.bias, rtol=1e-5)
+    np.testing.assert_allclose(reference.apply_layer(x, layer), flat @ layer.weight.T + layer.bias, rtol=1e-5)
 
 
 def test_fc_on_as_many_maps_as_inputs_is_per_pixel():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 32, 3, 4)).astype(np.float32)
     layer = FC(rng.standard_normal((6, 32)).astype(np.float32), rng.standard_normal(6).astype(np.float32))
-    out = reference.fully_connected(x, layer)
+    out = reference.apply_layer(x, layer)
     assert out.shape == (1, 6, 3, 4)
     np.testing.assert_allclose(out[0, :, 2, 1], layer.weight @ x[0, :, 2, 1] + layer.bias, rtol=1e-5)
 
