@@ -23,19 +23,36 @@ from .errors import MtcnnLabError, ParameterError
 log = logging.getLogger("mtcnn_lab")
 
 
-def write_json_atomic(data: dict, out: Path, force: bool) -> None:
-    """Write ``data`` as JSON to ``out`` via a temporary file, so no half-written file remains."""
+def check_json_out(out: Path, force: bool) -> None:
+    """Raise ParameterError when ``out`` cannot be used as the ``--json`` file."""
+    if out.is_dir():
+        raise ParameterError(f"{out} is a directory; give a file path for --json, e.g. {out / 'detections.json'}")
     if out.exists() and not force:
         raise ParameterError(f"{out} already exists; pass --force to replace it or choose another --json path")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+
+
+def write_json_atomic(data: dict, out: Path, force: bool) -> None:
+    """Write ``data`` as JSON to ``out`` via a temporary file, so no half-written file remains."""
+    check_json_out(out, force)
+    tmp = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
         with os.fdopen(fd, "w") as handle:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; give it a normal file's mode
             json.dump(data, handle, indent=1)
             handle.write("\n")
         os.replace(tmp, out)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise ParameterError(f"cannot write {out} ({err.strerror or err}); choose a --json path "
+                             "in a writable folder") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -66,6 +83,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .detector import MTCNN
     from .frames import iter_inputs
 
+    if args.json is not None:  # fail before the run, not after it
+        check_json_out(Path(args.json), args.force)
     limit_threads(args.threads)
     detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face)
     log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
@@ -101,10 +120,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     root = Path(args.dir) if args.dir else None
     if license_accepted(args.accept_license):
         install_openface_models(accept_license=True, root=root, progress=not args.quiet)
-    for row in cache_status(root):
+    rows = cache_status(root)
+    for row in rows:
         state = "ok" if row["sha256_ok"] else ("corrupt" if row["present"] else "missing")
         print(f"{row['net']:5s} {state:8s} {row['path']}")
-    return 0 if all(row["sha256_ok"] for row in cache_status(root)) else 1
+    if all(row["sha256_ok"] for row in rows):
+        return 0
+    print("error: OpenFace's model files are missing or corrupt (listed above); run `mtcnn-lab models "
+          "--accept-license` to download them (non-commercial research license) or use --weights zhang2016",
+          file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:

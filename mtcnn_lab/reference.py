@@ -135,25 +135,34 @@ def apply_layer(x: np.ndarray, layer: Layer) -> np.ndarray:
     return _apply(x.swapaxes(0, 1), layer).swapaxes(0, 1)
 
 
-def forward(spec: NetSpec, x: np.ndarray) -> np.ndarray:
-    """Run a whole net on a float32 batch (N, 3, H, W) and return its last layer's output."""
-    x = x.swapaxes(0, 1)
+def _rounded(x: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
+    return x if dtype is None else x.astype(dtype).astype(np.float32)
+
+
+def forward(spec: NetSpec, x: np.ndarray, activation_dtype: np.dtype | None = None) -> np.ndarray:
+    """Run a whole net on a float32 batch (N, 3, H, W) and return its last layer's output.
+
+    ``activation_dtype`` (e.g. ``np.float16``) rounds the input and every layer's output to that
+    type, keeping float32 arithmetic inside the layers: an emulation of FP16 runtimes.
+    """
+    x = _rounded(x, activation_dtype).swapaxes(0, 1)
     for layer in spec.layers:
-        x = _apply(x, layer)
+        x = _rounded(_apply(x, layer), activation_dtype)
     return np.ascontiguousarray(x.swapaxes(0, 1))
 
 
-def forward_layers(spec: NetSpec, x: np.ndarray) -> dict[str, np.ndarray]:
+def forward_layers(spec: NetSpec, x: np.ndarray, activation_dtype: np.dtype | None = None) -> dict[str, np.ndarray]:
     """Run a net on (N, 3, H, W) and return every layer's output keyed like the C++ dumps.
 
     Keys are ``lNN_<kind>`` (batch-first layout), plus ``in`` for the input and ``lNN_fcin`` for
-    the flattened input of the first FC layer of RNet/ONet.
+    the flattened input of the first FC layer of RNet/ONet. ``activation_dtype`` as in :func:`forward`.
     """
+    x = _rounded(x, activation_dtype)
     outputs = {"in": x}
     x = x.swapaxes(0, 1)
     for key, layer in zip(spec.layer_keys(), spec.layers, strict=True):
         if _is_flattening_fc(x, layer):
             outputs[key.replace("_fc", "_fcin")] = fc_input(x).T
-        x = _apply(x, layer)
+        x = _rounded(_apply(x, layer), activation_dtype)
         outputs[key] = x.swapaxes(0, 1)
     return outputs

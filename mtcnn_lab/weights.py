@@ -269,6 +269,24 @@ def write_dat(spec: NetSpec) -> bytes:
     return out.getvalue()
 
 
+def rounded_weights(weights: WeightSet, dtype: type = np.float16) -> WeightSet:
+    """A copy of a weight set with every float array rounded to ``dtype`` (stored as float32)."""
+
+    def rounded(spec: NetSpec) -> NetSpec:
+        layers = []
+        for layer in spec.layers:
+            if isinstance(layer, Conv | FC):
+                layer = type(layer)(layer.weight.astype(dtype).astype(np.float32),
+                                    layer.bias.astype(dtype).astype(np.float32))
+            elif isinstance(layer, PReLU):
+                layer = PReLU(layer.slopes.astype(dtype).astype(np.float32))
+            layers.append(layer)
+        return NetSpec(spec.name, tuple(layers))
+
+    nets = {name: rounded(spec) for name, spec in weights.nets().items()}
+    return WeightSet(f"{weights.name}-{np.dtype(dtype).name}", **nets, source=weights.source)
+
+
 # --------------------------------------------------------------------------------------------
 # the project's own format (npz) and the named weight sets
 
