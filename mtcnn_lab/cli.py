@@ -132,6 +132,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_backends(args: argparse.Namespace) -> int:
+    """List every backend: usable here or not, and why; the one ``auto`` picks."""
+    from .backends.select import AUTO_ORDER, backend_report
+    from .weights import load_weights
+
+    weights = load_weights(args.weights)
+    rows = backend_report(weights)
+    usable = {row["backend"] for row in rows if row["available"]}
+    auto = next((name for name in AUTO_ORDER if name in usable), None)
+    print(f"weights: {weights.name} ({weights.source})")
+    for row in rows:
+        mark = "yes" if row["available"] else "no "
+        detail = f"self-check max |diff| {row['max_abs_diff']:.2g}" if row["available"] else row["reason"]
+        pick = "  <- auto" if row["backend"] == auto else ""
+        print(f"{row['backend']:16s} {mark}  {row['description']}: {detail}{pick}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mtcnn-lab``."""
     parser = argparse.ArgumentParser(prog="mtcnn-lab", description=__doc__.splitlines()[0])
@@ -141,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     detect = sub.add_parser("detect", help="detect faces in images and videos")
     detect.add_argument("paths", nargs="+", help="image or video files")
-    detect.add_argument("--backend", default="auto", help="numpy | auto (default auto)")
+    detect.add_argument("--backend", default="auto",
+                        help="auto (default: the best that passes its self-check) or a name from `mtcnn-lab backends`")
     detect.add_argument("--weights", default="auto", choices=["auto", "openface", "zhang2016"],
                         help="weight set (default auto: OpenFace's when installed)")
     detect.add_argument("--min-face", type=float, default=60.0, help="smallest face in px (default 60)")
@@ -154,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--threads", type=int, default=None, help="BLAS/OpenCV threads")
     detect.add_argument("-q", "--quiet", action="store_true", help="no per-image lines or progress")
     detect.set_defaults(func=cmd_detect)
+
+    backends = sub.add_parser("backends", help="list the runtimes usable here and why the others are not")
+    backends.add_argument("--weights", default="auto", choices=["auto", "openface", "zhang2016"])
+    backends.set_defaults(func=cmd_backends)
 
     models = sub.add_parser("models", help="show or fetch OpenFace's model files (non-commercial license)")
     models.add_argument("--accept-license", action="store_true",

@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,8 +225,9 @@ def read_dat(source: str | Path | bytes, name: str) -> NetSpec:
                 f"{label}: file not found; run `mtcnn-lab models --accept-license` "
                 "or use weights='zhang2016'"
             ) from None
-        except OSError as err:
-            raise WeightsError(f"{label}: cannot read ({err.strerror}); check the path") from None
+        except (OSError, ValueError) as err:
+            reason = getattr(err, "strerror", None) or str(err)
+            raise WeightsError(f"{label}: cannot read ({reason}); check the path") from None
     reader = _Reader(data, label)
     n_layers = reader.count("layer count", 1, 64)
     layers = tuple(_read_layer(reader, i) for i in range(n_layers))
@@ -315,24 +318,25 @@ def _layer_from_arrays(kind: str, fields: dict[str, np.ndarray]) -> Layer:
 
 
 def load_npz(path: str | Path) -> WeightSet:
-    """Read a weight set written by :func:`save_npz`."""
+    """Read a weight set written by :func:`save_npz` (any damage raises :class:`WeightsError`)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             content = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as err:
-        raise WeightsError(f"{path}: not a readable weight archive ({err}); reinstall mtcnn-lab") from None
-    nets = {}
-    for net in NET_NAMES:
-        layers: dict[str, dict[str, np.ndarray]] = {}
-        for key, value in content.items():
-            if key.startswith(f"{net}/"):
-                layer_key, field_name = key[len(net) + 1:].split(".")
-                layers.setdefault(layer_key, {})[field_name] = value
-        if not layers:
-            raise WeightsError(f"{path}: has no {net} layers; reinstall mtcnn-lab") from None
-        nets[net] = NetSpec(net, tuple(
-            _layer_from_arrays(key.split("_", 1)[1], layers[key]) for key in sorted(layers)))
-    return WeightSet(str(content["name"]), **nets, source=str(path))
+        nets = {}
+        for net in NET_NAMES:
+            layers: dict[str, dict[str, np.ndarray]] = {}
+            for key, value in content.items():
+                if key.startswith(f"{net}/"):
+                    layer_key, field_name = key[len(net) + 1:].split(".")
+                    layers.setdefault(layer_key, {})[field_name] = value
+            if not layers:
+                raise KeyError(f"no {net} layers")
+            nets[net] = NetSpec(net, tuple(
+                _layer_from_arrays(key.split("_", 1)[1], layers[key]) for key in sorted(layers)))
+        return WeightSet(str(content["name"]), **nets, source=str(path))
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error) as err:
+        raise WeightsError(f"{path}: not a readable weight archive ({type(err).__name__}: {err}); "
+                           "reinstall mtcnn-lab or re-create it with save_npz") from None
 
 
 def sha256_file(path: str | Path) -> str:

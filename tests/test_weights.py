@@ -142,17 +142,14 @@ class Layout:
 
     def structural_ints(self) -> list[tuple[int, str]]:
         """The header fields except those of kernels other than each conv layer's first and last."""
-        out = []
-        for offset, name in self.ints:
-            parts = name.split(".")
-            if len(parts) > 1 and parts[1].startswith("kernel"):
-                layer = parts[0]
-                kernels = [n for _, n in self.ints if n.startswith(f"{layer}.kernel")
-                           and n.endswith(".rows")]
-                if parts[1] not in (kernels[0].split(".")[1], kernels[-1].split(".")[1]):
-                    continue
-            out.append((offset, name))
-        return out
+        kernels: dict[str, list[str]] = {}
+        for _, name in self.ints:
+            layer, _, rest = name.partition(".")
+            if rest.startswith("kernel") and rest.endswith(".rows"):
+                kernels.setdefault(layer, []).append(rest.split(".")[0])
+        keep = {f"{layer}.{k}" for layer, names in kernels.items() for k in (names[0], names[-1])}
+        return [(offset, name) for offset, name in self.ints
+                if ".kernel" not in name or name.rsplit(".", 1)[0] in keep]
 
 
 @functools.cache
@@ -391,10 +388,12 @@ def test_every_structural_truncation_of_pnet_fails():
     """Cuts at, and inside, every header field (and each float run's ends) of PNet."""
     data, layout = valid_bytes("pnet"), pnet_layout()
     cuts = set(range(0, 64))
+    structural = {name.rsplit(".", 1)[0] for _, name in pnet_structural_ints()}
     for offset, _ in pnet_structural_ints():
         cuts.update((offset, offset + 2))
-    for offset, count, _ in layout.runs:
-        cuts.update((offset + 1, offset + 4 * count - 1))
+    for offset, count, name in layout.runs:
+        if name in structural:
+            cuts.update((offset + 1, offset + 4 * count - 1))
     cuts.add(len(data) - 1)
     for cut in sorted(c for c in cuts if c < len(data)):
         message = must_fail(data[:cut])
@@ -404,7 +403,7 @@ def test_every_structural_truncation_of_pnet_fails():
 @given(st.data())
 @FUZZ
 def test_random_truncation_fails(data):
-    full = valid_bytes(data.draw(st.sampled_from(["pnet", "pnet", "pnet", "rnet"])))
+    full = valid_bytes(data.draw(st.sampled_from(["pnet"] * 7 + ["rnet"])))
     cut = data.draw(st.integers(0, len(full) - 1))
     message = must_fail(full[:cut])
     assert f"at byte {cut}" in message or "ends inside" in message
@@ -416,7 +415,7 @@ INT32 = st.one_of(st.sampled_from(INTERESTING_INTS), st.integers(-(1 << 31), (1 
 
 
 @given(st.data())
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_header_int32_overwrite_parses_or_fails_cleanly(data):
     fields = st.one_of(st.sampled_from(pnet_structural_ints()), st.sampled_from(pnet_layout().ints))
     offset, _name = data.draw(fields)
@@ -566,13 +565,11 @@ def test_unreadable_file_names_the_path(tmp_path):
         path.chmod(0o600)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: read_dat lets Path's ValueError escape for a NUL in the path")
 def test_path_with_nul_byte_is_a_weights_error():
     with pytest.raises(WeightsError):
         read_dat("PNet\0.dat", "pnet")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: load_npz lets zipfile.BadZipFile / KeyError escape")
 @pytest.mark.parametrize("damage", ["truncated", "bad-crc", "missing-field"])
 def test_damaged_npz_is_a_weights_error(tmp_path, damage):
     path = tmp_path / "w.npz"

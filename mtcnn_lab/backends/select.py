@@ -1,17 +1,163 @@
-"""Choosing a backend by name. The one place that knows which runtimes exist."""
+"""Choosing a backend: the names, the ``auto`` fallback chain and the self-check.
+
+The one place that knows which runtimes exist. ``make_backend("auto", weights)`` tries, in order:
+Core ML FP16 (macOS), ONNX Runtime on a GPU provider, torch on CUDA/MPS, ONNX Runtime on the CPU,
+numpy. Each candidate is built, then checked against the numpy reference on a tiny input; a
+candidate that cannot be built or disagrees is logged with the reason and the next one is tried.
+"""
 
 from __future__ import annotations
 
-from ..errors import ParameterError
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import MtcnnLabError, ParameterError
 from ..weights import WeightSet
 from .base import Backend
 from .numpy import NumpyBackend
 
-BACKENDS = ("numpy",)
+log = logging.getLogger(__name__)
+
+FP32_TOLERANCE = 1e-4
+"""Largest |difference| of any raw output allowed for an FP32 backend in the self-check."""
+FP16_TOLERANCE = 0.1
+"""The same for FP16 backends (outputs are logits and offsets of magnitude ~1-10)."""
+
+
+class BackendUnavailable(MtcnnLabError):
+    """A backend cannot run here (missing package, no GPU, not macOS) or failed its self-check."""
+
+
+def _onnx(weights: WeightSet, gpu: bool | None, fp16: bool = False) -> Backend:
+    try:
+        from .onnx import OnnxBackend, choose_providers
+    except ImportError as err:
+        raise BackendUnavailable(f"onnxruntime is not installed ({err}); pip install 'mtcnn-lab[onnx]'") from None
+    providers = choose_providers()
+    if gpu is True:
+        providers = [p for p in providers if p != "CPUExecutionProvider"]
+        if not providers:
+            raise BackendUnavailable("onnxruntime offers no GPU provider here (CPU only)")
+    elif gpu is False:
+        providers = ["CPUExecutionProvider"]
+    return OnnxBackend(weights, providers=providers, fp16=fp16)
+
+
+def _torch(weights: WeightSet, device: str, half: bool = False) -> Backend:
+    try:
+        from .torch import TorchBackend, available_devices
+    except ImportError as err:
+        raise BackendUnavailable(f"torch is not installed ({err}); pip install torch") from None
+    devices = available_devices()
+    if device == "gpu":
+        gpus = [d for d in devices if d != "cpu"]
+        if not gpus:
+            raise BackendUnavailable("torch sees no CUDA or MPS device here")
+        device = gpus[0]
+    elif device not in devices:
+        raise BackendUnavailable(f"torch device {device!r} is not available here (have: {', '.join(devices)})")
+    return TorchBackend(weights, device=device, half=half)
+
+
+def _coreml(weights: WeightSet, precision: str) -> Backend:
+    try:
+        from .coreml import CoreMLBackend, coreml_available
+    except ImportError as err:
+        raise BackendUnavailable(f"coremltools is not installed ({err}); pip install 'mtcnn-lab[coreml]'") from None
+    ok, reason = coreml_available()
+    if not ok:
+        raise BackendUnavailable(reason)
+    return CoreMLBackend(weights, precision=precision)
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """A backend name, how to build it, and the self-check tolerance of its precision."""
+
+    name: str
+    build: Callable[[WeightSet], Backend]
+    tolerance: float
+    description: str
+
+
+CHOICES = {c.name: c for c in [
+    BackendChoice("coreml", lambda w: _coreml(w, "fp16"), FP16_TOLERANCE, "Core ML FP16 (macOS; Neural Engine)"),
+    BackendChoice("coreml-fp32", lambda w: _coreml(w, "fp32"), FP32_TOLERANCE, "Core ML FP32 (macOS)"),
+    BackendChoice("onnx-gpu", lambda w: _onnx(w, gpu=True), FP32_TOLERANCE, "ONNX Runtime, TensorRT/CUDA/CoreML EP"),
+    BackendChoice("torch-gpu", lambda w: _torch(w, "gpu"), FP32_TOLERANCE, "PyTorch on CUDA or MPS"),
+    BackendChoice("onnx", lambda w: _onnx(w, gpu=False), FP32_TOLERANCE, "ONNX Runtime on the CPU"),
+    BackendChoice("onnx-fp16", lambda w: _onnx(w, gpu=None, fp16=True), FP16_TOLERANCE, "ONNX Runtime, FP16 model"),
+    BackendChoice("torch", lambda w: _torch(w, "cpu"), FP32_TOLERANCE, "PyTorch on the CPU"),
+    BackendChoice("torch-cuda", lambda w: _torch(w, "cuda"), FP32_TOLERANCE, "PyTorch on CUDA"),
+    BackendChoice("torch-cuda-fp16", lambda w: _torch(w, "cuda", half=True), FP16_TOLERANCE, "PyTorch on CUDA, FP16"),
+    BackendChoice("torch-mps", lambda w: _torch(w, "mps"), FP32_TOLERANCE, "PyTorch on Apple MPS"),
+    BackendChoice("numpy", NumpyBackend, 0.0, "numpy reference with OpenFace's C++ semantics"),
+    BackendChoice("numpy-fp16", lambda w: NumpyBackend(w, fp16_emulation=True), FP16_TOLERANCE,
+                  "numpy FP16 emulation (weights and activations rounded to float16)"),
+]}
+AUTO_ORDER = ("coreml", "onnx-gpu", "torch-gpu", "onnx", "numpy")
+"""The fallback chain of ``backend="auto"``, best first."""
+
+
+def self_check(backend: Backend, weights: WeightSet) -> float:
+    """Largest |difference| between ``backend`` and the numpy reference on tiny fixed inputs."""
+    rng = np.random.default_rng(0)
+    reference = NumpyBackend(weights)
+    worst = 0.0
+    for call, shape in (("run_pnet", (1, 3, 31, 45)), ("run_rnet", (3, 3, 24, 24)), ("run_onet", (3, 3, 48, 48))):
+        x = rng.uniform(-1, 1, shape).astype(np.float32)
+        ours, theirs = getattr(backend, call)(x), getattr(reference, call)(x)
+        if ours.shape != theirs.shape:
+            raise BackendUnavailable(f"{call} returned shape {ours.shape}, the reference {theirs.shape}")
+        worst = max(worst, float(np.abs(ours.astype(np.float64) - theirs).max()))
+    return worst
+
+
+def build_checked(name: str, weights: WeightSet) -> tuple[Backend, float]:
+    """Build backend ``name`` and self-check it; raise :class:`BackendUnavailable` with the reason."""
+    choice = CHOICES[name]
+    try:
+        backend = choice.build(weights)
+        diff = self_check(backend, weights)
+    except MtcnnLabError:
+        raise
+    except Exception as err:  # a runtime failing in its own way must not stop the fallback chain
+        raise BackendUnavailable(f"{name} failed: {type(err).__name__}: {err}") from err
+    if not diff <= choice.tolerance:
+        raise BackendUnavailable(f"{name} disagrees with the numpy reference by {diff:.3g} "
+                                 f"(tolerance {choice.tolerance:g})")
+    return backend, diff
 
 
 def make_backend(name: str, weights: WeightSet) -> Backend:
-    """Build the backend called ``name`` for a weight set (``"auto"`` picks the best available)."""
-    if name in ("numpy", "auto"):
-        return NumpyBackend(weights)
-    raise ParameterError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)} or 'auto'")
+    """Build the backend called ``name`` (see :data:`CHOICES`), or the first that works for ``"auto"``."""
+    if name == "auto":
+        for candidate in AUTO_ORDER:
+            try:
+                backend, diff = build_checked(candidate, weights)
+            except BackendUnavailable as err:
+                log.info("backend %s skipped: %s", candidate, err)
+                continue
+            log.info("backend %s selected (self-check max |diff| %.2g)", candidate, diff)
+            return backend
+        raise BackendUnavailable("no backend works here, not even numpy")  # pragma: no cover
+    if name not in CHOICES:
+        raise ParameterError(f"unknown backend {name!r}; choose one of auto, {', '.join(CHOICES)}")
+    return CHOICES[name].build(weights)
+
+
+def backend_report(weights: WeightSet) -> list[dict]:
+    """For every backend name: available or not, why, and its self-check difference."""
+    rows = []
+    for name, choice in CHOICES.items():
+        try:
+            _, diff = build_checked(name, weights)
+            rows.append({"backend": name, "available": True, "max_abs_diff": diff, "reason": "",
+                         "description": choice.description})
+        except BackendUnavailable as err:
+            rows.append({"backend": name, "available": False, "max_abs_diff": None, "reason": str(err),
+                         "description": choice.description})
+    return rows
