@@ -16,7 +16,7 @@ import numpy as np
 from .boxes import iou
 from .detections import Detections
 from .reference import apply_layer, fc_input, forward_layers
-from .weights import NetSpec
+from .weights import NetSpec, WeightSet
 
 
 def layer_differences(outputs: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -79,6 +79,20 @@ def compare_with_cpp_layers(spec: NetSpec, dump_path: str | Path, chained: bool 
     if chained:
         return {g: layer_differences(run(spec, arrays["in"]), arrays) for g, arrays in groups.items()}
     return {g: layer_differences(isolated_layers(spec, arrays), arrays) for g, arrays in groups.items()}
+
+
+def backend_layer_differences(backend, weights: WeightSet, net: str, batch: np.ndarray) -> dict[str, dict]:
+    """Per-layer (when the backend can tap its layers) and output differences from the numpy reference.
+
+    ``backend`` is any backend; ``net`` one of ``pnet``, ``rnet``, ``onet``; ``batch`` a float32
+    input batch for that net. Keys are layer names (``l00_conv`` ...) and ``output``.
+    """
+    expected = forward_layers(weights.nets()[net], batch)
+    table = layer_differences(backend.run_layers(net, batch), expected) if hasattr(backend, "run_layers") else {}
+    last = weights.nets()[net].layer_keys()[-1]
+    output = getattr(backend, f"run_{net}")(batch)
+    table["output"] = layer_differences({last: output}, {last: expected[last]})[last]
+    return table
 
 
 # --------------------------------------------------------------------------------------------

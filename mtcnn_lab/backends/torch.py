@@ -48,6 +48,17 @@ class TorchBackend:
             x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device, self.dtype)
             return self.nets[net](x).float().cpu().numpy()
 
+    def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every layer's output of ``net`` (``pnet``, ``rnet``, ``onet``), keyed like the reference."""
+        torch = self.torch
+        outputs = {}
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device, self.dtype)
+            for key, module in self.nets[net].named_children():
+                x = module(x)
+                outputs[key] = x.float().cpu().numpy()
+        return outputs
+
     def run_pnet(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""
         return self._run("pnet", images)
