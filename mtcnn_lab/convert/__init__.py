@@ -1,0 +1,1 @@
+"""Model converters: export PNet/RNet/ONet to other runtimes (Core ML, ONNX, ...)."""

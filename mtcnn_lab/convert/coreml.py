@@ -1,0 +1,388 @@
+"""Core ML export of PNet, RNet and ONet (``.mlpackage`` ML programs, FP32 or FP16).
+
+Each :class:`~mtcnn_lab.torch_nets.OpenFaceNet` is traced with ``torch.jit.trace`` and converted
+with ``coremltools.convert(..., convert_to="mlprogram")`` for macOS 13 / iOS 16 and later. The
+models take one float32 input ``input`` (normalised R,G,B, as every backend) and give one float32
+output ``output`` (the raw last layer); an FP16 model casts to float16 after the input and back to
+float32 before the output, so callers see the same types for both precisions.
+
+Input shapes:
+
+* PNet takes batch-1 pyramid levels as an **enumerated** shape set: every distinct level size
+  :func:`pnet_input_shapes` finds for the chosen frame sizes (33 for the default four). The Neural
+  Engine compiles enumerated shapes ahead of time; ranged shapes would push PNet to the GPU/CPU.
+  Core ML accepts at most :data:`MAX_ENUMERATED_SHAPES` (128) enumerated shapes (a limit Apple
+  documents but coremltools does not check), so more raise :class:`ParameterError`: convert
+  several model sets for disjoint groups of frame sizes instead.
+* RNet and ONet take (N, 3, 24, 24) and (N, 3, 48, 48) with N ranged 1..``max_batch``.
+
+Conversion needs only ``coremltools`` (``pip install 'mtcnn-lab[coreml]'``) and works on Linux;
+running the models needs macOS (see :mod:`mtcnn_lab.backends.coreml`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MtcnnLabError, ParameterError
+from ..pyramid import level_size, pyramid_scales
+from ..weights import NET_NAMES, NetSpec, WeightSet
+
+DEFAULT_FRAME_SIZES: tuple[tuple[int, int], ...] = ((1920, 1080), (1080, 1920), (1280, 720), (640, 480))
+"""Frame sizes as (width, height) whose pyramid levels PNet models accept by default."""
+
+COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
+"""Names of ``coremltools.ComputeUnit`` members a model may be loaded with."""
+
+PRECISIONS = ("fp32", "fp16")
+
+MAX_ENUMERATED_SHAPES = 128
+"""Most enumerated input shapes Core ML supports for one input (Apple's documented limit)."""
+
+DEPLOYMENT_TARGET = "macOS13"
+"""``coremltools.target`` member the models are built for (ML program opset ``CoreML6``)."""
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+CROP_SIZES = {"rnet": 24, "onet": 48}
+METADATA_PREFIX = "mtcnn_lab."
+
+
+class ConversionError(MtcnnLabError):
+    """A model cannot be converted or written (converter missing, output exists, ...)."""
+
+
+class OutputExists(ConversionError, FileExistsError):
+    """A converted model would replace an existing file and ``overwrite`` was not given."""
+
+
+# --------------------------------------------------------------------------------------------
+# names, shapes and parameters
+
+
+def model_filename(net: str, precision: str) -> str:
+    """``pnet.mlpackage`` (FP32) or ``pnet_fp16.mlpackage`` (FP16)."""
+    return f"{net}{'_fp16' if precision == 'fp16' else ''}.mlpackage"
+
+
+def report_filename(precision: str) -> str:
+    """``coreml_report.json`` (FP32) or ``coreml_report_fp16.json`` (FP16)."""
+    return f"coreml_report{'_fp16' if precision == 'fp16' else ''}.json"
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` lower-cased if it is ``fp32`` or ``fp16``; :class:`ParameterError` otherwise."""
+    value = str(precision).lower()
+    if value not in PRECISIONS:
+        raise ParameterError(f"unknown Core ML precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return value
+
+
+def check_compute_units(compute_units: str) -> str:
+    """``compute_units`` upper-cased if it names a Core ML compute unit; :class:`ParameterError` otherwise."""
+    value = str(compute_units).upper()
+    if value not in COMPUTE_UNITS:
+        raise ParameterError(
+            f"unknown Core ML compute units {compute_units!r}; choose one of {', '.join(COMPUTE_UNITS)}"
+        )
+    return value
+
+
+def _check_frame_sizes(frame_sizes: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
+    sizes = []
+    for size in frame_sizes:
+        try:
+            width, height = (int(v) for v in size)
+        except (TypeError, ValueError):
+            raise ParameterError(f"frame size {size!r} is not a (width, height) pair of integers") from None
+        if width <= 0 or height <= 0:
+            raise ParameterError(f"frame size {width}x{height} must be positive")
+        sizes.append((width, height))
+    return sizes
+
+
+def pnet_input_shapes(frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES, min_face: float = 60.0,
+                      factor: float = 0.709) -> list[tuple[int, int, int, int]]:
+    """Every distinct PNet input ``(1, 3, h, w)`` of the pyramids of ``frame_sizes`` (width, height).
+
+    The sizes come from :func:`~mtcnn_lab.pyramid.pyramid_scales` and
+    :func:`~mtcnn_lab.pyramid.level_size`, so they are exactly what the cascade feeds PNet; they
+    are sorted largest area first (the first is the models' default shape).
+    """
+    shapes = set()
+    for width, height in _check_frame_sizes(frame_sizes):
+        for scale in pyramid_scales(height, width, min_face, factor):
+            h, w = level_size(height, width, scale)
+            shapes.add((1, 3, h, w))
+    return sorted(shapes, key=lambda s: (-s[2] * s[3], -s[2], -s[3]))
+
+
+def net_digest(spec: NetSpec) -> str:
+    """Hex SHA-256 of a net's layer kinds and parameter bytes: which weights a model was made from."""
+    digest = hashlib.sha256()
+    for key, value in sorted(spec.arrays().items()):
+        digest.update(key.encode())
+        digest.update(str(value.dtype).encode() + str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def tree_bytes(path: Path) -> int:
+    """Total size in bytes of a file or of every file below a folder (an ``.mlpackage``)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------------------------
+# coremltools
+
+
+def import_coremltools():
+    """``coremltools``, imported with its import-time chatter silenced (untested-torch warning and,
+    off macOS, "Failed to load _MLModelProxy" lines); :class:`ConversionError` if not installed."""
+    log = logging.getLogger("coremltools")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        import coremltools as ct
+    except ImportError as err:
+        raise ConversionError(
+            f"Core ML conversion needs coremltools ({err}); install it with pip install 'mtcnn-lab[coreml]'"
+        ) from None
+    finally:
+        log.setLevel(level)
+    return ct
+
+
+def _input_type(ct, net: str, shapes: list[tuple[int, int, int, int]], max_batch: int):
+    if net == "pnet":
+        shape = ct.EnumeratedShapes(shapes=[list(s) for s in shapes]) if len(shapes) > 1 else shapes[0]
+    else:
+        side = CROP_SIZES[net]
+        batch = ct.RangeDim(lower_bound=1, upper_bound=max_batch, default=1) if max_batch > 1 else 1
+        shape = (batch, 3, side, side)
+    return ct.TensorType(name=INPUT_NAME, shape=shape, dtype=np.float32)
+
+
+def export_module(spec: NetSpec):
+    """The :class:`~mtcnn_lab.torch_nets.OpenFaceNet` of ``spec`` as an ``nn.Sequential`` ready to
+    trace, with every PReLU that follows a fully connected layer run on (N, C, 1, 1) maps.
+
+    coremltools lowers a PReLU on rank-2 input through a rank-3 ``prelu`` op, which it allows only
+    when all slopes are equal; RNet's and ONet's per-neuron slopes differ. The rank-4 per-channel
+    PReLU is supported (and is what the Neural Engine runs); the outputs are identical.
+    """
+    from torch import nn
+
+    from ..torch_nets import OpenFaceNet
+
+    class VectorPReLU(nn.Module):
+        def __init__(self, prelu: nn.PReLU):
+            super().__init__()
+            self.prelu = prelu
+
+        def forward(self, x):
+            return self.prelu(x.unsqueeze(-1).unsqueeze(-1)).squeeze(-1).squeeze(-1)
+
+    layers = []
+    vectors = False
+    for layer in OpenFaceNet(spec):
+        vectors = vectors or isinstance(layer, nn.Linear)
+        layers.append(VectorPReLU(layer) if vectors and isinstance(layer, nn.PReLU) else layer)
+    return nn.Sequential(*layers).eval()
+
+
+def _example_input(net: str, shapes: list[tuple[int, int, int, int]], max_batch: int):
+    import torch
+
+    if net == "pnet":
+        return torch.zeros(shapes[0])
+    side = CROP_SIZES[net]
+    return torch.zeros(min(2, max_batch), 3, side, side)
+
+
+def convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple[int, int, int, int]] | None = None,
+                max_batch: int = 256, compute_units: str = "ALL", weights_name: str = ""):
+    """One net as an in-memory ``coremltools.models.MLModel`` (not loaded: usable on any OS).
+
+    Arguments as for :func:`convert_coreml`; ``pnet_shapes`` defaults to :func:`pnet_input_shapes`.
+    """
+    import torch
+
+    ct = import_coremltools()
+    precision = check_precision(precision)
+    compute_units = check_compute_units(compute_units)
+    net = spec.name
+    if net not in NET_NAMES:
+        raise ParameterError(f"unknown net {net!r}; expected one of {', '.join(NET_NAMES)}")
+    shapes = pnet_shapes if pnet_shapes is not None else pnet_input_shapes()
+    module = export_module(spec)
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch >= 2.9 deprecates TorchScript, but it is still what coremltools converts best
+        warnings.filterwarnings("ignore", r"`torch\.jit\.trace", DeprecationWarning)
+        traced = torch.jit.trace(module, _example_input(net, shapes, max_batch))
+    model = ct.convert(
+        traced,
+        source="pytorch",
+        inputs=[_input_type(ct, net, shapes, max_batch)],
+        outputs=[ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
+        convert_to="mlprogram",
+        compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+        minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+        compute_units=getattr(ct.ComputeUnit, compute_units),
+        skip_model_load=True,
+    )
+    model.author = "mtcnn-lab"
+    model.short_description = f"OpenFace 2.2 MTCNN {net} ({weights_name or 'unnamed'} weights, {precision})"
+    model.input_description[INPUT_NAME] = "float32 (N, 3, H, W) R,G,B normalised as (v - 127.5) * 0.0078125"
+    model.output_description[OUTPUT_NAME] = {
+        "pnet": "float32 (1, 6, h, w) raw PNet maps: logit non-face, logit face, dx1, dy1, dx2, dy2",
+        "rnet": "float32 (N, 6) raw RNet outputs: logit non-face, logit face, dx1, dy1, dx2, dy2",
+        "onet": "float32 (N, 16) raw ONet outputs: logits, box offsets, 5 landmark x, 5 landmark y",
+    }[net]
+    meta = model.user_defined_metadata
+    meta[METADATA_PREFIX + "net"] = net
+    meta[METADATA_PREFIX + "weights"] = weights_name
+    meta[METADATA_PREFIX + "precision"] = precision
+    meta[METADATA_PREFIX + "compute_units"] = compute_units
+    meta[METADATA_PREFIX + "weights_sha256"] = net_digest(spec)
+    meta[METADATA_PREFIX + "max_batch"] = str(max_batch)
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def _normalise_permissions(root: Path) -> None:
+    """coremltools writes ``model.mlmodel`` 0600 (a temp-file copy); give files the umask's mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [root, *root.rglob("*")]:
+        mode = 0o777 if path.is_dir() else 0o666
+        with contextlib.suppress(OSError):
+            path.chmod(mode & ~umask)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _refuse_existing(targets: Iterable[Path]) -> None:
+    existing = [str(p) for p in targets if p.exists() or p.is_symlink()]
+    if existing:
+        raise OutputExists(f"{existing[0]} already exists; pass overwrite=True (--overwrite) to replace it"
+                           + (f" and {len(existing) - 1} more" if len(existing) > 1 else ""))
+
+
+def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp32",
+                   frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES, max_batch: int = 256,
+                   compute_units: str = "ALL", overwrite: bool = False, min_face: float = 60.0,
+                   factor: float = 0.709) -> dict[str, Path]:
+    """Convert PNet, RNet and ONet to Core ML ``.mlpackage`` files in ``outdir``.
+
+    Writes ``pnet.mlpackage``, ``rnet.mlpackage``, ``onet.mlpackage`` (``*_fp16.mlpackage`` for
+    ``precision="fp16"``) and a JSON report (``coreml_report[_fp16].json``: coremltools version,
+    precision, input shapes, sizes in bytes, conversion seconds). Everything is built in a
+    temporary folder inside ``outdir`` and renamed into place at the end, so an interrupted
+    conversion leaves no partial packages. Existing outputs raise :class:`OutputExists` unless
+    ``overwrite=True``.
+
+    ``frame_sizes`` (width, height) pairs, ``min_face`` and ``factor`` give PNet's enumerated input
+    shapes (:func:`pnet_input_shapes`); ``max_batch`` bounds the RNet/ONet batch (1..max_batch);
+    ``compute_units`` (one of :data:`COMPUTE_UNITS`) is recorded in the models' metadata as the
+    compute units :class:`~mtcnn_lab.backends.coreml.CoreMLBackend` loads them with by default.
+
+    Returns ``{"pnet": path, "rnet": path, "onet": path, "report": path}``.
+    """
+    precision = check_precision(precision)
+    compute_units = check_compute_units(compute_units)
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+        raise ParameterError(f"max_batch must be a positive integer, got {max_batch!r}")
+    frame_sizes = _check_frame_sizes(frame_sizes)
+    shapes = pnet_input_shapes(frame_sizes, min_face, factor)
+    if not shapes:
+        raise ParameterError(f"frame sizes {frame_sizes} are all too small for min_face={min_face}: PNet gets no input")
+    if len(shapes) > MAX_ENUMERATED_SHAPES:
+        raise ParameterError(
+            f"{len(frame_sizes)} frame sizes give {len(shapes)} PNet input shapes, more than the "
+            f"{MAX_ENUMERATED_SHAPES} Core ML allows; convert fewer frame sizes per model set"
+        )
+    ct = import_coremltools()
+    import torch
+
+    outdir = Path(outdir)
+    targets = {net: outdir / model_filename(net, precision) for net in NET_NAMES}
+    targets["report"] = outdir / report_filename(precision)
+    if not overwrite:
+        _refuse_existing(targets.values())
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".coreml-tmp-", dir=outdir))
+    except OSError as err:
+        raise ConversionError(f"{outdir}: cannot create the output folder ({err.strerror})") from None
+
+    try:
+        report: dict = {
+            "format": "mlprogram",
+            "coremltools": ct.__version__,
+            "torch": torch.__version__,
+            "precision": precision,
+            "compute_units": compute_units,
+            "minimum_deployment_target": DEPLOYMENT_TARGET,
+            "weights": weights.name,
+            "frame_sizes": [list(s) for s in frame_sizes],
+            "min_face": min_face,
+            "factor": factor,
+            "max_batch": max_batch,
+            "input": INPUT_NAME,
+            "output": OUTPUT_NAME,
+            "models": {},
+        }
+        for net, spec in weights.nets().items():
+            start = time.perf_counter()
+            model = convert_net(spec, precision, shapes, max_batch, compute_units, weights.name)
+            built = staging / targets[net].name
+            model.save(str(built))
+            _normalise_permissions(built)
+            side = CROP_SIZES.get(net)
+            report["models"][net] = {
+                "file": built.name,
+                "input_shapes": [list(s) for s in shapes] if net == "pnet" else None,
+                "input_shape": None if net == "pnet" else [[1, max_batch], 3, side, side],
+                "bytes": tree_bytes(built),
+                "seconds": round(time.perf_counter() - start, 3),
+                "weights_sha256": net_digest(spec),
+            }
+        (staging / targets["report"].name).write_text(json.dumps(report, indent=2) + "\n")
+        _normalise_permissions(staging / targets["report"].name)
+
+        if not overwrite:  # something may have appeared while converting
+            _refuse_existing(targets.values())
+        trash = staging / ".replaced"
+        trash.mkdir()
+        for key, target in targets.items():
+            if target.exists() or target.is_symlink():
+                os.replace(target, trash / key)
+            os.replace(staging / target.name, target)
+    except OSError as err:
+        raise ConversionError(f"{outdir}: cannot write the Core ML models ({err})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return targets
