@@ -23,3 +23,15 @@ class InputError(MtcnnLabError):
 
 class ParameterError(MtcnnLabError, ValueError):
     """A detector parameter (minimum face, thresholds, backend or weight name) is out of range."""
+
+
+class BackendUnavailable(MtcnnLabError):
+    """A runtime cannot be used here (package missing, no GPU, not macOS) or failed its self-check."""
+
+
+class ConversionError(MtcnnLabError):
+    """A model could not be converted (ONNX, Core ML) or written."""
+
+
+class OutputExists(ConversionError, FileExistsError):
+    """An output file exists and overwriting was not asked for."""

@@ -131,7 +131,7 @@ def make_cache(root: Path) -> dict[str, Path]:
 
 
 def test_detect_image_writes_the_design_json(capsys, tmp_path, hopper):
-    code, out, err = run(capsys, "detect", hopper, "--weights", "zhang2016", "--json", "out.json")
+    code, out, err = run(capsys, "detect", hopper, "--weights", "zhang2016", "--backend", "numpy", "--json", "out.json")
     assert code == 0, err
     assert out.strip() == "hopper.jpg: 1 face(s)" and err == ""
     data = json.loads((tmp_path / "out.json").read_text())
@@ -207,7 +207,7 @@ def test_images_below_the_minimum_face_give_no_faces(capsys, tmp_path, size):
 
 def test_existing_json_without_force_is_kept(capsys, tmp_path, hopper):
     (tmp_path / "out.json").write_text("old results\n")
-    code, out, err = run(capsys, "detect", hopper, "--weights", "zhang2016", "--json", "out.json")
+    code, out, err = run(capsys, "detect", hopper, "--weights", "zhang2016", "--backend", "numpy", "--json", "out.json")
     assert code == 2
     one_error_line(err, "out.json", "already exists", "--force")
     assert out == "", "the run stops before detecting anything"
@@ -351,8 +351,8 @@ def test_video_frame_selection(capsys, tmp_path, video, selection, frames):
 
 
 def test_video_frames_equal_detect_on_the_frames(capsys, tmp_path, video):
-    code, _, err = run(capsys, "detect", video, "--weights", "zhang2016", "-q", "--json", "out.json",
-                       "--every", "5")
+    code, _, err = run(capsys, "detect", video, "--weights", "zhang2016", "--backend", "numpy", "-q",
+                       "--json", "out.json", "--every", "5")
     assert code == 0, err
     results = json.loads((tmp_path / "out.json").read_text())["results"]
     cap = cv2.VideoCapture(video)

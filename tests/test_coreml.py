@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from mtcnn_lab.backends.coreml import BackendUnavailable, CoreMLBackend, coreml_available
+from mtcnn_lab.backends.coreml import CoreMLBackend, coreml_available
 from mtcnn_lab.convert.coreml import (
     COMPUTE_UNITS,
     DEFAULT_FRAME_SIZES,
@@ -29,7 +29,7 @@ from mtcnn_lab.convert.coreml import (
     pnet_input_shapes,
     tree_bytes,
 )
-from mtcnn_lab.errors import MtcnnLabError, ParameterError
+from mtcnn_lab.errors import BackendUnavailable, MtcnnLabError, ParameterError
 from mtcnn_lab.pyramid import level_size, pyramid_scales
 from mtcnn_lab.weights import NET_NAMES
 

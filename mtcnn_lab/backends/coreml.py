@@ -38,12 +38,8 @@ from ..convert.coreml import (
     model_filename,
     net_digest,
 )
-from ..errors import MtcnnLabError, ParameterError
+from ..errors import BackendUnavailable, ConversionError, ParameterError
 from ..weights import NET_NAMES, WeightSet
-
-
-class BackendUnavailable(MtcnnLabError, RuntimeError):
-    """The Core ML runtime cannot run here (not macOS, or coremltools or its native part missing)."""
 
 
 class CoreMLShapeWarning(UserWarning):
@@ -57,7 +53,7 @@ def coreml_available() -> tuple[bool, str]:
                        "conversion works here: mtcnn-lab convert --to coreml")
     try:
         ct = import_coremltools()
-    except MtcnnLabError:
+    except ConversionError:
         return False, "coremltools is not installed; pip install 'mtcnn-lab[coreml]'"
     from coremltools.models import model as ct_model
 

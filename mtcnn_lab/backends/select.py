@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MtcnnLabError, ParameterError
+from ..errors import BackendUnavailable, MtcnnLabError, ParameterError
 from ..weights import WeightSet
 from .base import Backend
 from .numpy import NumpyBackend
@@ -25,10 +25,6 @@ FP32_TOLERANCE = 1e-4
 """Largest |difference| of any raw output allowed for an FP32 backend in the self-check."""
 FP16_TOLERANCE = 0.1
 """The same for FP16 backends (outputs are logits and offsets of magnitude ~1-10)."""
-
-
-class BackendUnavailable(MtcnnLabError):
-    """A backend cannot run here (missing package, no GPU, not macOS) or failed its self-check."""
 
 
 def _onnx(weights: WeightSet, gpu: bool | None, fp16: bool = False) -> Backend:

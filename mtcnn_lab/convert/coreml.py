@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MtcnnLabError, ParameterError
+from ..errors import ConversionError, OutputExists, ParameterError
 from ..pyramid import level_size, pyramid_scales
 from ..weights import NET_NAMES, NetSpec, WeightSet
 
@@ -58,14 +58,6 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 CROP_SIZES = {"rnet": 24, "onet": 48}
 METADATA_PREFIX = "mtcnn_lab."
-
-
-class ConversionError(MtcnnLabError):
-    """A model cannot be converted or written (converter missing, output exists, ...)."""
-
-
-class OutputExists(ConversionError, FileExistsError):
-    """A converted model would replace an existing file and ``overwrite`` was not given."""
 
 
 # --------------------------------------------------------------------------------------------

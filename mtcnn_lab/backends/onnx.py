@@ -1,0 +1,155 @@
+"""ONNX Runtime backend: the three nets as ONNX models on TensorRT, CUDA, Core ML or CPU, FP32 or FP16.
+
+The models are exported in memory from the weight set by :mod:`mtcnn_lab.convert.onnx` (no files
+needed), or read from a folder written by :func:`~mtcnn_lab.convert.onnx.export_onnx`. Needs the
+``onnx`` extra: ``pip install 'mtcnn-lab[onnx]'`` (``onnxruntime-gpu`` instead of ``onnxruntime``
+for CUDA/TensorRT).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ConversionError, ParameterError
+from ..weights import NET_NAMES, WeightSet
+
+PROVIDER_PREFERENCE = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CoreMLExecutionProvider",
+    "CPUExecutionProvider",
+)
+OPTIMIZATION_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+INSTALL_HINT = "the ONNX backend needs onnxruntime: pip install 'mtcnn-lab[onnx]'"
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendUnavailable(INSTALL_HINT) from None
+    return onnxruntime
+
+
+def choose_providers(available: list[str] | None = None) -> list[str]:
+    """The execution providers to use, best first; the one place holding the provider policy.
+
+    Keeps, in the order TensorRT, CUDA, Core ML, CPU, those in ``available`` (default: what the
+    installed onnxruntime offers, ``onnxruntime.get_available_providers()``). CPU is always last,
+    even when ``available`` does not list it (every onnxruntime build has it).
+    """
+    if available is None:
+        available = _import_ort().get_available_providers()
+    offered = set(available)
+    chosen = [p for p in PROVIDER_PREFERENCE[:-1] if p in offered]
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def provider_short_name(provider: str) -> str:
+    """``CUDAExecutionProvider`` -> ``cuda``."""
+    return provider.removesuffix("ExecutionProvider").lower()
+
+
+class OnnxBackend:
+    """Runs PNet/RNet/ONet with ONNX Runtime.
+
+    ``providers``: execution providers in order of preference (default :func:`choose_providers`);
+    names the installed onnxruntime lacks raise :class:`~mtcnn_lab.errors.ParameterError`.
+    ``threads``: ``intra_op_num_threads`` (inter-op is then 1); default: onnxruntime's choice.
+    ``optimization``: graph optimisation level, ``"disable"``, ``"basic"``, ``"extended"`` or
+    ``"all"``. ``fp16``: FP16 models (FP32 inputs and outputs). ``model_dir``: read
+    ``pnet.onnx``... (``pnet_fp16.onnx``... with ``fp16``) from that folder instead of exporting the
+    weights; :meth:`run_layers` always exports its models from ``weights``.
+
+    ``name`` is ``onnx-<provider>`` for the provider that runs the nets (``onnx-cpu``,
+    ``onnx-cuda``, ...), with ``-fp16`` appended for FP16 models. Inputs and outputs are float32.
+    """
+
+    def __init__(self, weights: WeightSet, providers: list[str] | None = None, threads: int | None = None,
+                 optimization: str = "all", fp16: bool = False, model_dir: str | Path | None = None):
+        ort = _import_ort()
+        self.ort = ort
+        self.weights = weights
+        self.fp16 = fp16
+        if optimization not in OPTIMIZATION_LEVELS:
+            raise ParameterError(f"unknown ONNX optimization level {optimization!r}; "
+                                 f"choose one of {', '.join(OPTIMIZATION_LEVELS)}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ParameterError(f"threads must be a positive integer or None, not {threads!r}")
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = choose_providers(available)
+        else:
+            providers = list(providers)
+            missing = [p for p in providers if p not in available]
+            if missing or not providers:
+                raise ParameterError(f"ONNX Runtime providers {missing or providers} are not available here; "
+                                     f"available: {', '.join(available)}")
+        self.providers = providers
+        self.options = ort.SessionOptions()
+        self.options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                                        OPTIMIZATION_LEVELS[optimization])
+        if threads is not None:
+            self.options.intra_op_num_threads = threads
+            self.options.inter_op_num_threads = 1
+        self.sessions = {net: self._session(self._model(net, model_dir)) for net in NET_NAMES}
+        self._tap_sessions: dict[str, object] = {}
+        used = self.sessions["pnet"].get_providers()[0]
+        self.name = f"onnx-{provider_short_name(used)}" + ("-fp16" if fp16 else "")
+
+    def _model(self, net: str, model_dir: str | Path | None, taps: bool = False) -> bytes:
+        from ..convert.onnx import fp16_model, model_file_name, onnx_model_bytes
+
+        if model_dir is not None and not taps:
+            path = Path(model_dir) / model_file_name(net, self.fp16)
+            try:
+                return path.read_bytes()
+            except OSError as err:
+                raise ParameterError(f"{path}: cannot read the ONNX model ({err.strerror}); write it with "
+                                     "mtcnn_lab.convert.onnx.export_onnx or leave model_dir unset") from None
+        try:
+            data = onnx_model_bytes(self.weights.nets()[net], taps=taps)
+            return fp16_model(data) if self.fp16 else data
+        except ConversionError as err:
+            raise BackendUnavailable(str(err)) from None
+
+    def _session(self, model: bytes):
+        return self.ort.InferenceSession(model, sess_options=self.options, providers=self.providers)
+
+    def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, np.float32)
+        return np.asarray(self.sessions[net].run(None, {"input": x})[0], np.float32)
+
+    def run_pnet(self, images: np.ndarray) -> np.ndarray:
+        """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""
+        return self._run("pnet", images)
+
+    def run_rnet(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 3, 24, 24) -> (N, 6) RNet outputs."""
+        return self._run("rnet", crops)
+
+    def run_onet(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 3, 48, 48) -> (N, 16) ONet outputs."""
+        return self._run("onet", crops)
+
+    def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every layer's output for a batch, keyed like :func:`mtcnn_lab.reference.forward_layers`.
+
+        Uses the net's taps export (built on first use, from ``weights``, FP16 if the backend is).
+        """
+        if net not in NET_NAMES:
+            raise ParameterError(f"unknown net {net!r}; choose one of {', '.join(NET_NAMES)}")
+        if net not in self._tap_sessions:
+            self._tap_sessions[net] = self._session(self._model(net, None, taps=True))
+        session = self._tap_sessions[net]
+        x = np.ascontiguousarray(batch, np.float32)
+        names = [o.name for o in session.get_outputs()]
+        values = session.run(names, {"input": x})
+        return {"in": x, **{name: np.asarray(v, np.float32) for name, v in zip(names, values, strict=True)}}
