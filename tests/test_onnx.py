@@ -24,8 +24,6 @@ from mtcnn_lab.convert.onnx import (  # noqa: E402
 )
 from mtcnn_lab.errors import MtcnnLabError, ParameterError  # noqa: E402
 
-from .conftest import REFERENCE, SAMPLES, require_shared  # noqa: E402
-
 TOL = 1e-4
 FP16_TOL = 0.05  # measured on the bundled weights: about 0.005 (PNet), 0.002 (RNet), 0.003 (ONet)
 CROP = {"rnet": 24, "onet": 48}
@@ -224,23 +222,3 @@ def test_export_refuses_to_overwrite(tmp_path, bundled_weights):
     export_onnx(bundled_weights, tmp_path / "out", fp16=True, overwrite=True)
     assert paths["rnet"].read_bytes() != b"mine"
     onnx.checker.check_model(onnx.load(paths["rnet"]))
-
-
-# ----------------------------------------------------------------------------------------------
-# end-to-end parity with C++ OpenFace on the 50 dev inputs
-
-
-def test_cascade_parity_with_cpp(openface_weights):
-    from mtcnn_lab.cascade import run_cascade
-    from mtcnn_lab.compare import load_cpp_reference, parity_row
-    from mtcnn_lab.frames import read_image
-
-    entries = load_cpp_reference(require_shared("reference", "cpp_mtcnn_dev.json"))
-    assert len(entries) == 50 and REFERENCE.is_dir()
-    backend = OnnxBackend(openface_weights, providers=[CPU], threads=1)
-    rows = [parity_row(run_cascade(read_image(SAMPLES / e["image"]), backend), e) for e in entries]
-    wrong = [(r.image, r.faces, r.cpp_faces) for r in rows if not r.same_count]
-    assert not wrong, wrong
-    worst = max(rows, key=lambda r: r.bbox)
-    assert worst.bbox <= 0.01, worst
-    assert max(r.bbox_pre_correction for r in rows) <= 0.01
