@@ -7,18 +7,16 @@ run over several paths reports a bad path in its result entry, processes the oth
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import __version__
-from .errors import MtcnnLabError, ParameterError
+from .errors import MtcnnLabError, OutputExists, ParameterError
+from .files import write_json
 
 log = logging.getLogger("mtcnn_lab")
 
@@ -31,29 +29,16 @@ def check_json_out(out: Path, force: bool) -> None:
         raise ParameterError(f"{out} already exists; pass --force to replace it or choose another --json path")
 
 
-def write_json_atomic(data: dict, out: Path, force: bool) -> None:
-    """Write ``data`` as JSON to ``out`` via a temporary file, so no half-written file remains."""
+def write_json_out(data: dict, out: Path, force: bool) -> None:
+    """Write the ``--json`` file atomically; a failure names the path and the fix."""
     check_json_out(out, force)
-    tmp = None
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        with os.fdopen(fd, "w") as handle:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; give it a normal file's mode
-            json.dump(data, handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, out)
+        write_json(out, data, overwrite=force)
+    except OutputExists as err:
+        raise ParameterError(f"{out} already exists; pass --force to replace it or choose another --json path") from err
     except OSError as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise ParameterError(f"cannot write {out} ({err.strerror or err}); choose a --json path "
                              "in a writable folder") from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def parse_positions(text: str) -> tuple[float, ...]:
@@ -109,7 +94,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 "weights_source": detector.weights.source,
                 "params": {k: getattr(detector.params, k) for k in detector.params.__dataclass_fields__},
                 "version": __version__}
-        write_json_atomic({"meta": meta, "results": results}, Path(args.json), args.force)
+        write_json_out({"meta": meta, "results": results}, Path(args.json), args.force)
     return 1 if failed else 0
 
 
@@ -150,6 +135,30 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Write ONNX or Core ML models of the three nets plus a JSON report into OUTDIR."""
+    from .weights import load_weights
+
+    weights = load_weights(args.weights)
+    outdir = Path(args.outdir)
+    if args.to == "onnx":
+        from .convert.onnx import export_onnx, onnx_report
+
+        paths = export_onnx(weights, outdir, fp16=args.fp16, overwrite=args.overwrite)
+        report = onnx_report(weights, paths, fp16=args.fp16)
+        name = "onnx_report_fp16.json" if args.fp16 else "onnx_report.json"
+        write_json(outdir / name, report, overwrite=True)
+        paths["report"] = outdir / name
+    else:
+        from .convert.coreml import convert_coreml
+
+        paths = convert_coreml(weights, outdir, precision="fp16" if args.fp16 else "fp32",
+                               compute_units=args.compute_units, overwrite=args.overwrite)
+    for key, path in paths.items():
+        print(f"{key:6s} {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mtcnn-lab``."""
     parser = argparse.ArgumentParser(prog="mtcnn-lab", description=__doc__.splitlines()[0])
@@ -177,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     backends = sub.add_parser("backends", help="list the runtimes usable here and why the others are not")
     backends.add_argument("--weights", default="auto", choices=["auto", "openface", "zhang2016"])
     backends.set_defaults(func=cmd_backends)
+
+    convert = sub.add_parser("convert", help="write ONNX or Core ML models and a JSON report")
+    convert.add_argument("outdir", help="output folder")
+    convert.add_argument("--to", required=True, choices=["onnx", "coreml"])
+    convert.add_argument("--fp16", action="store_true", help="FP16 models (inputs and outputs stay FP32)")
+    convert.add_argument("--weights", default="auto", choices=["auto", "openface", "zhang2016"])
+    convert.add_argument("--compute-units", default="ALL", choices=["ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY"],
+                         help="Core ML only: default compute units stored in the models")
+    convert.add_argument("--overwrite", action="store_true", help="replace existing model files")
+    convert.set_defaults(func=cmd_convert)
 
     models = sub.add_parser("models", help="show or fetch OpenFace's model files (non-commercial license)")
     models.add_argument("--accept-license", action="store_true",

@@ -644,3 +644,42 @@ def test_cli_matches_cpp_on_video_frames(capsys, tmp_path, monkeypatch):
     assert [r["frame"] for r in results] == [17, 44, 70]
     for entry in results:
         _assert_matches_cpp(entry, cpp[f"frames/changeLighting_f{entry['frame']}.png"])
+
+
+# --------------------------------------------------------------------------------------------
+# convert and backends
+
+
+def test_convert_onnx_writes_models_and_report_and_refuses_to_overwrite(capsys, tmp_path):
+    code, out, err = run(capsys, "convert", "--to", "onnx", "--weights", "zhang2016", tmp_path / "m")
+    assert code == 0, err
+    report = json.loads((tmp_path / "m" / "onnx_report.json").read_text())
+    assert set(report["models"]) == {"pnet", "rnet", "onet"}
+    for net, entry in report["models"].items():
+        assert (tmp_path / "m" / f"{net}.onnx").stat().st_size == entry["bytes"]
+        assert entry["opset"] >= 17 and "PRelu" in entry["ops"]
+        assert entry["vs_numpy_reference"]["max_abs"] < 1e-4
+    before = (tmp_path / "m" / "pnet.onnx").read_bytes()
+    code, _, err = run(capsys, "convert", "--to", "onnx", "--weights", "zhang2016", tmp_path / "m")
+    assert code == 2 and one_error_line(err, "pnet.onnx", "--overwrite")
+    assert (tmp_path / "m" / "pnet.onnx").read_bytes() == before
+    code, _, err = run(capsys, "convert", "--to", "onnx", "--weights", "zhang2016", "--overwrite", tmp_path / "m")
+    assert code == 0, err
+
+
+def test_convert_coreml_fp16_writes_packages(capsys, tmp_path):
+    pytest.importorskip("coremltools")
+    code, out, err = run(capsys, "convert", "--to", "coreml", "--fp16", "--weights", "zhang2016", tmp_path)
+    assert code == 0, err
+    for net in ("pnet", "rnet", "onet"):
+        assert (tmp_path / f"{net}_fp16.mlpackage").is_dir()
+    assert json.loads((tmp_path / "coreml_report_fp16.json").read_text())["precision"] == "fp16"
+
+
+def test_backends_lists_every_backend_with_a_reason(capsys):
+    code, out, _ = run(capsys, "backends", "--weights", "zhang2016")
+    assert code == 0
+    lines = out.splitlines()[1:]
+    assert any(line.startswith("numpy ") and " yes " in line for line in lines)
+    assert sum("<- auto" in line for line in lines) == 1
+    assert all(" yes " in line or len(line.split(":", 1)[-1].strip()) > 5 for line in lines)

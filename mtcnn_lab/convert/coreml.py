@@ -22,7 +22,6 @@ running the models needs macOS (see :mod:`mtcnn_lab.backends.coreml`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConversionError, OutputExists, ParameterError
+from ..files import normalise_permissions
 from ..pyramid import level_size, pyramid_scales
 from ..weights import NET_NAMES, NetSpec, WeightSet
 
@@ -259,16 +259,6 @@ def convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple[
 # writing
 
 
-def _normalise_permissions(root: Path) -> None:
-    """coremltools writes ``model.mlmodel`` 0600 (a temp-file copy); give files the umask's mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in [root, *root.rglob("*")]:
-        mode = 0o777 if path.is_dir() else 0o666
-        with contextlib.suppress(OSError):
-            path.chmod(mode & ~umask)
-
-
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -352,7 +342,7 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
             model = convert_net(spec, precision, shapes, max_batch, compute_units, weights.name)
             built = staging / targets[net].name
             model.save(str(built))
-            _normalise_permissions(built)
+            normalise_permissions(built)
             side = CROP_SIZES.get(net)
             report["models"][net] = {
                 "file": built.name,
@@ -363,7 +353,7 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
                 "weights_sha256": net_digest(spec),
             }
         (staging / targets["report"].name).write_text(json.dumps(report, indent=2) + "\n")
-        _normalise_permissions(staging / targets["report"].name)
+        normalise_permissions(staging / targets["report"].name)
 
         if not overwrite:  # something may have appeared while converting
             _refuse_existing(targets.values())

@@ -18,12 +18,11 @@ the flattened input of RNet's and ONet's first FC layer), for layer-by-layer com
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 from ..errors import ConversionError, OutputExists
+from ..files import write_atomic
 from ..weights import NetSpec, WeightSet
 
 MIN_OPSET = 17
@@ -48,12 +47,10 @@ def _require_onnx():
 
 def tap_names(spec: NetSpec) -> list[str]:
     """The taps model's output names, one per OpenFace layer plus ``lNN_fcin`` before the first FC."""
-    from ..torch_nets import FlattenTransposed, OpenFaceNet
+    from ..torch_nets import build_layers
 
-    keys = iter(spec.layer_keys())
-    names = [None if isinstance(module, FlattenTransposed) else next(keys) for module in OpenFaceNet(spec)]
-    # a flatten belongs to the FC layer after it: lNN_fcin with that layer's NN
-    return [name or names[i + 1].replace("_fc", "_fcin") for i, name in enumerate(names)]
+    return list(build_layers(spec))
+
 
 def _dynamic_axes(spec: NetSpec, names: list[str], ranks: list[int]) -> dict[str, dict[int, str]]:
     """Dynamic batch everywhere; for PNet also the height and width of the input and of every map."""
@@ -189,34 +186,6 @@ def model_file_name(net: str, fp16: bool = False) -> str:
     return f"{net}{'_fp16' if fp16 else ''}.onnx"
 
 
-def _write_atomic(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and move it into place in one step.
-
-    Without ``overwrite`` the move is a hard link, which fails when ``path`` exists even if another
-    process created it after our check (falls back to check-then-rename where links are unsupported).
-    """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise OutputExists(f"{path}: already exists; pass overwrite=True to replace it") from None
-        except OSError:  # file system without hard links
-            if path.exists():
-                raise OutputExists(f"{path}: already exists; pass overwrite=True to replace it") from None
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def export_onnx(weights: WeightSet, outdir: str | Path, fp16: bool = False, opset: int = MIN_OPSET,
                 overwrite: bool = False) -> dict[str, Path]:
     """Write ``pnet.onnx``, ``rnet.onnx`` and ``onet.onnx`` (``*_fp16.onnx`` with ``fp16``) to ``outdir``.
@@ -229,7 +198,7 @@ def export_onnx(weights: WeightSet, outdir: str | Path, fp16: bool = False, opse
     if not overwrite:
         for path in paths.values():
             if path.exists():
-                raise OutputExists(f"{path}: already exists; pass overwrite=True to replace it")
+                raise OutputExists(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
     models = {}
     for net, spec in weights.nets().items():
         data = onnx_model_bytes(spec, opset=opset)
@@ -240,9 +209,40 @@ def export_onnx(weights: WeightSet, outdir: str | Path, fp16: bool = False, opse
         raise ConversionError(f"{out}: cannot create the output folder ({err.strerror})") from None
     for net, path in paths.items():
         try:
-            _write_atomic(path, models[net], overwrite)
+            write_atomic(path, models[net], overwrite)
         except OSError as err:
             if isinstance(err, OutputExists):
                 raise
             raise ConversionError(f"{path}: cannot write ({err.strerror})") from None
     return paths
+
+
+def onnx_report(weights: WeightSet, paths: dict[str, Path], fp16: bool = False) -> dict:
+    """What ``export_onnx`` wrote: per model its size, SHA-256, opset, op counts, and the max/mean
+    |difference| of its outputs from the numpy reference on fixed random inputs."""
+    import hashlib
+    from collections import Counter
+
+    import numpy as np
+
+    from ..backends.onnx import OnnxBackend
+    from ..compare import backend_layer_differences
+
+    onnx = _require_onnx()
+    backend = OnnxBackend(weights, providers=["CPUExecutionProvider"], fp16=fp16,
+                          model_dir=next(iter(paths.values())).parent)
+    shapes = {"pnet": (1, 3, 216, 384), "rnet": (16, 3, 24, 24), "onet": (16, 3, 48, 48)}
+    rng = np.random.default_rng(0)
+    models = {}
+    for net, path in paths.items():
+        model = onnx.load(str(path))
+        x = rng.uniform(-1, 1, shapes[net]).astype(np.float32)
+        models[net] = {
+            "file": path.name, "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+            "ops": dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
+            "vs_numpy_reference": {"input_shape": list(shapes[net]),
+                                   **backend_layer_differences(backend, weights, net, x)["output"]},
+        }
+    return {"format": "onnx", "fp16": fp16, "weights": weights.name, "models": models}

@@ -1,0 +1,65 @@
+"""Writing output files safely: atomically (never half-written) and never overwriting silently."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import OutputExists
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permission bits a new file (or folder) gets under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
+def normalise_permissions(root: Path) -> None:
+    """Give ``root`` and everything below it the umask's default mode (temp files are 0600)."""
+    for path in [root, *root.rglob("*")]:
+        with contextlib.suppress(OSError):
+            path.chmod(default_mode(path.is_dir()))
+
+
+def write_atomic(path: str | Path, data: bytes, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file beside it, moved into place in one step.
+
+    Without ``overwrite`` an existing ``path`` raises :class:`~mtcnn_lab.errors.OutputExists`, also
+    when another process created it meanwhile (the final move is then a hard link, which cannot
+    replace a file). ``OSError`` propagates for unwritable folders.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise OutputExists(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(default_mode())
+        if overwrite:
+            os.replace(tmp, path)
+            return path
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise OutputExists(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it") from None
+        except OSError:  # a file system without hard links
+            if path.exists():
+                raise OutputExists(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it") from None
+            os.replace(tmp, path)
+        return path
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data: object, overwrite: bool = False) -> Path:
+    """:func:`write_atomic` of ``data`` as indented JSON with a final newline."""
+    return write_atomic(path, (json.dumps(data, indent=1) + "\n").encode(), overwrite)

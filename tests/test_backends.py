@@ -1,0 +1,79 @@
+"""Every backend against the numpy reference, layer by layer, and the ``auto`` fallback chain."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from mtcnn_lab.backends import select
+from mtcnn_lab.backends.numpy import NumpyBackend
+from mtcnn_lab.compare import backend_layer_differences
+from mtcnn_lab.errors import BackendUnavailable, ParameterError
+
+FP32_BACKENDS = ["torch", "onnx"]
+INPUTS = {"pnet": (2, 3, 57, 83), "rnet": (5, 3, 24, 24), "onet": (5, 3, 48, 48)}
+
+
+def batch(net: str) -> np.ndarray:
+    return np.random.default_rng(7).uniform(-1, 1, INPUTS[net]).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=FP32_BACKENDS)
+def fp32_backend(request, bundled_weights):
+    try:
+        return select.make_backend(request.param, bundled_weights)
+    except BackendUnavailable as err:
+        pytest.skip(f"{request.param} not available here: {err}")
+
+
+@pytest.mark.parametrize("net", ["pnet", "rnet", "onet"])
+def test_fp32_backend_every_layer_within_1e4(fp32_backend, net, bundled_weights):
+    table = backend_layer_differences(fp32_backend, bundled_weights, net, batch(net))
+    layers = set(bundled_weights.nets()[net].layer_keys())
+    assert layers <= set(table), f"{fp32_backend.name} does not report {layers - set(table)}"
+    worst = {k: v["max_abs"] for k, v in table.items() if v["max_abs"] > 1e-4}
+    assert not worst, f"{fp32_backend.name} {net}: {worst}"
+
+
+@pytest.mark.parametrize("net", ["pnet", "rnet", "onet"])
+def test_fp16_emulation_rounds_every_layer(net, bundled_weights):
+    emulation = NumpyBackend(bundled_weights, fp16_emulation=True)
+    for key, value in emulation.run_layers(net, batch(net)).items():
+        assert np.array_equal(value, value.astype(np.float16).astype(np.float32)), key
+    table = backend_layer_differences(emulation, bundled_weights, net, batch(net))
+    assert 0 < table["output"]["max_abs"] < select.FP16_TOLERANCE
+
+
+def test_auto_picks_the_first_candidate_that_passes(monkeypatch, bundled_weights, caplog):
+    def broken(weights):
+        raise RuntimeError("driver exploded")
+
+    class Wrong(NumpyBackend):
+        def run_rnet(self, crops):
+            return super().run_rnet(crops) + 1.0
+
+    chain = {"coreml": select.BackendChoice("coreml", broken, 0.1, "broken"),
+             "onnx": select.BackendChoice("onnx", Wrong, 1e-4, "disagrees"),
+             "numpy": select.CHOICES["numpy"]}
+    monkeypatch.setattr(select, "CHOICES", chain)
+    monkeypatch.setattr(select, "AUTO_ORDER", ("coreml", "onnx", "numpy"))
+    with caplog.at_level(logging.INFO, logger="mtcnn_lab.backends.select"):
+        backend = select.make_backend("auto", bundled_weights)
+    assert backend.name == "numpy"
+    assert "driver exploded" in caplog.text and "disagrees with the numpy reference by 1" in caplog.text
+
+
+def test_backend_report_explains_every_unavailable_backend(bundled_weights):
+    rows = {r["backend"]: r for r in select.backend_report(bundled_weights)}
+    assert set(rows) == set(select.CHOICES)
+    assert rows["numpy"]["available"] and rows["numpy"]["max_abs_diff"] == 0.0
+    for row in rows.values():
+        assert row["available"] or row["reason"], row
+
+
+def test_unknown_backend_lists_the_names(bundled_weights):
+    with pytest.raises(ParameterError, match="numpy") as info:
+        select.make_backend("tensorflow", bundled_weights)
+    assert "auto" in str(info.value) and "onnx" in str(info.value)
