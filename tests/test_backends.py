@@ -39,7 +39,7 @@ def test_fp32_backend_every_layer_within_1e4(fp32_backend, net, bundled_weights)
 
 @pytest.mark.parametrize("net", ["pnet", "rnet", "onet"])
 def test_fp16_emulation_rounds_every_layer(net, bundled_weights):
-    emulation = NumpyBackend(bundled_weights, fp16_emulation=True)
+    emulation = NumpyBackend(bundled_weights, "fp16-all")
     for key, value in emulation.run_layers(net, batch(net)).items():
         assert np.array_equal(value, value.astype(np.float16).astype(np.float32)), key
     table = backend_layer_differences(emulation, bundled_weights, net, batch(net))

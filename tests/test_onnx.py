@@ -52,7 +52,7 @@ def backend(bundled_weights):
 
 @pytest.fixture(scope="module")
 def backend_fp16(bundled_weights):
-    return OnnxBackend(bundled_weights, providers=[CPU], threads=2, fp16=True)
+    return OnnxBackend(bundled_weights, providers=[CPU], threads=2, precision="fp16-all")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_fp16_model_keeps_float32_io(models):
 
 @pytest.mark.parametrize("net", ["pnet", "rnet", "onet"])
 def test_fp16_backend_close_to_reference(net, backend_fp16, bundled_weights):
-    assert backend_fp16.name == "onnx-cpu-fp16"
+    assert backend_fp16.name == "onnx-cpu-fp16-all"
     spec = bundled_weights.nets()[net]
     for seed, shape in enumerate(SHAPES[net]):
         x = random_batch(shape, seed)

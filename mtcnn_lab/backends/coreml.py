@@ -32,7 +32,6 @@ from ..convert.coreml import (
     METADATA_PREFIX,
     OUTPUT_NAME,
     check_compute_units,
-    check_precision,
     convert_coreml,
     import_coremltools,
     model_filename,
@@ -40,6 +39,7 @@ from ..convert.coreml import (
 )
 from ..errors import BackendUnavailable, ConversionError, ParameterError
 from ..weights import NET_NAMES, WeightSet
+from .base import fp16_nets, precision_suffix
 
 
 class CoreMLShapeWarning(UserWarning):
@@ -79,7 +79,9 @@ def _max_batch(spec) -> int:
 class CoreMLBackend:
     """Runs PNet/RNet/ONet with Core ML (macOS only).
 
-    ``precision``: ``"fp16"`` (default; what the Neural Engine runs) or ``"fp32"``.
+    ``precision``: ``"fp16"`` (default: RNet/ONet FP16, PNet FP32, see
+    :data:`~mtcnn_lab.backends.base.PRECISIONS`), ``"fp16-all"`` (every net FP16, all of it can run on
+    the Neural Engine) or ``"fp32"``.
     ``compute_units``: ``ALL``, ``CPU_AND_NE``, ``CPU_AND_GPU`` or ``CPU_ONLY``; ``None`` uses the
     one stored in the models at conversion (``ALL`` for models this backend converts itself).
     ``model_dir``: a folder with ``pnet[_fp16].mlpackage`` etc. made by
@@ -94,7 +96,8 @@ class CoreMLBackend:
                  model_dir: str | Path | None = None, *,
                  frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES, max_batch: int = 256,
                  strict_shapes: bool = False):
-        self.precision = check_precision(precision)
+        half = fp16_nets(precision)
+        file_precision = {net: "fp16" if net in half else "fp32" for net in NET_NAMES}
         units = None if compute_units is None else check_compute_units(compute_units)
         available, reason = coreml_available()
         if not available:
@@ -106,10 +109,10 @@ class CoreMLBackend:
             self._tempdir = tempfile.TemporaryDirectory(prefix="mtcnn-lab-coreml-")
             model_dir = self._tempdir.name
         self.model_dir = Path(model_dir)
-        paths = {net: self.model_dir / model_filename(net, self.precision) for net in NET_NAMES}
-        if not all(p.exists() for p in paths.values()):
-            convert_coreml(weights, self.model_dir, self.precision, frame_sizes=frame_sizes,
-                           max_batch=max_batch, compute_units=units or "ALL")
+        paths = {net: self.model_dir / model_filename(net, file_precision[net]) for net in NET_NAMES}
+        for needed in sorted({file_precision[net] for net, path in paths.items() if not path.exists()}):
+            convert_coreml(weights, self.model_dir, needed, frame_sizes=frame_sizes, max_batch=max_batch,
+                           compute_units=units or "ALL", overwrite=True)
 
         self.models = {}
         for net, path in paths.items():
@@ -128,7 +131,9 @@ class CoreMLBackend:
         self.fallback_shapes: set[tuple[int, ...]] = set()
         self._weights = weights
         self._fallback = None
-        self.name = f"coreml-{self.precision}-{self.compute_units}"
+        self.precision = precision
+        self.pnet_file = paths["pnet"]
+        self.name = f"coreml{precision_suffix(precision) or '-fp32'}-{self.compute_units}"
 
     def _predict(self, net: str, batch: np.ndarray) -> np.ndarray:
         result = self.models[net].predict({INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
@@ -139,7 +144,7 @@ class CoreMLBackend:
         if self.strict_shapes:
             raise ParameterError(
                 f"PNet input {shape[2]}x{shape[3]} is not one of the {len(self.pnet_shapes)} enumerated shapes of "
-                f"{self.model_dir / model_filename('pnet', self.precision)}; convert with frame_sizes that include "
+                f"{self.pnet_file}; convert with frame_sizes that include "
                 "this frame size, or use strict_shapes=False"
             )
         if shape not in self.fallback_shapes:
@@ -152,7 +157,7 @@ class CoreMLBackend:
         if self._fallback is None:
             from .numpy import NumpyBackend
 
-            self._fallback = NumpyBackend(self._weights, fp16_emulation=self.precision == "fp16")
+            self._fallback = NumpyBackend(self._weights, precision=self.precision)
         return self._fallback
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:

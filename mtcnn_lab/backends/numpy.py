@@ -1,39 +1,46 @@
-"""The reference backend (:mod:`mtcnn_lab.reference`, numpy, OpenFace's C++ semantics) and its
-FP16 emulation."""
+"""The reference backend (:mod:`mtcnn_lab.reference`, numpy, OpenFace's C++ semantics) and its FP16 emulation."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import reference
-from ..weights import WeightSet, rounded_weights
+from ..weights import NET_NAMES, WeightSet, rounded_weights
+from .base import fp16_nets, precision_suffix
 
 
 class NumpyBackend:
     """Runs the three nets with the reference CNN: the slowest and the most exact backend.
 
-    ``fp16_emulation=True`` rounds the weights, the network input and every layer's output to
-    float16 (arithmetic inside a layer stays float32): what an FP16 runtime such as Core ML on the
-    Neural Engine computes, up to its accumulation order, so its numerics can be judged anywhere.
+    ``precision`` (see :data:`~mtcnn_lab.backends.base.PRECISIONS`) other than ``"fp32"`` emulates
+    FP16 for the nets it names: their weights, input and every layer's output are rounded to
+    float16 (arithmetic inside a layer stays float32). That is what an FP16 runtime such as Core ML
+    on the Neural Engine computes, up to its accumulation order, so its numerics can be judged on
+    any machine.
     """
 
-    def __init__(self, weights: WeightSet, fp16_emulation: bool = False):
-        self.activation_dtype = np.float16 if fp16_emulation else None
-        self.weights = rounded_weights(weights, np.float16) if fp16_emulation else weights
-        self.name = "numpy-fp16-emulation" if fp16_emulation else "numpy"
+    def __init__(self, weights: WeightSet, precision: str = "fp32"):
+        self.half = fp16_nets(precision)
+        rounded = rounded_weights(weights, np.float16) if self.half else weights
+        self.weights = WeightSet(rounded.name, **{net: (rounded if net in self.half else weights).nets()[net]
+                                                   for net in NET_NAMES}, source=weights.source)
+        self.name = "numpy" + precision_suffix(precision)
+
+    def _dtype(self, net: str) -> type | None:
+        return np.float16 if net in self.half else None
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""
-        return reference.forward(self.weights.pnet, images, self.activation_dtype)
+        return reference.forward(self.weights.pnet, images, self._dtype("pnet"))
 
     def run_rnet(self, crops: np.ndarray) -> np.ndarray:
         """(N, 3, 24, 24) -> (N, 6) RNet outputs."""
-        return reference.forward(self.weights.rnet, crops, self.activation_dtype)
+        return reference.forward(self.weights.rnet, crops, self._dtype("rnet"))
 
     def run_onet(self, crops: np.ndarray) -> np.ndarray:
         """(N, 3, 48, 48) -> (N, 16) ONet outputs."""
-        return reference.forward(self.weights.onet, crops, self.activation_dtype)
+        return reference.forward(self.weights.onet, crops, self._dtype("onet"))
 
     def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every layer's output of ``net`` (``pnet``, ``rnet``, ``onet``) on a batch."""
-        return reference.forward_layers(self.weights.nets()[net], batch, self.activation_dtype)
+        return reference.forward_layers(self.weights.nets()[net], batch, self._dtype(net))

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ConversionError, ParameterError
 from ..weights import NET_NAMES, WeightSet
+from .base import fp16_nets, precision_suffix
 
 PROVIDER_PREFERENCE = (
     "TensorrtExecutionProvider",
@@ -64,20 +65,22 @@ class OnnxBackend:
     names the installed onnxruntime lacks raise :class:`~mtcnn_lab.errors.ParameterError`.
     ``threads``: ``intra_op_num_threads`` (inter-op is then 1); default: onnxruntime's choice.
     ``optimization``: graph optimisation level, ``"disable"``, ``"basic"``, ``"extended"`` or
-    ``"all"``. ``fp16``: FP16 models (FP32 inputs and outputs). ``model_dir``: read
-    ``pnet.onnx``... (``pnet_fp16.onnx``... with ``fp16``) from that folder instead of exporting the
-    weights; :meth:`run_layers` always exports its models from ``weights``.
+    ``"all"``. ``precision``: ``"fp32"``, ``"fp16"`` or ``"fp16-all"`` (see
+    :data:`~mtcnn_lab.backends.base.PRECISIONS`): FP16 models, with FP32 inputs and outputs, for the
+    nets the policy names. ``model_dir``: read ``pnet.onnx``... (``*_fp16.onnx`` for FP16 nets) from
+    that folder instead of exporting the weights; :meth:`run_layers` always exports from ``weights``.
 
     ``name`` is ``onnx-<provider>`` for the provider that runs the nets (``onnx-cpu``,
-    ``onnx-cuda``, ...), with ``-fp16`` appended for FP16 models. Inputs and outputs are float32.
+    ``onnx-cuda``, ...), with ``-fp16`` / ``-fp16-all`` appended for those precisions. Inputs and
+    outputs are float32.
     """
 
     def __init__(self, weights: WeightSet, providers: list[str] | None = None, threads: int | None = None,
-                 optimization: str = "all", fp16: bool = False, model_dir: str | Path | None = None):
+                 optimization: str = "all", precision: str = "fp32", model_dir: str | Path | None = None):
         ort = _import_ort()
         self.ort = ort
         self.weights = weights
-        self.fp16 = fp16
+        self.half = fp16_nets(precision)
         if optimization not in OPTIMIZATION_LEVELS:
             raise ParameterError(f"unknown ONNX optimization level {optimization!r}; "
                                  f"choose one of {', '.join(OPTIMIZATION_LEVELS)}")
@@ -102,13 +105,13 @@ class OnnxBackend:
         self.sessions = {net: self._session(self._model(net, model_dir)) for net in NET_NAMES}
         self._tap_sessions: dict[str, object] = {}
         used = self.sessions["pnet"].get_providers()[0]
-        self.name = f"onnx-{provider_short_name(used)}" + ("-fp16" if fp16 else "")
+        self.name = f"onnx-{provider_short_name(used)}" + precision_suffix(precision)
 
     def _model(self, net: str, model_dir: str | Path | None, taps: bool = False) -> bytes:
         from ..convert.onnx import fp16_model, model_file_name, onnx_model_bytes
 
         if model_dir is not None and not taps:
-            path = Path(model_dir) / model_file_name(net, self.fp16)
+            path = Path(model_dir) / model_file_name(net, net in self.half)
             try:
                 return path.read_bytes()
             except OSError as err:
@@ -116,7 +119,7 @@ class OnnxBackend:
                                      "mtcnn_lab.convert.onnx.export_onnx or leave model_dir unset") from None
         try:
             data = onnx_model_bytes(self.weights.nets()[net], taps=taps)
-            return fp16_model(data) if self.fp16 else data
+            return fp16_model(data) if net in self.half else data
         except ConversionError as err:
             raise BackendUnavailable(str(err)) from None
 

@@ -1,7 +1,7 @@
 """Choosing a backend: the names, the ``auto`` fallback chain and the self-check.
 
 The one place that knows which runtimes exist. ``make_backend("auto", weights)`` tries, in order:
-Core ML FP16 (macOS), ONNX Runtime on a GPU provider, torch on CUDA/MPS, ONNX Runtime on the CPU,
+Core ML with FP16 RNet/ONet (macOS), ONNX Runtime on a GPU provider, torch on CUDA/MPS, ONNX Runtime on the CPU,
 numpy. Each candidate is built, then checked against the numpy reference on a tiny input; a
 candidate that cannot be built or disagrees is logged with the reason and the next one is tried.
 """
@@ -27,7 +27,7 @@ FP16_TOLERANCE = 0.1
 """The same for FP16 backends (outputs are logits and offsets of magnitude ~1-10)."""
 
 
-def _onnx(weights: WeightSet, gpu: bool | None, fp16: bool = False) -> Backend:
+def _onnx(weights: WeightSet, gpu: bool | None, precision: str = "fp32") -> Backend:
     try:
         from .onnx import OnnxBackend, choose_providers
     except ImportError as err:
@@ -39,10 +39,10 @@ def _onnx(weights: WeightSet, gpu: bool | None, fp16: bool = False) -> Backend:
             raise BackendUnavailable("onnxruntime offers no GPU provider here (CPU only)")
     elif gpu is False:
         providers = ["CPUExecutionProvider"]
-    return OnnxBackend(weights, providers=providers, fp16=fp16)
+    return OnnxBackend(weights, providers=providers, precision=precision)
 
 
-def _torch(weights: WeightSet, device: str, half: bool = False) -> Backend:
+def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
     try:
         from .torch import TorchBackend, available_devices
     except ImportError as err:
@@ -55,7 +55,7 @@ def _torch(weights: WeightSet, device: str, half: bool = False) -> Backend:
         device = gpus[0]
     elif device not in devices:
         raise BackendUnavailable(f"torch device {device!r} is not available here (have: {', '.join(devices)})")
-    return TorchBackend(weights, device=device, half=half)
+    return TorchBackend(weights, device=device, precision=precision)
 
 
 def _coreml(weights: WeightSet, precision: str) -> Backend:
@@ -80,19 +80,28 @@ class BackendChoice:
 
 
 CHOICES = {c.name: c for c in [
-    BackendChoice("coreml", lambda w: _coreml(w, "fp16"), FP16_TOLERANCE, "Core ML FP16 (macOS; Neural Engine)"),
+    BackendChoice("coreml", lambda w: _coreml(w, "fp16"), FP16_TOLERANCE,
+                  "Core ML, RNet/ONet FP16 and PNet FP32 (macOS)"),
+    BackendChoice("coreml-fp16-all", lambda w: _coreml(w, "fp16-all"), FP16_TOLERANCE,
+                  "Core ML, every net FP16: all on the Neural Engine (macOS)"),
     BackendChoice("coreml-fp32", lambda w: _coreml(w, "fp32"), FP32_TOLERANCE, "Core ML FP32 (macOS)"),
     BackendChoice("onnx-gpu", lambda w: _onnx(w, gpu=True), FP32_TOLERANCE, "ONNX Runtime, TensorRT/CUDA/CoreML EP"),
     BackendChoice("torch-gpu", lambda w: _torch(w, "gpu"), FP32_TOLERANCE, "PyTorch on CUDA or MPS"),
     BackendChoice("onnx", lambda w: _onnx(w, gpu=False), FP32_TOLERANCE, "ONNX Runtime on the CPU"),
-    BackendChoice("onnx-fp16", lambda w: _onnx(w, gpu=None, fp16=True), FP16_TOLERANCE, "ONNX Runtime, FP16 model"),
+    BackendChoice("onnx-fp16", lambda w: _onnx(w, gpu=None, precision="fp16"), FP16_TOLERANCE,
+                  "ONNX Runtime, RNet/ONet FP16 models"),
+    BackendChoice("onnx-fp16-all", lambda w: _onnx(w, gpu=None, precision="fp16-all"), FP16_TOLERANCE,
+                  "ONNX Runtime, every net FP16"),
     BackendChoice("torch", lambda w: _torch(w, "cpu"), FP32_TOLERANCE, "PyTorch on the CPU"),
     BackendChoice("torch-cuda", lambda w: _torch(w, "cuda"), FP32_TOLERANCE, "PyTorch on CUDA"),
-    BackendChoice("torch-cuda-fp16", lambda w: _torch(w, "cuda", half=True), FP16_TOLERANCE, "PyTorch on CUDA, FP16"),
+    BackendChoice("torch-cuda-fp16", lambda w: _torch(w, "cuda", "fp16"), FP16_TOLERANCE,
+                  "PyTorch on CUDA, RNet/ONet FP16"),
     BackendChoice("torch-mps", lambda w: _torch(w, "mps"), FP32_TOLERANCE, "PyTorch on Apple MPS"),
     BackendChoice("numpy", NumpyBackend, 0.0, "numpy reference with OpenFace's C++ semantics"),
-    BackendChoice("numpy-fp16", lambda w: NumpyBackend(w, fp16_emulation=True), FP16_TOLERANCE,
-                  "numpy FP16 emulation (weights and activations rounded to float16)"),
+    BackendChoice("numpy-fp16", lambda w: NumpyBackend(w, "fp16"), FP16_TOLERANCE,
+                  "numpy FP16 emulation of RNet/ONet (weights and activations rounded to float16)"),
+    BackendChoice("numpy-fp16-all", lambda w: NumpyBackend(w, "fp16-all"), FP16_TOLERANCE,
+                  "numpy FP16 emulation of every net"),
 ]}
 AUTO_ORDER = ("coreml", "onnx-gpu", "torch-gpu", "onnx", "numpy")
 """The fallback chain of ``backend="auto"``, best first."""

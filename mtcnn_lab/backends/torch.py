@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
-from ..weights import WeightSet
+from ..weights import NET_NAMES, WeightSet
+from .base import fp16_nets, precision_suffix
 
 
 def available_devices() -> list[str]:
@@ -24,11 +25,12 @@ class TorchBackend:
     """Runs PNet/RNet/ONet with PyTorch.
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"`` (the first of
-    :func:`available_devices`). ``half=True`` runs the nets in float16 (CUDA/MPS; on CPU float16
+    :func:`available_devices`). ``precision`` (see :data:`~mtcnn_lab.backends.base.PRECISIONS`)
+    runs the nets it names in float16 (CUDA/MPS; on CPU float16
     convolutions are slow or unsupported). Inputs and outputs are float32 numpy arrays.
     """
 
-    def __init__(self, weights: WeightSet, device: str = "auto", half: bool = False):
+    def __init__(self, weights: WeightSet, device: str = "auto", precision: str = "fp32"):
         import torch
 
         from ..torch_nets import OpenFaceNet
@@ -38,14 +40,15 @@ class TorchBackend:
         self.device = devices[0] if device == "auto" else device
         if self.device not in devices:
             raise ParameterError(f"torch device {device!r} is not available here; available: {', '.join(devices)}")
-        self.dtype = torch.float16 if half else torch.float32
-        self.nets = {name: OpenFaceNet(spec).to(self.device, self.dtype) for name, spec in weights.nets().items()}
-        self.name = f"torch-{self.device}" + ("-fp16" if half else "")
+        half = fp16_nets(precision)
+        self.dtypes = {net: torch.float16 if net in half else torch.float32 for net in NET_NAMES}
+        self.nets = {net: OpenFaceNet(spec).to(self.device, self.dtypes[net]) for net, spec in weights.nets().items()}
+        self.name = f"torch-{self.device}" + precision_suffix(precision)
 
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device, self.dtype)
+            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device, self.dtypes[net])
             return self.nets[net](x).float().cpu().numpy()
 
     def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -53,7 +56,7 @@ class TorchBackend:
         torch = self.torch
         outputs = {}
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device, self.dtype)
+            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device, self.dtypes[net])
             for key, module in self.nets[net].named_children():
                 x = module(x)
                 outputs[key] = x.float().cpu().numpy()

@@ -229,7 +229,7 @@ def onnx_report(weights: WeightSet, paths: dict[str, Path], fp16: bool = False) 
     from ..compare import backend_layer_differences
 
     onnx = _require_onnx()
-    backend = OnnxBackend(weights, providers=["CPUExecutionProvider"], fp16=fp16,
+    backend = OnnxBackend(weights, providers=["CPUExecutionProvider"], precision="fp16-all" if fp16 else "fp32",
                           model_dir=next(iter(paths.values())).parent)
     shapes = {"pnet": (1, 3, 216, 384), "rnet": (16, 3, 24, 24), "onet": (16, 3, 48, 48)}
     rng = np.random.default_rng(0)
