@@ -148,3 +148,59 @@ def parity_row(detections: Detections, cpp: dict) -> ParityRow:
         landmarks=worst("landmarks", detections.landmarks),
         min_iou=float(np.diag(iou(detections.boxes, cpp_boxes)).min()),
     )
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How far one run's detections are from another's (e.g. FP16 vs FP32) on one image.
+
+    Faces are matched greedily by IoU (>= ``min_iou``); ``ious`` and ``px_errors`` (largest
+    |difference| of x, y, w, h) are per matched face.
+    """
+
+    image: str
+    faces_a: int
+    faces_b: int
+    matched: int
+    ious: tuple[float, ...]
+    px_errors: tuple[float, ...]
+
+    @property
+    def same_count(self) -> bool:
+        """True when both runs found the same number of faces."""
+        return self.faces_a == self.faces_b
+
+
+def match_faces(a: np.ndarray, b: np.ndarray, min_iou: float = 0.3) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matching of boxes ``a`` to ``b`` by descending IoU: ``(i, j, iou)`` pairs."""
+    m = iou(a, b)
+    pairs = []
+    while m.size and m.max() >= min_iou:
+        i, j = np.unravel_index(np.argmax(m), m.shape)
+        pairs.append((int(i), int(j), float(m[i, j])))
+        m[i, :], m[:, j] = -1, -1
+    return pairs
+
+
+def agreement(image: str, a: Detections, b: Detections, min_iou: float = 0.3) -> Agreement:
+    """Compare two runs on one image (see :class:`Agreement`)."""
+    pairs = match_faces(a.boxes, b.boxes, min_iou)
+    px = [float(np.abs(a.boxes[i].astype(np.float64) - b.boxes[j]).max()) for i, j, _ in pairs]
+    return Agreement(image, len(a), len(b), len(pairs), tuple(v for *_, v in pairs), tuple(px))
+
+
+def summarise_agreement(rows: list[Agreement]) -> dict:
+    """Totals over images: count agreement, IoU mean/median/min, share of IoU > 0.99, max px error."""
+    ious = np.array([v for r in rows for v in r.ious])
+    px = np.array([v for r in rows for v in r.px_errors])
+    return {
+        "images": len(rows),
+        "images_same_count": sum(r.same_count for r in rows),
+        "faces_a": sum(r.faces_a for r in rows), "faces_b": sum(r.faces_b for r in rows),
+        "matched": int(len(ious)),
+        "iou_mean": float(ious.mean()) if len(ious) else None,
+        "iou_median": float(np.median(ious)) if len(ious) else None,
+        "iou_min": float(ious.min()) if len(ious) else None,
+        "share_iou_above_0.99": float((ious > 0.99).mean()) if len(ious) else None,
+        "max_px_error": float(px.max()) if len(px) else None,
+    }
