@@ -73,6 +73,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     limit_threads(args.threads)
     detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face)
     log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
+    if args.weights == "auto" and not args.quiet:  # say which set "auto" chose
+        print(f"weights: {detector.weights.name} ({detector.weights.source}); backend: {detector.backend.name}",
+              file=sys.stderr)
     results, failed = [], 0
     items = iter_inputs(args.paths, positions=args.frames, every=args.every)
     for item in tqdm(items, desc="detect", unit="img", disable=args.quiet or None, leave=False):

@@ -683,3 +683,10 @@ def test_backends_lists_every_backend_with_a_reason(capsys):
     assert any(line.startswith("numpy ") and " yes " in line for line in lines)
     assert sum("<- auto" in line for line in lines) == 1
     assert all(" yes " in line or len(line.split(":", 1)[-1].strip()) > 5 for line in lines)
+
+
+def test_auto_weights_say_which_set_was_used(capsys, monkeypatch, tmp_path, hopper):
+    monkeypatch.setenv("OPENFACE_MODELS_DIR", str(tmp_path / "empty-cache"))
+    code, _, err = run(capsys, "detect", hopper)
+    assert code == 0
+    assert err.startswith("weights: zhang2016 (") and "backend: " in err
