@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The main job: set up .venv if needed, then detect faces in a photo every install has
-# (matplotlib's grace_hopper.jpg) and write results/detections/grace_hopper.json.
+# The main job: set up .venv if needed, run every numbered notebook headless (papermill) into
+# results/notebooks/, and let them write results/tables/*.json|csv and results/figures/*.pdf|png.
+#   ./run_all.sh                 full run
+#   ./run_all.sh --quick         small smoke run
+#   ./run_all.sh -p manifest /data/study/manifest.json     notebook parameters, passed through
+#   ./run_all.sh --only 05       only some notebooks
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/ensure_venv.sh
-photo=$(.venv/bin/python -c "import matplotlib.cbook as c; print(c.get_sample_data('grace_hopper.jpg', asfileobj=False))")
-mkdir -p results/detections
-.venv/bin/mtcnn-lab detect "$photo" --json results/detections/grace_hopper.json --force
-echo "wrote results/detections/grace_hopper.json"
+exec .venv/bin/mtcnn-lab workbench "$@"

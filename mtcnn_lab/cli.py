@@ -162,6 +162,24 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workbench(args: argparse.Namespace) -> int:
+    """Run the numbered notebooks headless into results/ and print what each wrote."""
+    import time
+
+    from .workbench import RESULTS, parse_value, run_notebooks
+
+    results = Path(args.results) if args.results else RESULTS
+    parameters = {name: parse_value(value) for name, value in args.parameter or []}
+    start = time.perf_counter()
+    runs = run_notebooks(only=args.only, quick=args.quick, parameters=parameters, results=results)
+    for run in runs:
+        print(f"{run.name}: {run.seconds:.0f} s, {len(run.written)} table/figure files -> {run.output}")
+        for path in run.written:
+            print(f"    {path.relative_to(results.parent) if path.is_relative_to(results.parent) else path}")
+    print(f"{len(runs)} notebooks in {time.perf_counter() - start:.0f} s; results in {results}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mtcnn-lab``."""
     parser = argparse.ArgumentParser(prog="mtcnn-lab", description=__doc__.splitlines()[0])
@@ -199,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Core ML only: default compute units stored in the models")
     convert.add_argument("--overwrite", action="store_true", help="replace existing model files")
     convert.set_defaults(func=cmd_convert)
+
+    bench = sub.add_parser("workbench", help="run the numbered notebooks headless into results/")
+    bench.add_argument("--quick", action="store_true", help="small smoke run (a few frames, few repeats)")
+    bench.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="notebook parameter (repeatable), e.g. -p manifest /data/study/manifest.json")
+    bench.add_argument("--only", nargs="+", metavar="NN", help="run only notebooks whose names start so, e.g. 01 05")
+    bench.add_argument("--results", help="results folder (default: results/ in the repository)")
+    bench.set_defaults(func=cmd_workbench)
 
     models = sub.add_parser("models", help="show or fetch OpenFace's model files (non-commercial license)")
     models.add_argument("--accept-license", action="store_true",

@@ -91,6 +91,21 @@ class NetSpec:
         """Names ``lNN_<kind>`` as used by the C++ layer dumps (NN = 0-based index in the file)."""
         return [f"l{i:02d}_{layer.kind}" for i, layer in enumerate(self.layers)]
 
+    def summary(self) -> list[dict]:
+        """One row per layer: key, kind, parameter shape(s), parameter count, value range."""
+        rows = []
+        for key, layer in zip(self.layer_keys(), self.layers, strict=True):
+            arrays = [a for k, a in self.arrays().items() if k.startswith(key + ".") and a.dtype == np.float32]
+            values = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, np.float32)
+            row = {"layer": key, "kind": layer.kind, "shape": [list(a.shape) for a in arrays],
+                   "parameters": int(values.size),
+                   "min": float(values.min()) if values.size else None,
+                   "max": float(values.max()) if values.size else None}
+            if isinstance(layer, MaxPool):
+                row["shape"] = [[layer.kernel_y, layer.kernel_x], [layer.stride_y, layer.stride_x]]
+            rows.append(row)
+        return rows
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every parameter array, keyed ``lNN_<kind>.<field>`` (for saving and for comparing)."""
         out: dict[str, np.ndarray] = {}

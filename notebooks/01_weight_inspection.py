@@ -1,0 +1,133 @@
+# %% [markdown]
+# # 01 · Weight inspection
+#
+# What is inside OpenFace 2.2's MTCNN weights: every layer of PNet, RNet and ONet (shapes, parameter
+# counts, value distributions, PReLU slopes), how the `.dat` format stores them, and the proof that
+# OpenFace's files hold **bit for bit** the MIT-licensed weights of Zhang et al. 2016 that
+# mtcnn-lab bundles (only the first FC layer's input order differs in other ports).
+
+# %% tags=["parameters"]
+quick = False
+results_dir = "../results"
+models_root = None  # OpenFace model cache; None: $OPENFACE_MODELS_DIR, else ../../shared/OpenFaceModels
+
+# %%
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from mtcnn_lab import figures
+from mtcnn_lab.models_cache import installed_dat_paths
+from mtcnn_lab.tables import save_table
+from mtcnn_lab.weights import NET_NAMES, PReLU, load_weights, read_dat, write_dat
+
+results = Path(results_dir)
+if models_root is None and "OPENFACE_MODELS_DIR" not in os.environ and Path("../../shared/OpenFaceModels").exists():
+    models_root = "../../shared/OpenFaceModels"
+bundled = load_weights("zhang2016")
+dat_paths = installed_dat_paths(Path(models_root) if models_root else None)
+print("bundled:", bundled.source)
+print("OpenFace cache:", "not installed" if dat_paths is None else dat_paths["pnet"].parent)
+
+# %% [markdown]
+# ## Every layer
+# Layer keys are `lNN_<kind>` with NN the index in the `.dat` file, as in the C++ layer dumps.
+
+# %%
+rows = [{"net": net, **row} for net in NET_NAMES for row in bundled.nets()[net].summary()]
+save_table(rows, "01_layers", results / "tables", meta={"weights": bundled.name})
+totals = {net: sum(r["parameters"] for r in rows if r["net"] == net) for net in NET_NAMES}
+for r in rows:
+    print(f"{r['net']} {r['layer']:10s} {r['kind']:6s} {str(r['shape']):28s} {r['parameters']:>7d}")
+print("parameters:", totals)
+
+# %% [markdown]
+# ## Value distributions and PReLU slopes
+
+# %%
+with figures.paper_style():
+    fig, axes = plt.subplots(1, 3, figsize=(7, 2.2), sharey=True)
+    for ax, net in zip(axes, NET_NAMES, strict=True):
+        for key, layer in zip(bundled.nets()[net].layer_keys(), bundled.nets()[net].layers, strict=True):
+            if layer.kind in ("conv", "fc"):
+                ax.hist(layer.weight.ravel(), bins=80, histtype="step", density=True, label=key)
+        ax.set_title(net.upper())
+        ax.set_xlabel("weight value")
+        ax.set_yscale("log")
+        ax.legend(fontsize=5)
+    axes[0].set_ylabel("density")
+    figures.save_figure(fig, "01_weight_histograms", results / "figures")
+    plt.show()
+
+    fig, ax = plt.subplots(figsize=(7, 2.2))
+    position = 0
+    for net in NET_NAMES:
+        spec = bundled.nets()[net]
+        for key, layer in zip(spec.layer_keys(), spec.layers, strict=True):
+            if isinstance(layer, PReLU):
+                x = position + np.arange(len(layer.slopes))
+                ax.plot(x, layer.slopes, ".", ms=2, label=f"{net} {key}")
+                position += len(layer.slopes) + 8
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.axhline(1, color="0.6", lw=0.5, ls=":")
+    ax.set_xlabel("channel / neuron (all PReLU layers, in order)")
+    ax.set_ylabel("slope")
+    ax.legend(fontsize=4, ncol=4)
+    figures.save_figure(fig, "01_prelu_slopes", results / "figures")
+    plt.show()
+slopes = np.concatenate([layer.slopes for spec in bundled.nets().values() for layer in spec.layers
+                         if isinstance(layer, PReLU)])
+print(f"{len(slopes)} PReLU slopes in [{slopes.min():.3f}, {slopes.max():.3f}]; {(slopes < 0).sum()} negative, "
+      f"{(slopes > 1).sum()} above 1")
+
+# %% [markdown]
+# ## The `.dat` format
+# Little-endian int32 headers and float32 matrices (`rows, cols, cv_type=5`, then row-major values).
+# The first bytes of PNet:
+
+# %%
+pnet_bytes = dat_paths["pnet"].read_bytes() if dat_paths else write_dat(bundled.pnet)
+n_layers, layer_type, n_in, n_out = struct.unpack_from("<4i", pnet_bytes, 0)
+print(f"{len(pnet_bytes)} bytes; {n_layers} layers; layer 0: type {layer_type} (conv), {n_in} input maps "
+      f"(R, G, B), {n_out} kernels")
+print("first kernel record header (rows, cols, type):", struct.unpack_from("<3i", pnet_bytes, 16 + 4 * n_out))
+
+# %% [markdown]
+# ## OpenFace's files are the Zhang et al. 2016 weights, bit for bit
+# The bundled weights come from the `facenet-pytorch` wheel (`scripts/make_bundled_weights.py`:
+# MIT, converted to OpenFace's layout, the first FC layer's columns reordered from facenet's
+# (x, y, channel) flatten to OpenFace's (channel, x, y)). Serialised as `.dat`, each net must have
+# exactly the SHA-256 of OpenFace's file.
+
+# %%
+proof = []
+for net in NET_NAMES:
+    ours = hashlib.sha256(write_dat(bundled.nets()[net])).hexdigest()
+    row = {"net": net, "bundled_as_dat_sha256": ours}
+    if dat_paths:
+        data = dat_paths[net].read_bytes()
+        row.update(openface_sha256=hashlib.sha256(data).hexdigest(),
+                   arrays_identical=read_dat(data, net).equals(bundled.nets()[net]))
+    proof.append(row)
+save_table(proof, "01_bit_identity", results / "tables")
+for row in proof:
+    print(row)
+identical = bool(dat_paths) and all(r["arrays_identical"] and r["openface_sha256"] == r["bundled_as_dat_sha256"]
+                                    for r in proof)
+
+# %%
+display(Markdown(
+    f"**Conclusion.** PNet, RNet and ONet have {totals['pnet']:,}, {totals['rnet']:,} and {totals['onet']:,} "
+    f"parameters; their {len(slopes)} PReLU slopes range from {slopes.min():.2f} to {slopes.max():.2f} "
+    f"({(slopes < 0).sum()} negative, so PReLU is not a leaky ReLU here). "
+    + ("OpenFace's three `.dat` files and the bundled MIT weights are **bit-identical**: every array is equal "
+       "and each re-serialised net has the SHA-256 of OpenFace's file, so `weights='zhang2016'` reproduces "
+       "OpenFace without its non-commercial files."
+       if identical else
+       "OpenFace's files were not available here, so the bit-identity was not re-checked in this run "
+       "(the bundled nets' `.dat` SHA-256s are listed in `results/tables/01_bit_identity.json`).")))
