@@ -1,0 +1,225 @@
+"""Paper figure style: reproducible PDF/PNG files, TrueType fonts, face overlays and drawing."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtcnn_lab.detections import Detections
+from mtcnn_lab.figures import (
+    COLORS,
+    PAPER_RC,
+    as_arrays,
+    color_for,
+    draw_faces,
+    faces_to_arrays,
+    overlay,
+    paper_style,
+    save_figure,
+    to_bgr,
+)
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+CPP_FACES = [
+    {"bbox": [20.5, 30.25, 40.0, 30.0], "confidence": 0.998,
+     "landmarks": [[30.0, 40.0], [50.0, 40.0], [40.0, 48.0], [32.0, 54.0], [48.0, 54.0]],
+     "bbox_pre_correction": [20.0, 20.0, 40.0, 40.0], "onet_input_box": [20, 20, 40, 40]},
+    {"bbox": [70.0, 5.0, 20.0, 22.0], "confidence": 0.75,
+     "landmarks": [[75.0, 10.0], [85.0, 10.0], [80.0, 15.0], [76.0, 20.0], [84.0, 20.0]]},
+]
+
+FIGURE_SCRIPT = textwrap.dedent("""
+    import sys
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from mtcnn_lab.figures import COLORS, overlay, paper_style, save_figure
+
+    faces = [{"bbox": [10, 12, 30, 28], "confidence": 0.99,
+              "landmarks": [[20, 20], [30, 20], [25, 27], [20, 33], [30, 33]]}]
+    with paper_style():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(4, 2))
+        x = np.linspace(0, 1, 20)
+        for k, name in enumerate(["numpy", "torch", "fp16"]):
+            a.plot(x, x ** (k + 1), color=COLORS[name], label=name, marker="o", markevery=5)
+        a.set_title(r"IoU $\\geq$ 0.99 ± σ")
+        a.set_xlabel("time (ms)")
+        a.legend()
+        image = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+        overlay(image, faces_python=faces, faces_cpp=faces, ax=b)
+        save_figure(fig, "determinism", sys.argv[1])
+""")
+
+
+def run_figure_script(tmp_path: Path, outdir: Path, hash_seed: str) -> None:
+    script = tmp_path / "make_figure.py"
+    script.write_text(FIGURE_SCRIPT)
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "SOURCE_DATE_EPOCH": hash_seed, "MPLBACKEND": "Agg"}
+    subprocess.run([sys.executable, str(script), str(outdir)], check=True, env=env, cwd=tmp_path, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """The same figure saved by two separate Python processes (different hash seeds and folders)."""
+    tmp = tmp_path_factory.mktemp("figures")
+    first, second = tmp / "run1", tmp / "nested" / "run2"
+    run_figure_script(tmp, first, "1")
+    run_figure_script(tmp, second, "987654")
+    return first, second
+
+
+def test_pdf_and_png_identical_across_processes(two_runs):
+    first, second = two_runs
+    for suffix in ("pdf", "png"):
+        a, b = (first / f"determinism.{suffix}").read_bytes(), (second / f"determinism.{suffix}").read_bytes()
+        assert a == b, f"{suffix} differs between two runs"
+
+
+def test_pdf_embeds_truetype_fonts_and_no_dates(two_runs):
+    pdf = (two_runs[0] / "determinism.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    assert b"/FontFile2" in pdf  # Type 42 (TrueType) font program
+    assert b"/Type3" not in pdf
+    assert b"DejaVuSans" in pdf
+    assert b"/CreationDate" not in pdf and b"/ModDate" not in pdf
+    assert b"/Producer (mtcnn-lab)" in pdf
+    assert b"Matplotlib" not in pdf
+
+
+def test_png_written_without_software_chunk(two_runs):
+    png = (two_runs[0] / "determinism.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert b"tEXt" not in png and b"Software" not in png and b"tIME" not in png
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[1] > 600  # 4 in wide at 300 dpi, minus the tight crop
+
+
+def test_save_figure_returns_paths_and_replaces(tmp_path):
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [0, 1])
+    paths = save_figure(fig, "line", tmp_path / "out")
+    assert set(paths) == {"png", "pdf"}
+    assert paths["pdf"] == tmp_path / "out" / "line.pdf" and paths["png"].is_file()
+    before = paths["pdf"].read_bytes()
+    again = save_figure(fig, "line", tmp_path / "out", formats=("pdf",))
+    assert set(again) == {"pdf"} and again["pdf"].read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["line.pdf", "line.png"]  # no temp files
+    with pytest.raises(ValueError):
+        save_figure(fig, "../escape", tmp_path)
+    with pytest.raises(ValueError):
+        save_figure(fig, "x", tmp_path, formats=("jpg",))
+    plt.close(fig)
+
+
+def test_paper_style_applies_and_restores():
+    before = matplotlib.rcParams["pdf.fonttype"], matplotlib.rcParams["savefig.dpi"]
+    with paper_style() as rc:
+        assert matplotlib.rcParams["pdf.fonttype"] == 42 and matplotlib.rcParams["ps.fonttype"] == 42
+        assert matplotlib.rcParams["savefig.dpi"] == 300
+        assert matplotlib.rcParams["font.sans-serif"][0] == "DejaVu Sans"
+        assert matplotlib.rcParams["svg.hashsalt"] == "mtcnn-lab"
+        assert COLORS["numpy"] in [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
+        assert rc["pdf.fonttype"] == 42
+    assert (matplotlib.rcParams["pdf.fonttype"], matplotlib.rcParams["savefig.dpi"]) == before
+    assert PAPER_RC["savefig.dpi"] == 300
+
+
+def test_colors_are_distinct_hex_and_map_backend_names():
+    families = ["cpp", "python", "numpy", "torch", "onnx", "coreml", "pymtcnn", "fp16"]
+    assert all(re.fullmatch(r"#[0-9A-F]{6}", COLORS[k]) for k in families)
+    assert len({COLORS[k] for k in families}) == len(families)
+    assert color_for("torch-cpu") == COLORS["torch"]
+    assert color_for("onnx-cpu-fp16") == COLORS["fp16"]
+    assert color_for("coreml-fp32-all") == COLORS["coreml"]
+    assert color_for("numpy") == COLORS["numpy"]
+    assert color_for("C++") == COLORS["cpp"]
+    assert to_bgr("#E69F00") == (0x00, 0x9F, 0xE6)
+    assert to_bgr("cpp") == to_bgr(COLORS["cpp"])
+
+
+def test_faces_to_arrays_on_cpp_dicts():
+    boxes, confidences, landmarks = faces_to_arrays(CPP_FACES)
+    assert boxes.dtype == np.float32 and boxes.shape == (2, 4)
+    assert confidences.dtype == np.float32 and confidences.shape == (2,)
+    assert landmarks.shape == (2, 5, 2)
+    np.testing.assert_array_equal(boxes[0], np.float32([20.5, 30.25, 40.0, 30.0]))
+    np.testing.assert_allclose(confidences, [0.998, 0.75], rtol=1e-6)
+    np.testing.assert_array_equal(landmarks[1, 2], [80.0, 15.0])
+    # a whole result entry, an empty list, a face without landmarks
+    assert faces_to_arrays({"image": "x.png", "faces": CPP_FACES})[0].shape == (2, 4)
+    empty = faces_to_arrays([])
+    assert [a.shape for a in empty] == [(0, 4), (0,), (0, 5, 2)]
+    bare = faces_to_arrays([{"bbox": [1, 2, 3, 4]}])
+    assert np.isnan(bare[1]).all() and np.isnan(bare[2]).all()
+
+
+def test_as_arrays_accepts_detections():
+    det = Detections.empty()
+    assert as_arrays(det)[0].shape == (0, 4)
+    assert as_arrays(None)[2].shape == (0, 5, 2)
+
+
+def test_draw_faces_draws_box_and_landmarks():
+    image = np.zeros((100, 120, 3), np.uint8)
+    boxes, _, landmarks = faces_to_arrays(CPP_FACES[:1])
+    out = draw_faces(image, np.float32([[20, 30, 40, 30]]), landmarks, (0, 0, 255), thickness=1)
+    assert not image.any()  # the input is left alone
+    assert out[30, 40, 2] > 0 and out[59, 40, 2] > 0  # top and bottom edges (rows y and y+h-1)
+    assert out[45, 20, 2] > 0 and out[45, 59, 2] > 0  # left and right edges
+    assert out[34, 40].sum() == 0  # inside, away from the landmarks
+    assert out[40, 30, 2] > 0  # a landmark dot
+    assert out[5, 5].sum() == 0 and out[80, 100].sum() == 0  # far outside untouched
+    assert (out[..., :2] == 0).all()  # only red was used
+    inplace = image.copy()
+    assert draw_faces(inplace, boxes, None, (255, 0, 0), copy=False) is inplace and inplace.any()
+
+
+def test_overlay_draws_boxes_where_they_are():
+    height, width = 100, 120
+    image = np.zeros((height, width, 3), np.uint8)
+
+    def rendered(**faces) -> np.ndarray:
+        fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+        ax = fig.add_axes((0, 0, 1, 1))
+        overlay(image, ax=ax, legend=False, **faces)
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        plt.close(fig)
+        return pixels
+
+    blank = rendered()
+    assert blank.max() == 0
+    drawn = rendered(faces_cpp=[{"bbox": [20, 30, 40, 30]}])
+    changed = (drawn != blank).any(axis=2)
+    assert changed[30, 20:60].any() and changed[59, 20:60].any()  # top and bottom edges
+    assert changed[30:60, 20].any() and changed[30:60, 59].any()  # left and right edges
+    assert not changed[40:50, 30:50].any()  # the box's inside stays clear
+    assert not changed[80:, 80:].any()
+    orange = np.array([0xE6, 0x9F, 0x00])
+    assert (np.abs(drawn[30, 25:55].astype(int) - orange).sum(axis=1) < 40).any()  # in the cpp colour
+    both = rendered(faces_cpp=CPP_FACES, faces_python=CPP_FACES)
+    assert (both != drawn).any()
+    fig, ax = plt.subplots()
+    overlay(image, faces_python=CPP_FACES, faces_cpp=CPP_FACES, ax=ax, crop=(10, 20, 50, 50))
+    assert ax.get_xlim() == (9.5, 59.5) and ax.get_legend() is not None
+    plt.close(fig)
+
+
+def test_import_mtcnn_lab_needs_no_plotting_or_widgets():
+    code = ("import sys, mtcnn_lab, mtcnn_lab.figures; "
+            "print(sorted(m for m in ('matplotlib', 'ipywidgets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]"
