@@ -67,7 +67,8 @@ def run_notebook(path: Path, parameters: dict, results: Path = RESULTS) -> Noteb
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(path), str(output), parameters=parameters, cwd=str(path.parent),
-                                   kernel_name="python3", progress_bar=False, log_output=False)
+                                   kernel_name="python3", language="python", progress_bar=False,
+                                   log_output=False)
     except PapermillExecutionError as err:
         raise NotebookFailed(f"notebook {path.name} failed in cell {err.exec_count} ({err.ename}: "
                              f"{err.evalue.splitlines()[0] if err.evalue else ''}); the executed notebook with "
