@@ -90,19 +90,21 @@ print(divergence.format_table(rows))
 matching = [r for r in rows if r["matches_report"]]
 with figures.paper_style():
     fig, ax = plt.subplots(figsize=(3.4, 2.6))
+    labelled = {"bgr_input": (6, -8), "kernel_transposed": (4, -9), "row_major_reshape": (4, 6),
+                "resize_area": (4, -9), "normalise_first_channel": (-40, -12), "no_normalisation": (-60, -10)}
     for r in rows:
         hit = r["matches_report"]
         ax.scatter(r["mean_abs"], r["ch1_corr"], s=18 if hit else 8,
                    color=figures.COLORS["python"] if hit else "0.6", zorder=3 if hit else 2)
-        if hit or r["mean_abs"] > 1.0:
-            ax.annotate(r["name"], (r["mean_abs"], r["ch1_corr"]), fontsize=5, xytext=(3, 3),
+        if r["name"] in labelled:
+            ax.annotate(r["name"], (r["mean_abs"], r["ch1_corr"]), fontsize=5, xytext=labelled[r["name"]],
                         textcoords="offset points")
     ax.scatter(divergence.REPORTED["mean_abs"], divergence.REPORTED["corr"], marker="*", s=60,
                color=figures.COLORS["cpp"], label="reported", zorder=4)
     ax.set_xscale("log")
     ax.set_xlabel("mean |Δ| of layer 0")
     ax.set_ylabel("channel-1 correlation with truth")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="center left")
     figures.save_figure(fig, "02_mistake_signatures", results / "figures")
     plt.show()
 
