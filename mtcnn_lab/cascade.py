@@ -19,6 +19,7 @@ from .detections import Detections
 from .errors import ParameterError
 from .proposals import face_probability_map, pnet_proposals
 from .pyramid import pyramid_levels
+from .stage_timer import NO_TIMER, StageTimer
 
 F32 = np.float32
 
@@ -65,14 +66,18 @@ def crop_scores(outputs: np.ndarray) -> np.ndarray:
 
 
 def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
-               trace: dict | None = None) -> np.ndarray:
+               trace: dict | None = None, timer: StageTimer = NO_TIMER) -> np.ndarray:
     """Stage 1: square integer boxes (N, 4) ``[x, y, s, s]`` proposed by PNet over the pyramid."""
     boxes, scores, regs = [], [], []
-    for scale, level in pyramid_levels(image, params.min_face, params.factor):
-        heat = backend.run_pnet(level[None])[0]
-        prob = face_probability_map(heat[:2])
-        b, s, r = pnet_proposals(prob, heat[2:6], scale, params.thresholds[0])
-        keep = nms(b, s, params.nms_per_scale, "union")
+    with timer("pyramid"):
+        levels = pyramid_levels(image, params.min_face, params.factor)
+    for scale, level in levels:
+        with timer("pnet"):
+            heat = backend.run_pnet(level[None])[0]
+        with timer("proposals_nms"):
+            prob = face_probability_map(heat[:2])
+            b, s, r = pnet_proposals(prob, heat[2:6], scale, params.thresholds[0])
+            keep = nms(b, s, params.nms_per_scale, "union")
         boxes.append(b[keep])
         scores.append(s[keep])
         regs.append(r[keep])
@@ -83,20 +88,28 @@ def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
                 "n_after_nms05": len(keep)})
     if not boxes:
         return np.zeros((0, 4), np.int64)
-    all_boxes, all_scores, all_regs = np.concatenate(boxes), np.concatenate(scores), np.concatenate(regs)
-    keep = nms(all_boxes, all_scores, params.nms_pyramid, "union")
+    with timer("proposals_nms"):
+        all_boxes, all_scores, all_regs = np.concatenate(boxes), np.concatenate(scores), np.concatenate(regs)
+        keep = nms(all_boxes, all_scores, params.nms_pyramid, "union")
+        squared = square_boxes(apply_regression(all_boxes[keep], all_regs[keep], add1=False))
     if trace is not None:
         trace["n_after_cross_scale_nms07"] = len(keep)
-    return square_boxes(apply_regression(all_boxes[keep], all_regs[keep], add1=False))
+    return squared
 
 
 def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
-               trace: dict | None = None) -> np.ndarray:
+               trace: dict | None = None, timer: StageTimer = NO_TIMER) -> np.ndarray:
     """Stage 2: RNet rescoring of square boxes; returns the refined square boxes (M, 4)."""
-    outputs = backend.run_rnet(crop_boxes(image, boxes, 24)) if len(boxes) else np.zeros((0, 6), F32)
-    scores = crop_scores(outputs)
-    passed = scores >= F32(params.thresholds[1])
-    keep = nms(boxes[passed], scores[passed], params.nms_rnet, "union")
+    outputs = np.zeros((0, 6), F32)
+    if len(boxes):
+        with timer("crops"):
+            crops = crop_boxes(image, boxes, 24)
+        with timer("rnet"):
+            outputs = backend.run_rnet(crops)
+    with timer("proposals_nms"):
+        scores = crop_scores(outputs)
+        passed = scores >= F32(params.thresholds[1])
+        keep = nms(boxes[passed], scores[passed], params.nms_rnet, "union")
     if trace is not None:
         trace.update(rnet_input_boxes=boxes.tolist(), rnet_scores=scores.tolist(),
                      n_rnet_pass=int(passed.sum()), n_after_rnet_nms07=len(keep))
@@ -105,9 +118,14 @@ def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: C
 
 
 def stage_onet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
-               trace: dict | None = None) -> Detections:
+               trace: dict | None = None, timer: StageTimer = NO_TIMER) -> Detections:
     """Stage 3: ONet scores, regression (+1), NMS "min", final correction and landmarks."""
-    outputs = backend.run_onet(crop_boxes(image, boxes, 48)) if len(boxes) else np.zeros((0, 16), F32)
+    outputs = np.zeros((0, 16), F32)
+    if len(boxes):
+        with timer("crops"):
+            crops = crop_boxes(image, boxes, 48)
+        with timer("onet"):
+            outputs = backend.run_onet(crops)
     scores = crop_scores(outputs)
     if trace is not None:
         trace.update(onet_input_boxes=boxes.tolist(), onet_scores=scores.tolist())
@@ -131,14 +149,15 @@ def stage_onet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: C
 
 
 def run_cascade(image: np.ndarray, backend: Backend, params: CascadeParams | None = None,
-                trace: bool = False) -> Detections:
+                trace: bool = False, timer: StageTimer = NO_TIMER) -> Detections:
     """Detect faces in one BGR uint8 (H, W, 3) image with a backend; see the module docstring.
 
     With ``trace=True`` the result's ``trace`` holds the per-stage candidates in the format of
-    ``reference/cpp_mtcnn_dev_stages.json``.
+    ``reference/cpp_mtcnn_dev_stages.json``. A :class:`~mtcnn_lab.stage_timer.StageTimer` collects
+    the time spent in each stage (pyramid, pnet, proposals_nms, crops, rnet, onet).
     """
     params = params or CascadeParams()
     log: dict | None = {"pnet_scales": []} if trace else None
-    boxes = stage_pnet(image, backend, params, log)
-    boxes = stage_rnet(image, boxes, backend, params, log)
-    return stage_onet(image, boxes, backend, params, log)
+    boxes = stage_pnet(image, backend, params, log, timer)
+    boxes = stage_rnet(image, boxes, backend, params, log, timer)
+    return stage_onet(image, boxes, backend, params, log, timer)
