@@ -25,14 +25,15 @@ class MTCNN:
     (OpenFace's ``.dat`` files from the model cache), ``"zhang2016"`` (the bundled MIT weights,
     bit-identical), ``"auto"`` (OpenFace's when installed) or a :class:`WeightSet`. The remaining
     keyword arguments are :class:`CascadeParams` fields; the defaults are OpenFace's (minimum face
-    60 px, pyramid factor 0.709, thresholds 0.6/0.7/0.7). Constructing never downloads anything.
+    60 px, pyramid factor 0.709, thresholds 0.6/0.7/0.7). ``threads`` sizes the runtime's thread pool
+    (onnxruntime); constructing never downloads anything.
     """
 
     def __init__(self, backend: str = "auto", weights: str | WeightSet = "auto",
-                 models_root: str | Path | None = None, **params):
+                 models_root: str | Path | None = None, threads: int | None = None, **params):
         self.weights = weights if isinstance(weights, WeightSet) else load_weights(weights, models_root)
         self.params = CascadeParams(**params)
-        self.backend: Backend = make_backend(backend, self.weights)
+        self.backend: Backend = make_backend(backend, self.weights, threads)
         log.info("MTCNN: %s weights (%s), %s backend", self.weights.name, self.weights.source,
                  self.backend.name)
 

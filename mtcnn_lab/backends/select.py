@@ -27,7 +27,7 @@ FP16_TOLERANCE = 0.1
 """The same for FP16 backends (outputs are logits and offsets of magnitude ~1-10)."""
 
 
-def _onnx(weights: WeightSet, gpu: bool | None, precision: str = "fp32") -> Backend:
+def _onnx(weights: WeightSet, gpu: bool | None, precision: str = "fp32", threads: int | None = None) -> Backend:
     try:
         from .onnx import OnnxBackend, choose_providers
     except ImportError as err:
@@ -39,7 +39,7 @@ def _onnx(weights: WeightSet, gpu: bool | None, precision: str = "fp32") -> Back
             raise BackendUnavailable("onnxruntime offers no GPU provider here (CPU only)")
     elif gpu is False:
         providers = ["CPUExecutionProvider"]
-    return OnnxBackend(weights, providers=providers, precision=precision)
+    return OnnxBackend(weights, providers=providers, precision=precision, threads=threads)
 
 
 def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
@@ -74,33 +74,34 @@ class BackendChoice:
     """A backend name, how to build it, and the self-check tolerance of its precision."""
 
     name: str
-    build: Callable[[WeightSet], Backend]
+    build: Callable[[WeightSet, int | None], Backend]  # (weights, threads) -> backend
     tolerance: float
     description: str
 
 
 CHOICES = {c.name: c for c in [
-    BackendChoice("coreml", lambda w: _coreml(w, "fp16"), FP16_TOLERANCE,
+    BackendChoice("coreml", lambda w, t: _coreml(w, "fp16"), FP16_TOLERANCE,
                   "Core ML, RNet/ONet FP16 and PNet FP32 (macOS)"),
-    BackendChoice("coreml-fp16-all", lambda w: _coreml(w, "fp16-all"), FP16_TOLERANCE,
+    BackendChoice("coreml-fp16-all", lambda w, t: _coreml(w, "fp16-all"), FP16_TOLERANCE,
                   "Core ML, every net FP16: all on the Neural Engine (macOS)"),
-    BackendChoice("coreml-fp32", lambda w: _coreml(w, "fp32"), FP32_TOLERANCE, "Core ML FP32 (macOS)"),
-    BackendChoice("onnx-gpu", lambda w: _onnx(w, gpu=True), FP32_TOLERANCE, "ONNX Runtime, TensorRT/CUDA/CoreML EP"),
-    BackendChoice("torch-gpu", lambda w: _torch(w, "gpu"), FP32_TOLERANCE, "PyTorch on CUDA or MPS"),
-    BackendChoice("onnx", lambda w: _onnx(w, gpu=False), FP32_TOLERANCE, "ONNX Runtime on the CPU"),
-    BackendChoice("onnx-fp16", lambda w: _onnx(w, gpu=None, precision="fp16"), FP16_TOLERANCE,
+    BackendChoice("coreml-fp32", lambda w, t: _coreml(w, "fp32"), FP32_TOLERANCE, "Core ML FP32 (macOS)"),
+    BackendChoice("onnx-gpu", lambda w, t: _onnx(w, gpu=True, threads=t), FP32_TOLERANCE,
+                  "ONNX Runtime, TensorRT/CUDA/CoreML EP"),
+    BackendChoice("torch-gpu", lambda w, t: _torch(w, "gpu"), FP32_TOLERANCE, "PyTorch on CUDA or MPS"),
+    BackendChoice("onnx", lambda w, t: _onnx(w, gpu=False, threads=t), FP32_TOLERANCE, "ONNX Runtime on the CPU"),
+    BackendChoice("onnx-fp16", lambda w, t: _onnx(w, gpu=None, precision="fp16", threads=t), FP16_TOLERANCE,
                   "ONNX Runtime, RNet/ONet FP16 models"),
-    BackendChoice("onnx-fp16-all", lambda w: _onnx(w, gpu=None, precision="fp16-all"), FP16_TOLERANCE,
+    BackendChoice("onnx-fp16-all", lambda w, t: _onnx(w, gpu=None, precision="fp16-all", threads=t), FP16_TOLERANCE,
                   "ONNX Runtime, every net FP16"),
-    BackendChoice("torch", lambda w: _torch(w, "cpu"), FP32_TOLERANCE, "PyTorch on the CPU"),
-    BackendChoice("torch-cuda", lambda w: _torch(w, "cuda"), FP32_TOLERANCE, "PyTorch on CUDA"),
-    BackendChoice("torch-cuda-fp16", lambda w: _torch(w, "cuda", "fp16"), FP16_TOLERANCE,
+    BackendChoice("torch", lambda w, t: _torch(w, "cpu"), FP32_TOLERANCE, "PyTorch on the CPU"),
+    BackendChoice("torch-cuda", lambda w, t: _torch(w, "cuda"), FP32_TOLERANCE, "PyTorch on CUDA"),
+    BackendChoice("torch-cuda-fp16", lambda w, t: _torch(w, "cuda", "fp16"), FP16_TOLERANCE,
                   "PyTorch on CUDA, RNet/ONet FP16"),
-    BackendChoice("torch-mps", lambda w: _torch(w, "mps"), FP32_TOLERANCE, "PyTorch on Apple MPS"),
-    BackendChoice("numpy", NumpyBackend, 0.0, "numpy reference with OpenFace's C++ semantics"),
-    BackendChoice("numpy-fp16", lambda w: NumpyBackend(w, "fp16"), FP16_TOLERANCE,
+    BackendChoice("torch-mps", lambda w, t: _torch(w, "mps"), FP32_TOLERANCE, "PyTorch on Apple MPS"),
+    BackendChoice("numpy", lambda w, t: NumpyBackend(w), 0.0, "numpy reference with OpenFace's C++ semantics"),
+    BackendChoice("numpy-fp16", lambda w, t: NumpyBackend(w, "fp16"), FP16_TOLERANCE,
                   "numpy FP16 emulation of RNet/ONet (weights and activations rounded to float16)"),
-    BackendChoice("numpy-fp16-all", lambda w: NumpyBackend(w, "fp16-all"), FP16_TOLERANCE,
+    BackendChoice("numpy-fp16-all", lambda w, t: NumpyBackend(w, "fp16-all"), FP16_TOLERANCE,
                   "numpy FP16 emulation of every net"),
 ]}
 AUTO_ORDER = ("coreml", "onnx-gpu", "torch-gpu", "onnx", "numpy")
@@ -121,11 +122,11 @@ def self_check(backend: Backend, weights: WeightSet) -> float:
     return worst
 
 
-def build_checked(name: str, weights: WeightSet) -> tuple[Backend, float]:
+def build_checked(name: str, weights: WeightSet, threads: int | None = None) -> tuple[Backend, float]:
     """Build backend ``name`` and self-check it; raise :class:`BackendUnavailable` with the reason."""
     choice = CHOICES[name]
     try:
-        backend = choice.build(weights)
+        backend = choice.build(weights, threads)
         diff = self_check(backend, weights)
     except MtcnnLabError:
         raise
@@ -137,12 +138,16 @@ def build_checked(name: str, weights: WeightSet) -> tuple[Backend, float]:
     return backend, diff
 
 
-def make_backend(name: str, weights: WeightSet) -> Backend:
-    """Build the backend called ``name`` (see :data:`CHOICES`), or the first that works for ``"auto"``."""
+def make_backend(name: str, weights: WeightSet, threads: int | None = None) -> Backend:
+    """Build the backend called ``name`` (see :data:`CHOICES`), or the first that works for ``"auto"``.
+
+    ``threads`` sizes the runtime's own thread pool where it has one (onnxruntime); numpy, OpenCV and
+    torch follow the process-wide limits (``threadpoolctl``, :func:`mtcnn_lab.bench.pinned_threads`).
+    """
     if name == "auto":
         for candidate in AUTO_ORDER:
             try:
-                backend, diff = build_checked(candidate, weights)
+                backend, diff = build_checked(candidate, weights, threads)
             except BackendUnavailable as err:
                 log.info("backend %s skipped: %s", candidate, err)
                 continue
@@ -151,7 +156,7 @@ def make_backend(name: str, weights: WeightSet) -> Backend:
         raise BackendUnavailable("no backend works here, not even numpy")  # pragma: no cover
     if name not in CHOICES:
         raise ParameterError(f"unknown backend {name!r}; choose one of auto, {', '.join(CHOICES)}")
-    return CHOICES[name].build(weights)
+    return CHOICES[name].build(weights, threads)
 
 
 def backend_report(weights: WeightSet) -> list[dict]:
