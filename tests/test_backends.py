@@ -47,7 +47,7 @@ def test_fp16_emulation_rounds_every_layer(net, bundled_weights):
 
 
 def test_auto_picks_the_first_candidate_that_passes(monkeypatch, bundled_weights, caplog):
-    def broken(weights):
+    def broken(weights, threads):
         raise RuntimeError("driver exploded")
 
     class Wrong(NumpyBackend):
@@ -55,7 +55,7 @@ def test_auto_picks_the_first_candidate_that_passes(monkeypatch, bundled_weights
             return super().run_rnet(crops) + 1.0
 
     chain = {"coreml": select.BackendChoice("coreml", broken, 0.1, "broken"),
-             "onnx": select.BackendChoice("onnx", Wrong, 1e-4, "disagrees"),
+             "onnx": select.BackendChoice("onnx", lambda w, t: Wrong(w), 1e-4, "disagrees"),
              "numpy": select.CHOICES["numpy"]}
     monkeypatch.setattr(select, "CHOICES", chain)
     monkeypatch.setattr(select, "AUTO_ORDER", ("coreml", "onnx", "numpy"))
