@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 class MTCNN:
     """OpenFace 2.2's MTCNN face detector.
 
-    ``backend``: ``"numpy"`` (the C++-exact reference) or ``"auto"``. ``weights``: ``"openface"``
+    ``backend``: ``"auto"`` (the best runtime that passes its self-check), a name from
+    ``mtcnn-lab backends`` (``"numpy"`` is the C++-exact reference) or a backend object. ``weights``: ``"openface"``
     (OpenFace's ``.dat`` files from the model cache), ``"zhang2016"`` (the bundled MIT weights,
     bit-identical), ``"auto"`` (OpenFace's when installed) or a :class:`WeightSet`. The remaining
     keyword arguments are :class:`CascadeParams` fields; the defaults are OpenFace's (minimum face
@@ -29,11 +30,11 @@ class MTCNN:
     (onnxruntime); constructing never downloads anything.
     """
 
-    def __init__(self, backend: str = "auto", weights: str | WeightSet = "auto",
+    def __init__(self, backend: str | Backend = "auto", weights: str | WeightSet = "auto",
                  models_root: str | Path | None = None, threads: int | None = None, **params):
         self.weights = weights if isinstance(weights, WeightSet) else load_weights(weights, models_root)
         self.params = CascadeParams(**params)
-        self.backend: Backend = make_backend(backend, self.weights, threads)
+        self.backend: Backend = make_backend(backend, self.weights, threads) if isinstance(backend, str) else backend
         log.info("MTCNN: %s weights (%s), %s backend", self.weights.name, self.weights.source,
                  self.backend.name)
 

@@ -1,0 +1,165 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Backend benchmarks
+#
+# Every backend available on this machine on the same frames, with 1 and 2 threads: latency
+# (median and p95 of the per-frame medians), frames per second and the share of each cascade stage,
+# next to C++ OpenFace's own timings of those frames (the reference JSON, 1 thread, same kind of
+# machine) and pymtcnn when it is installed. On macOS the Core ML compute units are swept (ALL,
+# CPU_AND_NE, CPU_AND_GPU, CPU_ONLY) to show the Neural Engine's effect.
+
+# %% tags=["parameters"]
+quick = False
+results_dir = "../results"
+manifest = None  # None: data/manifest.json (or $MTCNN_LAB_MANIFEST)
+repeats = 5
+thread_counts = [1, 2]
+
+# %%
+import importlib.util
+import platform
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from mtcnn_lab import MTCNN, figures
+from mtcnn_lab.backends.select import backend_report
+from mtcnn_lab.bench import benchmark_detector, machine_info
+from mtcnn_lab.dataset import load_manifest
+from mtcnn_lab.tables import save_table
+from mtcnn_lab.weights import load_weights
+
+results = Path(results_dir)
+if quick:
+    repeats, thread_counts = 2, [1]
+dataset = load_manifest(manifest, quick=6 if quick else None)
+images = {item.id: item.load() for item in dataset.items}
+weights = load_weights("zhang2016")
+report = backend_report(weights)
+available = [r["backend"] for r in report if r["available"]]
+machine = machine_info()
+print(f"{len(images)} frames from {dataset.name}; {machine['cpu_count']} CPUs, {machine['processor']}")
+for r in report:
+    print(f"{r['backend']:16s} {'available' if r['available'] else 'not here: ' + r['reason']}")
+
+# %% [markdown]
+# ## Latency and throughput
+# Backends with their own thread pool (onnxruntime) are built with that many threads; numpy, OpenCV
+# and torch are pinned to it while timing.
+
+# %%
+measured = [b for b in available if not b.startswith("coreml")]
+if quick:
+    measured = [b for b in measured if b in ("onnx", "numpy")]
+runs = []
+for threads in thread_counts:
+    for name in measured:
+        detector = MTCNN(backend=name, weights=weights, threads=threads)
+        run = benchmark_detector(detector, images, repeats=repeats, threads=threads)
+        runs.append({"backend": name, **{k: v for k, v in run.items() if k != "per_image"}})
+        print(f"{name:16s} {threads} thread(s): {run['sum_of_medians_ms']:8.1f} ms summed, "
+              f"median {run['median_ms']:6.1f} ms, p95 {run['p95_ms']:6.1f} ms, {run['fps']:6.1f} FPS")
+
+cpp_times = [item.cpp["timing_ms"]["median_1thread"] for item in dataset.items
+             if item.cpp and "timing_ms" in item.cpp]
+cpp_row = None
+if len(cpp_times) == len(images):
+    t = np.array(cpp_times)
+    cpp_row = {"backend": "C++ OpenFace", "threads": 1, "sum_of_medians_ms": float(t.sum()),
+               "median_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)),
+               "fps": float(len(t) / t.sum() * 1e3)}
+    print(f"C++ OpenFace 1 thread: {t.sum():.1f} ms summed (reference JSON)")
+else:
+    print("no C++ timings for these frames in the reference")
+save_table(runs + ([cpp_row] if cpp_row else []), "06_latency", results / "tables",
+           meta={"machine": machine, "repeats": repeats, "frames": len(images), "dataset": dataset.name})
+
+# %% [markdown]
+# ## pymtcnn
+# pymtcnn 1.2.0 is the other Python port of OpenFace's MTCNN; the speed issue's harness
+# (`benchmarks/`) runs it in its own environment. Here it is only timed when it is installed.
+
+# %%
+have_pymtcnn = importlib.util.find_spec("pymtcnn") is not None
+print("pymtcnn:", "installed" if have_pymtcnn else "not installed in this environment: not measured here")
+
+# %% [markdown]
+# ## Core ML compute units (macOS only)
+
+# %%
+coreml_rows = []
+if platform.system() == "Darwin" and "coreml" in available:
+    from mtcnn_lab.backends.coreml import CoreMLBackend
+
+    for units in ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY"):
+        for precision in ("fp16-all", "fp16", "fp32"):
+            backend = CoreMLBackend(weights, precision=precision, compute_units=units)
+            run = benchmark_detector(MTCNN(backend=backend, weights=weights), images, repeats=repeats)
+            coreml_rows.append({"compute_units": units, "precision": precision,
+                                **{k: v for k, v in run.items() if k != "per_image"}})
+    save_table(coreml_rows, "06_coreml_compute_units", results / "tables")
+else:
+    print(f"This is {platform.system()}, not macOS: Core ML cannot predict here, so the compute-unit sweep "
+          "(ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY) was not run. Run this notebook on a Mac to fill it in.")
+
+# %% [markdown]
+# ## Figures
+
+# %%
+with figures.paper_style():
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7, 2.6), gridspec_kw={"width_ratios": [1.2, 1]})
+    labels, values, colors = [], [], []
+    for row in runs + ([cpp_row] if cpp_row else []):
+        labels.append(f"{row['backend']} ({row['threads']}t)")
+        values.append(row["sum_of_medians_ms"])
+        colors.append(figures.color_for("cpp" if row["backend"].startswith("C++") else row["backend"]))
+    ax1.barh(labels, values, color=colors)
+    ax1.set_xlabel(f"sum of per-frame medians over {len(images)} frames (ms)")
+    ax1.invert_yaxis()
+    stage_names = ["pyramid", "pnet", "proposals_nms", "crops", "rnet", "onet"]
+    one_thread = [r for r in runs if r["threads"] == thread_counts[0]]
+    left = np.zeros(len(one_thread))
+    for stage in stage_names:
+        share = np.array([r["stage_share"].get(stage, 0.0) for r in one_thread])
+        ax2.barh([r["backend"] for r in one_thread], share, left=left, label=stage)
+        left += share
+    ax2.set_xlabel(f"share of time per stage ({thread_counts[0]} thread)")
+    ax2.invert_yaxis()
+    ax2.legend(fontsize=5, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    figures.save_figure(fig, "06_latency", results / "figures")
+    plt.show()
+
+# %%
+fastest = min(runs, key=lambda r: r["sum_of_medians_ms"])
+text = (f"**Conclusion.** On this {machine['cpu_count']}-core machine the fastest backend was "
+        f"`{fastest['backend']}` with {fastest['threads']} thread(s): {fastest['sum_of_medians_ms']:.0f} ms summed "
+        f"over {len(images)} frames ({fastest['fps']:.1f} FPS).")
+if cpp_row:
+    text += (f" C++ OpenFace needs {cpp_row['sum_of_medians_ms']:.0f} ms for the same frames (1 thread): a ratio of "
+             f"{cpp_row['sum_of_medians_ms'] / fastest['sum_of_medians_ms']:.2f}× in favour of "
+             f"{'the port' if fastest['sum_of_medians_ms'] < cpp_row['sum_of_medians_ms'] else 'C++'}.")
+numpy_rows = [r for r in runs if r["backend"] == "numpy"]
+if numpy_rows:
+    top = max(numpy_rows[0]["stage_share"].items(), key=lambda kv: kv[1])
+    text += f" In the numpy reference, `{top[0]}` takes {top[1]:.0%} of the time."
+text += (" The Core ML compute-unit sweep needs macOS and was not run here." if not coreml_rows else
+         " See `06_coreml_compute_units` for the Neural Engine's effect.")
+text += " pymtcnn was not installed here." if not have_pymtcnn else ""
+display(Markdown(text))
