@@ -1,0 +1,43 @@
+"""Every numbered notebook executes headless in quick mode (as ``./run_all.sh --quick`` does).
+
+Also checks that each ``.ipynb`` and its jupytext ``.py`` pair hold the same cells, that each has a
+papermill ``parameters`` cell, and that each ends in a written conclusion.
+"""
+
+from __future__ import annotations
+
+import jupytext
+import nbformat
+import pytest
+
+from mtcnn_lab.workbench import NOTEBOOKS, notebook_paths, run_notebook
+
+from .conftest import require_shared
+
+PATHS = notebook_paths()
+
+
+def test_there_are_six_numbered_notebooks():
+    assert [p.stem[:2] for p in PATHS] == ["01", "02", "03", "04", "05", "06"]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_notebook_is_paired_and_parameterised(path):
+    script = NOTEBOOKS / f"{path.stem}.py"
+    assert script.exists(), f"{script} missing: pair it with `jupytext --set-formats ipynb,py:percent`"
+    ipynb, py = jupytext.read(path), jupytext.read(script)
+    assert [c.source for c in ipynb.cells] == [c.source for c in py.cells], f"run `jupytext --sync {script}`"
+    assert any("parameters" in c.metadata.get("tags", []) for c in ipynb.cells)
+    assert not any(c.get("outputs") for c in ipynb.cells if c.cell_type == "code"), "commit notebooks without outputs"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_notebook_runs_in_quick_mode(path, tmp_path):
+    require_shared("reference", "cpp_mtcnn_dev.json")
+    run = run_notebook(path, {"quick": True, "results_dir": str(tmp_path)}, results=tmp_path)
+    executed = nbformat.read(run.output, as_version=4)
+    last = executed.cells[-1]
+    texts = [o.get("data", {}).get("text/markdown", "") for o in last.get("outputs", [])]
+    assert any(t.startswith("**Conclusion.**") for t in texts), f"{path.stem} ends without a conclusion"
+    assert run.written, f"{path.stem} wrote no table or figure"
+    assert any(p.suffix == ".json" for p in run.written)
