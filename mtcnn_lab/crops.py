@@ -32,8 +32,11 @@ def crop_boxes(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     for k, box in enumerate(boxes):
         side = int(box[2]) + 1
         sx, sy, ex, ey, ox, oy = crop_geometry(box, height, width)
-        buffer = np.zeros((side, side, 3), np.float32)
-        if ex > sx and ey > sy:
-            buffer[oy:oy + ey - sy, ox:ox + ex - sx] = image[sy:ey, sx:ex]
-        resized[k] = cv2.resize(buffer, (size, size), interpolation=cv2.INTER_LINEAR)
+        if ex - sx == side and ey - sy == side:  # inside the image: no padding needed
+            buffer = image[sy:ey, sx:ex].astype(np.float32)
+        else:
+            buffer = np.zeros((side, side, 3), np.float32)
+            if ex > sx and ey > sy:
+                buffer[oy:oy + ey - sy, ox:ox + ex - sx] = image[sy:ey, sx:ex]
+        cv2.resize(buffer, (size, size), dst=resized[k], interpolation=cv2.INTER_LINEAR)
     return normalise(resized)
