@@ -1,0 +1,277 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Conversion: ONNX and Core ML
+#
+# PNet, RNet and ONet exported to ONNX (FP32 and FP16) and converted to Core ML ML programs
+# (FP32 and FP16), with
+# 1. the size of every model file and what each graph contains (ONNX ops and opset, Core ML ops and
+#    PNet's enumerated input shapes),
+# 2. every layer of every runtime available here compared with the numpy reference (which matches
+#    C++ OpenFace, notebook 02) on real network inputs: torch on the CPU, ONNX Runtime FP32 and FP16,
+# 3. Core ML's outputs compared the same way, where Core ML can run (macOS only).
+
+# %% tags=["parameters"]
+quick = False
+results_dir = "../results"
+models_dir = None  # where the models are written; None: a temporary folder, removed at the end
+manifest = None  # images whose real network inputs are compared; None: data/manifest.json (../shared)
+opset = 17  # ONNX opset, at least 17
+
+# %%
+import collections
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from mtcnn_lab import figures
+from mtcnn_lab.backends.coreml import coreml_available
+from mtcnn_lab.backends.select import make_backend
+from mtcnn_lab.compare import backend_layer_differences, cascade_net_inputs
+from mtcnn_lab.convert.coreml import convert_coreml, import_coremltools, tree_bytes
+from mtcnn_lab.convert.onnx import export_onnx, onnx_report
+from mtcnn_lab.dataset import load_manifest
+from mtcnn_lab.errors import MtcnnLabError
+from mtcnn_lab.tables import save_table
+from mtcnn_lab.weights import NET_NAMES, load_weights
+
+results = Path(results_dir)
+weights = load_weights("zhang2016")  # bit-identical to OpenFace's .dat (notebook 01)
+scratch = tempfile.TemporaryDirectory(prefix="mtcnn-lab-03-") if models_dir is None else None
+models = Path(scratch.name if scratch else models_dir)
+print("models written to:", models, "(temporary)" if scratch else "")
+
+# %% [markdown]
+# ## 1 · Export and conversion
+# ONNX: TorchScript export of the PyTorch nets, FP16 by onnxconverter-common with FP32 inputs and
+# outputs. Core ML: `coremltools.convert` to ML programs (macOS 13+); FP16 casts after the input and
+# before the output. Conversion works on any OS; only Core ML *prediction* needs macOS.
+
+# %%
+onnx_paths = {"fp32": export_onnx(weights, models, opset=opset, overwrite=True),
+              "fp16": export_onnx(weights, models, fp16=True, opset=opset, overwrite=True)}
+onnx_info = {p: onnx_report(weights, paths, fp16=p == "fp16") for p, paths in onnx_paths.items()}
+
+coreml_paths, coreml_error = {}, None
+try:
+    for precision in ("fp32", "fp16"):
+        with contextlib.redirect_stderr(io.StringIO()):  # coremltools' per-pass progress bars
+            coreml_paths[precision] = convert_coreml(weights, models, precision, overwrite=True)
+except MtcnnLabError as err:
+    coreml_error = str(err)
+print("Core ML:", coreml_error or ", ".join(f"{p}: {len(paths) - 1} packages" for p, paths in coreml_paths.items()))
+
+
+# %%
+def mlprogram_ops(path: Path) -> dict[str, int]:
+    """Op counts of a Core ML ML program (``const`` ops, which hold the weights, left out)."""
+    spec = import_coremltools().models.MLModel(str(path), skip_model_load=True).get_spec()
+    main = spec.mlProgram.functions["main"]
+    ops = collections.Counter(op.type for op in main.block_specializations[main.opset].operations)
+    return dict(sorted((k, v) for k, v in ops.items() if k != "const"))
+
+
+size_rows, fact_rows = [], []
+parameters = {net: sum(a.size for a in spec.arrays().values()) for net, spec in weights.nets().items()}
+for precision, info in onnx_info.items():
+    for net, model in info["models"].items():
+        size_rows.append({"net": net, "format": "onnx", "precision": precision, "file": model["file"],
+                          "bytes": model["bytes"], "parameters": parameters[net]})
+        fact_rows.append({"net": net, "format": "onnx", "precision": precision, "opset": model["opset"],
+                          "ops": model["ops"], "input_shapes": 1})
+for precision, paths in coreml_paths.items():
+    for net in NET_NAMES:
+        size_rows.append({"net": net, "format": "coreml", "precision": precision, "file": paths[net].name,
+                          "bytes": tree_bytes(paths[net]), "parameters": parameters[net]})
+        n_shapes = len(import_coremltools().models.MLModel(str(paths[net]), skip_model_load=True)
+                       .get_spec().description.input[0].type.multiArrayType.enumeratedShapes.shapes)
+        fact_rows.append({"net": net, "format": "coreml", "precision": precision, "opset": "CoreML6",
+                          "ops": mlprogram_ops(paths[net]), "input_shapes": n_shapes or 1})
+save_table(size_rows, "03_model_sizes", results / "tables", meta={"weights": weights.name, "onnx_opset": opset})
+save_table(fact_rows, "03_graph_facts", results / "tables")
+for r in size_rows:
+    print(f"{r['net']} {r['format']:6s} {r['precision']}  {r['bytes']:>9,d} bytes  ({r['parameters']:,} parameters)")
+
+# %%
+formats = [(f, p) for f in ("onnx", "coreml") for p in ("fp32", "fp16") if any(
+    r["format"] == f and r["precision"] == p for r in size_rows)]
+style = {("onnx", "fp32"): (figures.COLORS["onnx"], None), ("onnx", "fp16"): ("white", figures.COLORS["onnx"]),
+         ("coreml", "fp32"): (figures.COLORS["coreml"], None), ("coreml", "fp16"): ("white", figures.COLORS["coreml"])}
+with figures.paper_style():
+    fig, ax = plt.subplots(figsize=(figures.COLUMN_WIDTH, 2.3))
+    width = 0.8 / len(formats)
+    for k, (fmt, precision) in enumerate(formats):
+        face, hatch_color = style[(fmt, precision)]
+        sizes = [next(r["bytes"] for r in size_rows if (r["net"], r["format"], r["precision"]) == (net, fmt, precision))
+                 for net in NET_NAMES]
+        x = np.arange(len(NET_NAMES)) + (k - (len(formats) - 1) / 2) * width
+        label = f"{'ONNX' if fmt == 'onnx' else 'Core ML'} {precision.upper()}"
+        ax.bar(x, np.array(sizes) / 1024, width, color=face, edgecolor=hatch_color or face, linewidth=0.8,
+               hatch="////" if hatch_color else None, label=label)
+    ax.set_xticks(range(len(NET_NAMES)), [n.upper() for n in NET_NAMES])
+    ax.set_yscale("log")
+    ax.set_ylabel("model size (KiB)")
+    ax.legend(ncol=2, loc="upper left", fontsize=6)
+    ax.set_ylim(top=ax.get_ylim()[1] * 6)
+    figures.save_figure(fig, "03_model_sizes", results / "figures")
+    plt.show()
+
+# %% [markdown]
+# ### What the graphs contain
+# The ONNX graphs use only `Conv`, `PRelu` (ONNX's native op), `MaxPool`, `Gemm` and, before the
+# first FC layer, `Transpose` + `Flatten` for OpenFace's (channel, x, y) flatten order; FP16 adds a
+# `Cast` after the input and before the output. PNet's ONNX input has dynamic height and width;
+# Core ML's PNet takes an *enumerated* set of pyramid-level sizes instead, which the Neural Engine
+# compiles ahead of time.
+
+# %%
+for r in fact_rows:
+    shapes = f"; {r['input_shapes']} enumerated input shapes" if r["input_shapes"] > 1 else ""
+    print(f"{r['net']} {r['format']:6s} {r['precision']} opset {r['opset']}{shapes}: "
+          + ", ".join(f"{op} {n}" for op, n in r["ops"].items()))
+pnet_shapes = next((r["input_shapes"] for r in fact_rows if r["format"] == "coreml" and r["net"] == "pnet"), None)
+
+# %% [markdown]
+# ## 2 · Every layer against the numpy reference
+# Inputs are what the cascade really feeds each net on sample images: PNet the largest pyramid
+# level, RNet and ONet the crops of the boxes reaching them. Every runtime gets exactly these
+# float32 batches; ONNX FP16 is the all-FP16 export (each net FP16, with per-layer taps).
+
+# %%
+try:
+    dataset = load_manifest(manifest, quick=1 if quick else 3)
+    images = [image for _, image in dataset.iter_images()]
+    batches = [cascade_net_inputs(image, weights, max_crops=32) for image in images]
+    input_source = (f"{len(batches)} image{'s' if len(batches) > 1 else ''} of {dataset.name}: "
+                    + ", ".join(item.id for item in dataset))
+except MtcnnLabError as err:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)]
+    batches = [{"pnet": rng.uniform(-1, 1, (1, 3, 216, 384)).astype(np.float32),
+                "rnet": rng.uniform(-1, 1, (16, 3, 24, 24)).astype(np.float32),
+                "onet": rng.uniform(-1, 1, (16, 3, 48, 48)).astype(np.float32)}]
+    input_source = f"random inputs (no data set: {err})"
+print("inputs:", input_source)
+
+runtimes = {}
+for name in ("torch", "onnx", "onnx-fp16-all"):
+    try:
+        runtimes[name] = make_backend(name, weights)
+    except MtcnnLabError as err:
+        print(f"{name}: not available here ({err})")
+
+layer_rows = []
+for name, backend in runtimes.items():
+    for net in NET_NAMES:
+        per_input = [backend_layer_differences(backend, weights, net, b[net]) for b in batches if len(b[net])]
+        for layer in per_input[0]:
+            layer_rows.append({"backend": backend.name, "precision": "fp16" if "fp16" in name else "fp32", "net": net,
+                               "layer": layer, "inputs": sum(len(b[net]) for b in batches),
+                               "max_abs": max(t[layer]["max_abs"] for t in per_input),
+                               "mean_abs": float(np.mean([t[layer]["mean_abs"] for t in per_input]))})
+save_table(layer_rows, "03_layer_diffs", results / "tables", meta={"inputs": input_source, "weights": weights.name})
+for r in layer_rows:
+    if r["layer"] == "output":
+        print(f"{r['backend']:18s} {r['net']} output: max |Δ| {r['max_abs']:.2e}, mean |Δ| {r['mean_abs']:.2e}")
+
+# %%
+backend_names = list(dict.fromkeys(r["backend"] for r in layer_rows))
+with figures.paper_style():
+    fig, axes = plt.subplots(1, 3, figsize=(figures.TEXT_WIDTH, 2.4), sharey=True,
+                             gridspec_kw={"width_ratios": [8, 13, 16]})
+    for ax, net in zip(axes, NET_NAMES, strict=True):
+        layers = [r["layer"] for r in layer_rows if r["net"] == net and r["backend"] == backend_names[0]]
+        layers = [k for k in layers if k != "output"]
+        for name in backend_names:
+            values = {r["layer"]: r["max_abs"] for r in layer_rows if r["net"] == net and r["backend"] == name}
+            ax.plot(range(len(layers)), [max(values[k], 1e-9) for k in layers], "o-", ms=3, lw=1,
+                    color=figures.color_for(name), label=name)
+        ax.set_xticks(range(len(layers)), [f"{k[1:3]} {k[4:]}" for k in layers], rotation=90, fontsize=6)
+        ax.set_title(net.upper())
+        ax.set_yscale("log")
+        ax.grid(axis="y", which="major")
+    axes[0].set_ylabel("max |Δ| from numpy reference")
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(backend_names),
+               bbox_to_anchor=(0.5, 1.0))
+    figures.save_figure(fig, "03_layer_diffs", results / "figures")
+    plt.show()
+
+# %% [markdown]
+# ## 3 · Core ML
+# Core ML models run only through macOS's Core ML framework. Where it is available, the FP32 and
+# all-FP16 Core ML models get the same inputs (their outputs only: a compiled ML program exposes no
+# intermediate layers). PNet runs a pyramid level Core ML was converted for (here a 640×480 frame's).
+
+# %%
+coreml_ok, coreml_reason = coreml_available()
+coreml_rows = []
+if coreml_ok and coreml_paths:
+    import cv2
+
+    from mtcnn_lab.backends.coreml import CoreMLBackend
+
+    # PNet takes only its enumerated sizes: feed each image's largest level as a 640x480 frame's
+    vga = [{**b, "pnet": cascade_net_inputs(cv2.resize(image, (640, 480)), weights)["pnet"]}
+           for b, image in zip(batches, images, strict=True)]
+    for precision in ("fp32", "fp16-all"):
+        backend = CoreMLBackend(weights, precision=precision, model_dir=models, strict_shapes=True)
+        for net in NET_NAMES:
+            per_input = [backend_layer_differences(backend, weights, net, b[net])["output"]
+                         for b in vga if len(b[net])]
+            coreml_rows.append({"backend": backend.name, "precision": precision, "net": net,
+                                "max_abs": max(t["max_abs"] for t in per_input),
+                                "mean_abs": float(np.mean([t["mean_abs"] for t in per_input]))})
+    save_table(coreml_rows, "03_coreml_outputs", results / "tables", meta={"inputs": input_source})
+    for r in coreml_rows:
+        print(f"{r['backend']:18s} {r['net']} output: max |Δ| {r['max_abs']:.2e}")
+else:
+    print(f"Core ML prediction was not run here: {coreml_reason}.")
+
+# %%
+if scratch:
+    scratch.cleanup()
+
+outputs = [r for r in layer_rows if r["layer"] == "output"]
+fp32_layers = [r for r in layer_rows if r["precision"] == "fp32"]
+worst32 = max(fp32_layers, key=lambda r: r["max_abs"]) if fp32_layers else None
+fp16_out = {r["net"]: r["max_abs"] for r in outputs if r["precision"] == "fp16"}
+size = {(r["net"], r["format"], r["precision"]): r["bytes"] for r in size_rows}
+total = {(f, p): sum(size[(n, f, p)] for n in NET_NAMES) for f, p in formats}
+display(Markdown(
+    f"**Conclusion.** The three nets export to ONNX (opset {opset}) and convert to Core ML ML programs"
+    + (f" (PNet with {pnet_shapes} enumerated input shapes)" if pnet_shapes else
+       f" — Core ML conversion failed here: {coreml_error}")
+    + f". All models together take {total[('onnx', 'fp32')] / 1024:.0f} KiB as ONNX FP32 and "
+    f"{total[('onnx', 'fp16')] / 1024:.0f} KiB as ONNX FP16"
+    + (f" ({total[('coreml', 'fp32')] / 1024:.0f} and {total[('coreml', 'fp16')] / 1024:.0f} KiB as Core ML)"
+       if ("coreml", "fp16") in total else "")
+    + f"; ONet is {size[('onet', 'onnx', 'fp32')] / size[('pnet', 'onnx', 'fp32')]:.0f}× PNet. "
+    + (f"On real network inputs ({input_source.split(':')[0]}), every FP32 layer of "
+       + " and ".join(sorted({r["backend"] for r in fp32_layers}))
+       + f" stays within {worst32['max_abs']:.1e} of the numpy reference (worst: {worst32['backend']} "
+       f"{worst32['net']} {worst32['layer']}), float32 summation-order noise. " if worst32 else "")
+    + (f"The all-FP16 ONNX models' raw outputs differ by at most {fp16_out['pnet']:.1e} (PNet), "
+       f"{fp16_out['rnet']:.1e} (RNet) and {fp16_out['onet']:.1e} (ONet): FP16 rounding, whose effect on "
+       "detections notebook 04 measures. " if len(fp16_out) == 3 else "")
+    + (f"Core ML FP32 outputs stay within {max(r['max_abs'] for r in coreml_rows if r['precision'] == 'fp32'):.1e}."
+       if coreml_rows else f"Core ML prediction was not run: {coreml_reason.split(';')[0]}.")))
