@@ -180,6 +180,37 @@ def cmd_workbench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time backends (and pymtcnn with ``--pymtcnn``) on the same frames; write the JSON report."""
+    from .bench import bench_report, dev_frames, path_frames, write_report
+
+    out = Path(args.out) if args.out else Path("results") / "bench" / (
+        "backends_vs_pymtcnn.json" if args.pymtcnn else "backends.json")
+    if out.is_dir():
+        raise ParameterError(f"{out} is a directory; give a file path for --out, e.g. {out / 'bench.json'}")
+    for name, value, least in (("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
+                               ("--limit", args.limit, 1)):
+        if value is not None and value < least:
+            raise ParameterError(f"{name} must be at least {least}, not {value}")
+    if any(t < 1 for t in args.threads):
+        raise ParameterError(f"--threads must be at least 1, not {min(args.threads)}")
+    if args.paths:
+        images, faces, entries = path_frames(args.paths, args.limit)
+    else:
+        images, faces, entries = dev_frames(args.limit)
+    progress = None if args.quiet else (lambda text: print(f"    {text}", file=sys.stderr))
+    report = bench_report(images, faces, backends=args.backend, threads=args.threads, repeats=args.repeats,
+                          warmup=args.warmup, pymtcnn=args.pymtcnn, pymtcnn_cache=args.pymtcnn_cache,
+                          cpp_entries=entries, progress=progress)
+    try:
+        path = write_report(report, out)
+    except OSError as err:
+        raise ParameterError(f"cannot write {out} ({err.strerror or err}); choose an --out path "
+                             "in a writable folder") from None
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mtcnn-lab``."""
     parser = argparse.ArgumentParser(prog="mtcnn-lab", description=__doc__.splitlines()[0])
@@ -225,6 +256,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", nargs="+", metavar="NN", help="run only notebooks whose names start so, e.g. 01 05")
     bench.add_argument("--results", help="results folder (default: results/ in the repository)")
     bench.set_defaults(func=cmd_workbench)
+
+    timing = sub.add_parser("bench", help="time backends (and pymtcnn) on the same frames; write a JSON report")
+    timing.add_argument("paths", nargs="*", help="images/videos (default: the dev inputs of data/manifest.json)")
+    timing.add_argument("--backend", action="append", default=None, metavar="B",
+                        help="a backend to time, repeatable; the first is the ratios' baseline (default: the "
+                             "CPU backend auto picks)")
+    timing.add_argument("--pymtcnn", action="store_true",
+                        help="also time pymtcnn 1.2.0's ONNX CPU backend (see benchmarks/README.md)")
+    timing.add_argument("--pymtcnn-cache", default=None, help="pymtcnn's model cache root (default: the bench one)")
+    timing.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    timing.add_argument("--repeats", type=int, default=5, help="timed calls per frame and runner (default 5)")
+    timing.add_argument("--warmup", type=int, default=1, help="untimed calls per frame and runner (default 1)")
+    timing.add_argument("--limit", type=int, default=None, help="only this many frames")
+    timing.add_argument("--out", default=None,
+                        help="JSON report (default results/bench/backends.json, or backends_vs_pymtcnn.json "
+                             "with --pymtcnn); replaced when it exists")
+    timing.add_argument("-q", "--quiet", action="store_true", help="no per-frame progress")
+    timing.set_defaults(func=cmd_bench)
 
     models = sub.add_parser("models", help="show or fetch OpenFace's model files (non-commercial license)")
     models.add_argument("--accept-license", action="store_true",
