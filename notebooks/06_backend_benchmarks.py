@@ -124,7 +124,7 @@ else:
 
 # %%
 with figures.paper_style():
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7, 2.6), gridspec_kw={"width_ratios": [1.2, 1]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7, 2.6), gridspec_kw={"width_ratios": [1.2, 1], "wspace": 0.6})
     labels, values, colors = [], [], []
     for row in runs + ([cpp_row] if cpp_row else []):
         labels.append(f"{row['backend']} ({row['threads']}t)")

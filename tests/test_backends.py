@@ -12,7 +12,7 @@ from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.compare import backend_layer_differences
 from mtcnn_lab.errors import BackendUnavailable, ParameterError
 
-FP32_BACKENDS = ["torch", "onnx"]
+FP32_BACKENDS = ["torch", "onnx", "openvino"]
 INPUTS = {"pnet": (2, 3, 57, 83), "rnet": (5, 3, 24, 24), "onet": (5, 3, 48, 48)}
 
 

@@ -1,6 +1,6 @@
 """End-to-end parity with C++ OpenFace on the 50 dev inputs of ``shared/reference``.
 
-For every FP32 backend (numpy reference, torch CPU, ONNX Runtime CPU): same number of faces, bbox and
+For every FP32 backend (numpy reference, torch CPU, ONNX Runtime CPU, OpenVINO CPU): same number of faces, bbox and
 bbox_pre_correction within 0.01 px, confidences within 1e-4, landmarks within 0.01 px; and every
 intermediate stage equal (up to the resize noise explained below).
 """
@@ -31,7 +31,7 @@ def stage_entries() -> dict[str, dict]:
     return {e["image"]: e for e in json.loads(path.read_text())} if path.exists() else {}
 
 
-@pytest.fixture(scope="module", params=["numpy", "torch", "onnx"])
+@pytest.fixture(scope="module", params=["numpy", "torch", "onnx", "openvino"])
 def detector(request, openface_weights):
     """Every FP32 backend available here runs the same cascade."""
     return MTCNN(backend=request.param, weights=openface_weights)

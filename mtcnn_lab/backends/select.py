@@ -1,9 +1,10 @@
 """Choosing a backend: the names, the ``auto`` fallback chain and the self-check.
 
 The one place that knows which runtimes exist. ``make_backend("auto", weights)`` tries, in order:
-Core ML with FP16 RNet/ONet (macOS), ONNX Runtime on a GPU provider, torch on CUDA/MPS, ONNX Runtime on the CPU,
-numpy. Each candidate is built, then checked against the numpy reference on a tiny input; a
-candidate that cannot be built or disagrees is logged with the reason and the next one is tried.
+Core ML with FP16 RNet/ONet (macOS), ONNX Runtime on a GPU provider, torch on CUDA/MPS, OpenVINO on the
+CPU, ONNX Runtime on the CPU, numpy. Each candidate is built, then checked against the numpy reference
+on a tiny input; a candidate that cannot be built or disagrees is logged with the reason and the next
+one is tried.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def _onnx(weights: WeightSet, gpu: bool | None, precision: str = "fp32", threads
     elif gpu is False:
         providers = ["CPUExecutionProvider"]
     return OnnxBackend(weights, providers=providers, precision=precision, threads=threads)
+
+
+def _openvino(weights: WeightSet, threads: int | None) -> Backend:
+    from .openvino import OpenVinoBackend
+
+    return OpenVinoBackend(weights, threads=threads)
 
 
 def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
@@ -88,6 +95,7 @@ CHOICES = {c.name: c for c in [
     BackendChoice("onnx-gpu", lambda w, t: _onnx(w, gpu=True, threads=t), FP32_TOLERANCE,
                   "ONNX Runtime, TensorRT/CUDA/CoreML EP"),
     BackendChoice("torch-gpu", lambda w, t: _torch(w, "gpu"), FP32_TOLERANCE, "PyTorch on CUDA or MPS"),
+    BackendChoice("openvino", _openvino, FP32_TOLERANCE, "OpenVINO on the CPU (oneDNN kernels)"),
     BackendChoice("onnx", lambda w, t: _onnx(w, gpu=False, threads=t), FP32_TOLERANCE, "ONNX Runtime on the CPU"),
     BackendChoice("onnx-fp16", lambda w, t: _onnx(w, gpu=None, precision="fp16", threads=t), FP16_TOLERANCE,
                   "ONNX Runtime, RNet/ONet FP16 models"),
@@ -104,7 +112,7 @@ CHOICES = {c.name: c for c in [
     BackendChoice("numpy-fp16-all", lambda w, t: NumpyBackend(w, "fp16-all"), FP16_TOLERANCE,
                   "numpy FP16 emulation of every net"),
 ]}
-AUTO_ORDER = ("coreml", "onnx-gpu", "torch-gpu", "onnx", "numpy")
+AUTO_ORDER = ("coreml", "onnx-gpu", "torch-gpu", "openvino", "onnx", "numpy")
 """The fallback chain of ``backend="auto"``, best first."""
 
 
