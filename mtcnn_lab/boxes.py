@@ -21,42 +21,50 @@ def integer_rects(boxes: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(boxes, np.float64)).astype(np.int64)
 
 
+NMS_BLOCK = 1024
+"""Rows of the overlap matrix NMS computes at once (bounds its memory to NMS_BLOCK x N floats)."""
+
+
+def pairwise_overlap(a: np.ndarray, b: np.ndarray, mode: str = "union") -> np.ndarray:
+    """Overlap of every integer rect of ``a`` (M, 4) with every one of ``b`` (N, 4), float32 (M, N).
+
+    As OpenFace computes it: half-open intersections (0 when disjoint), areas ``w * h`` with no +1;
+    ``"union"`` divides by ``area_a + area_b - inter`` and ``"min"`` by ``min(area_a, area_b)``.
+    """
+    ax1, ay1, aw, ah = (a[:, k, None] for k in range(4))
+    bx1, by1, bw, bh = b.T
+    iw = np.minimum(ax1 + aw, bx1 + bw) - np.maximum(ax1, bx1)
+    ih = np.minimum(ay1 + ah, by1 + bh) - np.maximum(ay1, by1)
+    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0).astype(F32)
+    if mode == "union":
+        denom = (aw * ah + bw * bh).astype(F32) - inter
+    else:
+        denom = np.minimum(aw * ah, bw * bh).astype(F32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return inter / denom
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
     """OpenFace's non-maximum suppression; returns kept indices in pick order.
 
     Boxes are compared as integer rectangles (half-open, area ``w*h``, no +1). The highest score is
     picked first; among equal scores the later index wins (``std::multimap`` order). A box is
-    removed when its overlap is strictly greater than ``threshold``; ``mode`` is ``"union"``
-    (IoU) or ``"min"`` (intersection over the smaller area).
+    removed when its overlap with a picked box is strictly greater than ``threshold``; ``mode`` is
+    ``"union"`` (IoU) or ``"min"`` (intersection over the smaller area).
     """
     if mode not in ("union", "min"):
         raise ValueError(f"nms mode must be 'union' or 'min', not {mode!r}")
-    scores = np.asarray(scores, F32)
-    if len(scores) == 0:
-        return np.zeros(0, np.int64)
-    rects = integer_rects(boxes)
-    x1, y1, w, h = rects.T
-    x2, y2 = x1 + w, y1 + h
-    area = w * h
-    thresh = F32(threshold)
-    order = np.argsort(scores, kind="stable")  # ascending, ties in insertion order
+    order = np.argsort(np.asarray(scores, F32), kind="stable")[::-1]  # descending; ties: later index first
+    rects = integer_rects(boxes)[order]
+    removed = np.zeros(len(order), bool)
     picked = []
-    while len(order):
-        i, order = order[-1], order[:-1]
-        picked.append(i)
-        if not len(order):
-            break
-        iw = np.minimum(x2[i], x2[order]) - np.maximum(x1[i], x1[order])
-        ih = np.minimum(y2[i], y2[order]) - np.maximum(y1[i], y1[order])
-        inter = np.where((iw > 0) & (ih > 0), iw * ih, 0).astype(F32)
-        if mode == "union":
-            denom = (area[i] + area[order]).astype(F32) - inter
-        else:
-            denom = np.minimum(area[i], area[order]).astype(F32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            overlap = inter / denom
-        order = order[~(overlap > thresh)]
-    return np.asarray(picked, np.int64)
+    for start in range(0, len(order), NMS_BLOCK):
+        suppress = pairwise_overlap(rects[start:start + NMS_BLOCK], rects, mode) > F32(threshold)
+        for row, i in enumerate(range(start, min(start + NMS_BLOCK, len(order)))):
+            if not removed[i]:
+                picked.append(i)
+                removed |= suppress[row]
+    return order[np.asarray(picked, np.int64)]
 
 
 def apply_regression(boxes: np.ndarray, regression: np.ndarray, add1: bool) -> np.ndarray:

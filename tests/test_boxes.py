@@ -99,3 +99,14 @@ def test_iou_is_symmetric_and_one_on_itself(rows):
     np.testing.assert_allclose(np.diag(m), 1.0)
     np.testing.assert_allclose(m, m.T)
     assert ((m >= 0) & (m <= 1 + 1e-12)).all()
+
+
+def test_nms_gives_the_same_picks_whatever_its_block_size(monkeypatch):
+    rng = np.random.default_rng(3)
+    boxes = np.column_stack([rng.integers(0, 200, 400), rng.integers(0, 200, 400),
+                             rng.integers(5, 60, 400), rng.integers(5, 60, 400)]).astype(np.float32)
+    scores = rng.choice(np.array([0.6, 0.7, 1.0], np.float32), 400)
+    expected = multimap_nms(boxes, scores, 0.5, "union")
+    for block in (1, 7, 64, 4096):
+        monkeypatch.setattr("mtcnn_lab.boxes.NMS_BLOCK", block)
+        assert nms(boxes, scores, 0.5).tolist() == expected
