@@ -158,6 +158,8 @@ def run_cascade(image: np.ndarray, backend: Backend, params: CascadeParams | Non
     """
     params = params or CascadeParams()
     log: dict | None = {"pnet_scales": []} if trace else None
+    with timer("pyramid"):
+        image = image.astype(np.float32)  # OpenFace converts once; pyramid and crops read this copy
     boxes = stage_pnet(image, backend, params, log, timer)
     boxes = stage_rnet(image, boxes, backend, params, log, timer)
     return stage_onet(image, boxes, backend, params, log, timer)

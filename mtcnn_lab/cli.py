@@ -63,13 +63,25 @@ def limit_threads(threads: int | None) -> None:
     cv2.setNumThreads(threads)
 
 
+def partial_file(json_out: str | None, video: str) -> Path | None:
+    """Where ``detect --every`` keeps a video's per-frame results until the final JSON is written
+    (a hidden JSON Lines file beside ``--json``; a re-run resumes from it)."""
+    if json_out is None:
+        return None
+    out = Path(json_out)
+    return out.with_name(f".{out.name}.{Path(video).name}.frames.jsonl")
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     """Run the detector on every path; write the design.md JSON; 1 if any path failed."""
     from .detector import MTCNN
-    from .frames import iter_inputs
+    from .frames import is_video, iter_inputs
+    from .video import detect_video
 
     if args.json is not None:  # fail before the run, not after it
         check_json_out(Path(args.json), args.force)
+    if args.every is not None and args.every < 1:
+        raise ParameterError(f"--every must be >= 1, got {args.every}; e.g. --every 30 for one frame in 30")
     limit_threads(args.threads)
     detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face)
     log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
@@ -77,27 +89,43 @@ def cmd_detect(args: argparse.Namespace) -> int:
         print(f"weights: {detector.weights.name} ({detector.weights.source}); backend: {detector.backend.name}",
               file=sys.stderr)
     results, failed = [], 0
-    items = iter_inputs(args.paths, positions=args.frames, every=args.every)
-    for item in tqdm(items, desc="detect", unit="img", disable=args.quiet or None, leave=False):
-        entry = {"image": item.path, "frame": item.frame}
-        if item.error is not None:
-            failed += 1
-            entry["error"] = item.error
-            print(f"error: {item.error}", file=sys.stderr)
-        else:
-            detections = detector.detect(item.image)
-            entry.update(width=item.image.shape[1], height=item.image.shape[0],
-                         faces=detections.faces())
+    streamed = {p for p in args.paths if args.every is not None and is_video(p) and Path(p).is_file()}
+    quiet_bar = True if args.quiet or len(args.paths) < 2 else None  # None: a bar only on a terminal
+    for path in tqdm(args.paths, desc="detect", unit="file", disable=quiet_bar, leave=False):
+        if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
+            try:
+                entries = list(detect_video(detector, path, every=args.every, jsonl=partial_file(args.json, path),
+                                            progress=not args.quiet and sys.stderr.isatty()))
+            except MtcnnLabError as err:
+                failed += 1
+                results.append({"image": path, "frame": None, "error": str(err)})
+                print(f"error: {err}", file=sys.stderr)
+                continue
+            results.extend(entries)
             if not args.quiet:
-                where = item.path if item.frame is None else f"{item.path} frame {item.frame}"
-                print(f"{where}: {len(detections)} face(s)")
-        results.append(entry)
+                print(f"{path}: {len(entries)} frames, {sum(len(e['faces']) for e in entries)} face(s)")
+            continue
+        for item in iter_inputs([path], positions=args.frames, every=args.every):
+            entry = {"image": item.path, "frame": item.frame}
+            if item.error is not None:
+                failed += 1
+                entry["error"] = item.error
+                print(f"error: {item.error}", file=sys.stderr)
+            else:
+                detections = detector.detect(item.image)
+                entry.update(width=item.image.shape[1], height=item.image.shape[0], faces=detections.faces())
+                if not args.quiet:
+                    where = item.path if item.frame is None else f"{item.path} frame {item.frame}"
+                    print(f"{where}: {len(detections)} face(s)")
+            results.append(entry)
     if args.json is not None:
         meta = {"backend": detector.backend.name, "weights": detector.weights.name,
                 "weights_source": detector.weights.source,
                 "params": {k: getattr(detector.params, k) for k in detector.params.__dataclass_fields__},
                 "version": __version__}
         write_json_out({"meta": meta, "results": results}, Path(args.json), args.force)
+        for path in streamed:  # the final JSON holds them now
+            partial_file(args.json, path).unlink(missing_ok=True)
     return 1 if failed else 0
 
 

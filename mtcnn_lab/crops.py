@@ -24,6 +24,9 @@ def crop_geometry(box: np.ndarray, height: int, width: int) -> tuple[int, int, i
 def crop_boxes(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Network inputs (N, 3, size, size) float32 R,G,B for integer square boxes (N, 4).
 
+    ``image`` is the BGR image as uint8, or already converted to float32 (then crops inside the
+    image are resized straight from it, without a copy).
+
     Each box is copied into a zero-filled (s+1)x(s+1) float32 buffer (parts outside the image
     stay 0, i.e. black), resized with INTER_LINEAR to ``size`` x ``size`` and normalised.
     """
@@ -33,7 +36,7 @@ def crop_boxes(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
         side = int(box[2]) + 1
         sx, sy, ex, ey, ox, oy = crop_geometry(box, height, width)
         if ex - sx == side and ey - sy == side:  # inside the image: no padding needed
-            buffer = image[sy:ey, sx:ex].astype(np.float32)
+            buffer = image[sy:ey, sx:ex].astype(np.float32, copy=False)
         else:
             buffer = np.zeros((side, side, 3), np.float32)
             if ex > sx and ey > sy:

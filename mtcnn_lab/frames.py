@@ -439,11 +439,12 @@ def _decode(
 
 
 def iter_video_frames(
-    path: PathLike, indices: Iterable[int] | None = None
+    path: PathLike, indices: Iterable[int] | None = None, step: int = 1
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, frame)`` for the frames ``indices`` (0-based, decode order) of a video.
 
-    ``indices=None`` yields every frame. The video is decoded sequentially from the start (no
+    ``indices=None`` yields every ``step``-th frame (frames in between are only grabbed, which
+    skips their colour conversion). The video is decoded sequentially from the start (no
     seeking), frames are yielded in increasing index order (duplicates once), and decoding stops
     after the last wanted frame. Each frame is BGR uint8 ``H×W×3``, as ``VideoCapture.read``
     returns it.
@@ -455,7 +456,7 @@ def iter_video_frames(
     p = _fspath(path)
     _check_file(p)
     wanted = None if indices is None else _check_indices(indices, p)
-    return _decode(_open_video(p), p, wanted)
+    return _decode(_open_video(p), p, wanted, _check_every(step))
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,8 +49,9 @@ def resize_level(image_f32: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def pyramid_levels(image: np.ndarray, min_face: float = 60.0,
                    factor: float = 0.709) -> list[tuple[float, np.ndarray]]:
-    """Every pyramid level of a BGR uint8 image as ``(scale, float32 (3, h, w) R,G,B input)``."""
+    """Every pyramid level of a BGR image (uint8, or its float32 conversion) as
+    ``(scale, float32 (3, h, w) R,G,B input)``."""
     height, width = image.shape[:2]
-    image_f32 = image.astype(np.float32)
+    image_f32 = image.astype(np.float32, copy=False)
     return [(scale, normalise(resize_level(image_f32, level_size(height, width, scale))))
             for scale in pyramid_scales(height, width, min_face, factor)]
