@@ -34,7 +34,7 @@ if [ "${FORCE:-0}" = 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setting up $VENV (one time; a few minutes)..." >&2
   "$PY" -m pip install --quiet --upgrade pip
   # torch is pinned (torch==2.13.0 in pyproject.toml); the CPU wheel is used where pip can find it
-  "$PY" -m pip install --quiet -e ".[onnx,torch]"
+  "$PY" -m pip install --quiet -e ".[onnx,openvino,torch]"
   "$PY" -m pip install --quiet "$PYMTCNN_SPEC" pytest  # pytest: tests/test_bench.py's pymtcnn smoke test
   # pymtcnn depends on opencv-python, mtcnn-lab on opencv-python-headless: both install the same
   # cv2/ package folder, so whichever is installed last owns the files and uninstalling either one

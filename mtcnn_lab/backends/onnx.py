@@ -102,6 +102,9 @@ class OnnxBackend:
         if threads is not None:
             self.options.intra_op_num_threads = threads
             self.options.inter_op_num_threads = 1
+        # idle workers sleep instead of spinning: spinning steals the cores that video decoding and the
+        # cascade's own numpy/OpenCV work need on a small machine
+        self.options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sessions = {net: self._session(self._model(net, model_dir)) for net in NET_NAMES}
         self._tap_sessions: dict[str, object] = {}
         used = self.sessions["pnet"].get_providers()[0]
