@@ -42,6 +42,7 @@ COLORS: dict[str, str] = {
     "torch": OKABE_ITO["vermillion"],
     "onnx": OKABE_ITO["bluish_green"],
     "coreml": OKABE_ITO["reddish_purple"],
+    "openvino": OKABE_ITO["yellow"],
     "pymtcnn": OKABE_ITO["grey"],
     "fp16": OKABE_ITO["black"],
 }
@@ -73,7 +74,7 @@ PAPER_RC: dict[str, Any] = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.prop_cycle": "cycler('color', [{}])".format(", ".join(
-        repr(COLORS[k]) for k in ("numpy", "torch", "onnx", "coreml", "pymtcnn", "fp16", "cpp", "python"))),
+        repr(COLORS[k]) for k in ("numpy", "torch", "onnx", "coreml", "pymtcnn", "fp16", "cpp", "python", "openvino"))),
     "grid.linewidth": 0.4,
     "grid.alpha": 0.4,
     "lines.linewidth": 1.2,

@@ -173,7 +173,7 @@ except MtcnnLabError as err:
 print("inputs:", input_source)
 
 runtimes = {}
-for name in ("torch", "onnx", "onnx-fp16-all"):
+for name in ("torch", "onnx", "openvino", "onnx-fp16-all"):
     try:
         runtimes[name] = make_backend(name, weights)
     except MtcnnLabError as err:

@@ -27,7 +27,7 @@
 quick = False
 results_dir = "../results"
 manifest = None  # evaluation set (data/README.md); None: $MTCNN_LAB_MANIFEST, else data/manifest.json
-backends = ["numpy", "torch", "onnx", "onnx-fp16", "numpy-fp16"]  # unavailable ones are skipped
+backends = ["numpy", "torch", "onnx", "openvino", "onnx-fp16", "numpy-fp16"]  # unavailable ones are skipped
 weights = "zhang2016"  # bit-identical to OpenFace's .dat files (notebook 01)
 min_iou = 0.3  # faces pair up when their IoU is at least this
 
