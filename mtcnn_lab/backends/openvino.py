@@ -8,6 +8,8 @@ outputs follow :mod:`mtcnn_lab.backends.base`.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..errors import BackendUnavailable, ParameterError
@@ -90,9 +92,17 @@ class OpenVinoBackend:
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
         self.core, self.config, self.weights = ov.Core(), config, weights
-        self.requests = {net: self._compile(openvino_model(weights.nets()[net])) for net in NET_NAMES}
+        self.compiled = {net: self.core.compile_model(openvino_model(weights.nets()[net]), "CPU", config)
+                         for net in NET_NAMES}
+        self._local = threading.local()  # one infer request per net and thread: calls are thread-safe
         self._tap_requests: dict[str, object] = {}
         self.name = "openvino-cpu"
+
+    def _request(self, net: str):
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = {name: c.create_infer_request() for name, c in self.compiled.items()}
+        return requests[net]
 
     def _compile(self, model):
         return self.core.compile_model(model, "CPU", self.config).create_infer_request()
@@ -108,7 +118,7 @@ class OpenVinoBackend:
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0 and net != "pnet":
             return np.zeros((0, 6 if net == "rnet" else 16), np.float32)
-        result = self.requests[net].infer({0: np.ascontiguousarray(batch, np.float32)})
+        result = self._request(net).infer({0: np.ascontiguousarray(batch, np.float32)})
         return np.array(result[0], np.float32)
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:

@@ -1,0 +1,95 @@
+"""End-to-end video throughput and large-frame latency, the speed issue's absolute targets.
+
+* Builds test clips from the OpenFace samples in ``../shared`` (never committed): a 1080x1920
+  portrait clip (faces of sample2/multi_face pasted on a portrait canvas, moving) and a 640x480
+  clip (the first frames of ``multi_face.avi``), both MPEG-4 (mp4v) in a temporary folder.
+* Streams each with :func:`mtcnn_lab.video.detect_video` (decode thread + detection), decode
+  included, and reports frames per second.
+* Times ``sample2.jpg`` (2048x1366) with 2 threads: median of the detect calls.
+
+Writes ``results/bench/video_throughput.json``. Usage:
+``python benchmarks/video_throughput.py [--backend openvino] [--threads 2] [--frames 90]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mtcnn_lab import MTCNN, __version__
+from mtcnn_lab.bench import machine_info, pinned_threads, summarise, time_calls
+from mtcnn_lab.frames import iter_video_frames, read_image
+from mtcnn_lab.video import detect_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def portrait_clip(samples: Path, out: Path, frames: int) -> Path:
+    """A 1080x1920 (portrait) clip: two sample faces pasted on a canvas, drifting a few px per frame."""
+    people = cv2.resize(read_image(samples / "sample2.jpg"), (1080, 720))
+    group = read_image(samples / "frames" / "multi_face_f140.png")
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1080, 1920))
+    for k in range(frames):
+        canvas = np.full((1920, 1080, 3), 70, np.uint8)
+        canvas[150 + k % 20:870 + k % 20] = people
+        canvas[1100:1580, 200 + 2 * (k % 30):840 + 2 * (k % 30)] = group
+        writer.write(canvas)
+    writer.release()
+    return out
+
+
+def vga_clip(samples: Path, out: Path, frames: int) -> Path:
+    """The first ``frames`` frames of multi_face.avi (640x480, 3 faces) re-encoded as mp4v."""
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+    for _, frame in iter_video_frames(samples / "multi_face.avi", range(frames)):
+        writer.write(frame)
+    writer.release()
+    return out
+
+
+def stream_fps(detector: MTCNN, clip: Path) -> dict:
+    """Frames per second of detect_video over the whole clip, decode included (after a warm-up pass)."""
+    list(detect_video(detector, clip, every=10, progress=False))  # warm-up: kernels for this frame size
+    start = time.perf_counter()
+    entries = list(detect_video(detector, clip, progress=False))
+    seconds = time.perf_counter() - start
+    return {"frames": len(entries), "seconds": seconds, "fps": len(entries) / seconds,
+            "faces_per_frame": float(np.mean([len(e["faces"]) for e in entries]))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=90)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "video_throughput.json")
+    args = parser.parse_args()
+    samples = args.shared / "samples"
+    detector = MTCNN(backend=args.backend, weights="zhang2016", threads=args.threads)
+    report = {"version": __version__, "machine": machine_info(), "backend": detector.backend.name,
+              "threads": args.threads, "targets": {"portrait_1080x1920_fps": 30, "vga_640x480_fps": 100,
+                                                   "sample2_median_ms": 40}}
+    with tempfile.TemporaryDirectory() as tmp, pinned_threads(args.threads):
+        clips = {"portrait_1080x1920": portrait_clip(samples, Path(tmp) / "portrait.mp4", args.frames),
+                 "vga_640x480": vga_clip(samples, Path(tmp) / "vga.mp4", args.frames)}
+        for name, clip in clips.items():
+            report[name] = stream_fps(detector, clip)
+            print(f"{name}: {report[name]['fps']:.1f} FPS end to end ({report[name]['frames']} frames, "
+                  f"{report[name]['faces_per_frame']:.1f} faces per frame)")
+        image = read_image(samples / "sample2.jpg")
+        report["sample2_2048x1366"] = summarise(time_calls(lambda: detector.detect(image), repeats=15, warmup=3))
+        print(f"sample2.jpg: median {report['sample2_2048x1366']['median_ms']:.1f} ms")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
