@@ -30,6 +30,30 @@ class Backend(Protocol):
         ...
 
 
+class NetRunner:
+    """The three calls of :class:`Backend` written once, for runtimes that run any net by name.
+
+    Subclasses implement ``_run(net, batch)`` with ``net`` one of ``pnet``, ``rnet``, ``onet``.
+    """
+
+    name: str
+
+    def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run_pnet(self, images: np.ndarray) -> np.ndarray:
+        """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""
+        return self._run("pnet", images)
+
+    def run_rnet(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 3, 24, 24) -> (N, 6) RNet outputs."""
+        return self._run("rnet", crops)
+
+    def run_onet(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 3, 48, 48) -> (N, 16) ONet outputs."""
+        return self._run("onet", crops)
+
+
 PRECISIONS = {"fp32": (), "fp16": ("rnet", "onet"), "fp16-all": ("pnet", "rnet", "onet")}
 """Which nets run in FP16 under each precision policy.
 

@@ -6,10 +6,10 @@ import numpy as np
 
 from .. import reference
 from ..weights import NET_NAMES, WeightSet, rounded_weights
-from .base import fp16_nets, precision_suffix
+from .base import NetRunner, fp16_nets, precision_suffix
 
 
-class NumpyBackend:
+class NumpyBackend(NetRunner):
     """Runs the three nets with the reference CNN: the slowest and the most exact backend.
 
     ``precision`` (see :data:`~mtcnn_lab.backends.base.PRECISIONS`) other than ``"fp32"`` emulates
@@ -29,17 +29,8 @@ class NumpyBackend:
     def _dtype(self, net: str) -> type | None:
         return np.float16 if net in self.half else None
 
-    def run_pnet(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""
-        return reference.forward(self.weights.pnet, images, self._dtype("pnet"))
-
-    def run_rnet(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3, 24, 24) -> (N, 6) RNet outputs."""
-        return reference.forward(self.weights.rnet, crops, self._dtype("rnet"))
-
-    def run_onet(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3, 48, 48) -> (N, 16) ONet outputs."""
-        return reference.forward(self.weights.onet, crops, self._dtype("onet"))
+    def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
+        return reference.forward(self.weights.nets()[net], batch, self._dtype(net))
 
     def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every layer's output of ``net`` (``pnet``, ``rnet``, ``onet``) on a batch."""

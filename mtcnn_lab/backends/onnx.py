@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ConversionError, ParameterError
 from ..weights import NET_NAMES, WeightSet
-from .base import fp16_nets, precision_suffix
+from .base import NetRunner, fp16_nets, precision_suffix
 
 PROVIDER_PREFERENCE = (
     "TensorrtExecutionProvider",
@@ -58,7 +58,7 @@ def provider_short_name(provider: str) -> str:
     return provider.removesuffix("ExecutionProvider").lower()
 
 
-class OnnxBackend:
+class OnnxBackend(NetRunner):
     """Runs PNet/RNet/ONet with ONNX Runtime.
 
     ``providers``: execution providers in order of preference (default :func:`choose_providers`);
@@ -132,18 +132,6 @@ class OnnxBackend:
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, np.float32)
         return np.asarray(self.sessions[net].run(None, {"input": x})[0], np.float32)
-
-    def run_pnet(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""
-        return self._run("pnet", images)
-
-    def run_rnet(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3, 24, 24) -> (N, 6) RNet outputs."""
-        return self._run("rnet", crops)
-
-    def run_onet(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3, 48, 48) -> (N, 16) ONet outputs."""
-        return self._run("onet", crops)
 
     def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every layer's output for a batch, keyed like :func:`mtcnn_lab.reference.forward_layers`.

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ParameterError
 from ..weights import FC, NET_NAMES, Conv, MaxPool, NetSpec, PReLU, WeightSet
+from .base import NetRunner
 
 CROP_SIDES = {"rnet": 24, "onet": 48}
 
@@ -76,7 +77,7 @@ def openvino_model(spec: NetSpec, taps: bool = False):
     return ov.Model([x], [data], spec.name)
 
 
-class OpenVinoBackend:
+class OpenVinoBackend(NetRunner):
     """Runs PNet/RNet/ONet with OpenVINO on the CPU, in FP32.
 
     ``threads``: inference threads (default: OpenVINO's choice, one per core). The models take
@@ -120,15 +121,3 @@ class OpenVinoBackend:
             return np.zeros((0, 6 if net == "rnet" else 16), np.float32)
         result = self._request(net).infer({0: np.ascontiguousarray(batch, np.float32)})
         return np.array(result[0], np.float32)
-
-    def run_pnet(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""
-        return self._run("pnet", images)
-
-    def run_rnet(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3, 24, 24) -> (N, 6) RNet outputs."""
-        return self._run("rnet", crops)
-
-    def run_onet(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3, 48, 48) -> (N, 16) ONet outputs."""
-        return self._run("onet", crops)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..weights import NET_NAMES, WeightSet
-from .base import fp16_nets, precision_suffix
+from .base import NetRunner, fp16_nets, precision_suffix
 
 
 def available_devices() -> list[str]:
@@ -21,7 +21,7 @@ def available_devices() -> list[str]:
     return [*devices, "cpu"]
 
 
-class TorchBackend:
+class TorchBackend(NetRunner):
     """Runs PNet/RNet/ONet with PyTorch.
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"`` (the first of
@@ -61,15 +61,3 @@ class TorchBackend:
                 x = module(x)
                 outputs[key] = x.float().cpu().numpy()
         return outputs
-
-    def run_pnet(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""
-        return self._run("pnet", images)
-
-    def run_rnet(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3, 24, 24) -> (N, 6) RNet outputs."""
-        return self._run("rnet", crops)
-
-    def run_onet(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3, 48, 48) -> (N, 16) ONet outputs."""
-        return self._run("onet", crops)
