@@ -41,3 +41,19 @@ def test_notebook_runs_in_quick_mode(path, tmp_path):
     assert any(t.startswith("**Conclusion.**") for t in texts), f"{path.stem} ends without a conclusion"
     assert run.written, f"{path.stem} wrote no table or figure"
     assert any(p.suffix == ".json" for p in run.written)
+
+
+def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
+    from mtcnn_lab.workbench import NotebookFailed
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    params = nbformat.v4.new_code_cell("quick = False\nresults_dir = '.'", metadata={"tags": ["parameters"]})
+    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('bad frame')")]
+    path = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(NotebookFailed) as info:
+        run_notebook(path, {"quick": True, "results_dir": str(tmp_path)}, results=tmp_path)
+    message = str(info.value)
+    assert "99_broken.ipynb" in message and "ValueError: bad frame" in message and "cell" in message
+    assert "\n" not in message
