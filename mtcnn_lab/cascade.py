@@ -97,15 +97,21 @@ def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
     return squared
 
 
+def run_on_crops(image: np.ndarray, boxes: np.ndarray, run, size: int, n_out: int, timer: StageTimer,
+                 stage: str) -> np.ndarray:
+    """Cut ``size`` x ``size`` crops of the square ``boxes`` and run a net on them: (N, n_out) outputs."""
+    if not len(boxes):
+        return np.zeros((0, n_out), F32)
+    with timer("crops"):
+        crops = crop_boxes(image, boxes, size)
+    with timer(stage):
+        return run(crops)
+
+
 def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
                trace: dict | None = None, timer: StageTimer = NO_TIMER) -> np.ndarray:
     """Stage 2: RNet rescoring of square boxes; returns the refined square boxes (M, 4)."""
-    outputs = np.zeros((0, 6), F32)
-    if len(boxes):
-        with timer("crops"):
-            crops = crop_boxes(image, boxes, 24)
-        with timer("rnet"):
-            outputs = backend.run_rnet(crops)
+    outputs = run_on_crops(image, boxes, backend.run_rnet, 24, 6, timer, "rnet")
     with timer("proposals_nms"):
         scores = crop_scores(outputs)
         passed = scores >= F32(params.thresholds[1])
@@ -120,12 +126,7 @@ def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: C
 def stage_onet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
                trace: dict | None = None, timer: StageTimer = NO_TIMER) -> Detections:
     """Stage 3: ONet scores, regression (+1), NMS "min", final correction and landmarks."""
-    outputs = np.zeros((0, 16), F32)
-    if len(boxes):
-        with timer("crops"):
-            crops = crop_boxes(image, boxes, 48)
-        with timer("onet"):
-            outputs = backend.run_onet(crops)
+    outputs = run_on_crops(image, boxes, backend.run_onet, 48, 16, timer, "onet")
     scores = crop_scores(outputs)
     if trace is not None:
         trace.update(onet_input_boxes=boxes.tolist(), onet_scores=scores.tolist())
