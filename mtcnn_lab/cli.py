@@ -239,6 +239,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus(args: argparse.Namespace) -> int:
+    """Process every video (and image folder) of a corpus on Dask; 1 if any item failed."""
+    from .corpus import find_corpus, run_corpus
+
+    if args.workers is not None and args.scheduler is not None:
+        raise ParameterError("--workers sizes the local cluster; leave it out with --scheduler")
+    for name, value, least in (("--threads", args.threads, 1), ("--retries", args.retries, 0),
+                               ("--every", args.every, 1)):
+        if value < least:
+            raise ParameterError(f"{name} must be at least {least}, not {value}")
+    source = Path(args.source)
+    items = find_corpus(source)
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ParameterError("corpus needs Dask: pip install 'mtcnn-lab[dask]'") from None
+    root = source if source.is_dir() else None
+    rows = run_corpus(items, args.out, scheduler=args.scheduler, n_workers=args.workers, every=args.every,
+                      backend=args.backend, weights=args.weights, retries=args.retries, threads=args.threads,
+                      root=root, progress=not args.quiet)
+    for row in rows:
+        if row["status"] == "error":
+            print(f"error: {row['item']}: {row['error']}", file=sys.stderr)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "error")}
+    print(f"{len(rows)} items: {counts['ok']} ok, {counts['skipped']} skipped (already done), "
+          f"{counts['error']} failed; summary in {Path(args.out) / 'summary.csv'}")
+    return 1 if counts["error"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mtcnn-lab``."""
     parser = argparse.ArgumentParser(prog="mtcnn-lab", description=__doc__.splitlines()[0])
@@ -302,6 +331,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "with --pymtcnn); replaced when it exists")
     timing.add_argument("-q", "--quiet", action="store_true", help="no per-frame progress")
     timing.set_defaults(func=cmd_bench)
+
+    corpus = sub.add_parser("corpus", help="process every video of a folder or manifest on Dask, one JSON per video")
+    corpus.add_argument("source", metavar="DIR_OR_MANIFEST", help="folder (searched recursively) or manifest .json")
+    corpus.add_argument("--out", required=True, metavar="OUTDIR", help="result files, summary.json and summary.csv")
+    corpus.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="an existing Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)")
+    corpus.add_argument("--workers", type=int, default=None, help="local cluster size (default: the CPU count)")
+    corpus.add_argument("--every", type=int, default=1, help="every N-th video frame (default 1: all)")
+    corpus.add_argument("--backend", default="auto", help="as for detect (default auto)")
+    corpus.add_argument("--weights", default="auto", choices=["auto", "openface", "zhang2016"])
+    corpus.add_argument("--threads", type=int, default=1, help="detector threads per worker (default 1)")
+    corpus.add_argument("--retries", type=int, default=2, help="retries of a failing task (default 2)")
+    corpus.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    corpus.set_defaults(func=cmd_corpus)
 
     models = sub.add_parser("models", help="show or fetch OpenFace's model files (non-commercial license)")
     models.add_argument("--accept-license", action="store_true",

@@ -1,0 +1,399 @@
+"""Many videos on many machines: a corpus processed by Dask, one result file per video.
+
+A *corpus* is a folder (searched recursively) or a manifest (``data/manifest.json`` schema: its
+``root`` and ``videos``). Each video is one item, and so is each folder of still images. Every item
+becomes one task, :func:`process_video`, run on a Dask worker; :func:`run_corpus` submits them to a
+``LocalCluster`` (default) or an existing scheduler and collects a summary.
+
+Guarantees:
+
+* **One result file per item**, ``OUT/<relative path with / as __>.json`` in the
+  ``detect --json`` schema (design.md), written atomically (never half-written). It holds no
+  timings, host names or worker ids, so a run on 1 worker and a run on N workers give byte-identical
+  files. Timings and errors go to ``OUT/summary.json`` and ``OUT/summary.csv``.
+* **Resume**: an item whose result file exists (and was made with the same ``every``) is skipped.
+  While a video is processed its per-frame results are appended to a hidden JSON Lines file
+  ``OUT/.<name>.frames.jsonl``; a task retried after its worker died resumes from it.
+* **Failures**: a corrupt or unreadable input gives an ``error`` row in the summary (one-line
+  message) and the other items go on. A worker that dies mid-video is replaced by Dask's nanny and
+  the task is rescheduled (up to ``distributed.scheduler.allowed-failures`` times); exceptions are
+  retried ``retries`` times.
+* **Ctrl-C** cancels the tasks, closes the cluster and removes the partial files, so OUT holds only
+  complete result files.
+
+Fault injection (tests and ``scripts/reliability_report.py`` only): ``process_video(...,
+crash_after_frames=N)`` kills its own worker process with ``os._exit(1)`` after detecting N frames,
+once per item: a marker file ``OUT/.<name>.crashed`` records the crash, so the retry completes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import InputError, MtcnnLabError, ParameterError
+from .files import write_json
+from .frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+__all__ = ["find_corpus", "is_complete", "make_synthetic_corpus", "output_name", "process_video", "run_corpus"]
+
+PathLike = str | os.PathLike[str]
+
+_DETECTORS: dict[tuple, object] = {}  # one detector per (backend, weights, threads) per worker process
+
+
+# --------------------------------------------------------------------------------------------
+# finding the items
+# --------------------------------------------------------------------------------------------
+
+
+def _image_folders_and_videos(root: Path) -> list[Path]:
+    items: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        names = sorted(f for f in files if not f.startswith("."))
+        items += [Path(folder) / f for f in names if Path(f).suffix.lower() in VIDEO_SUFFIXES]
+        if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in names):
+            items.append(Path(folder))
+    return sorted(items)
+
+
+def _from_manifest(manifest: Path) -> list[Path]:
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{manifest}: not a readable JSON manifest ({err}); see data/README.md") from None
+    if not isinstance(data, dict) or not isinstance(data.get("root", "."), str):
+        raise InputError(f"{manifest}: a manifest is a JSON object with a 'root' folder; see data/README.md")
+    root = (manifest.parent / data.get("root", ".")).resolve()
+    if not root.is_dir():
+        raise InputError(f"{manifest}: root folder {root} does not exist; fix 'root' in the manifest")
+    videos = data.get("videos")
+    if videos is None:
+        return _image_folders_and_videos(root)
+    if not isinstance(videos, list) or not all(isinstance(v, dict) and isinstance(v.get("path"), str)
+                                                for v in videos):
+        raise InputError(f"{manifest}: 'videos' must be a list of {{\"path\": ...}} objects; see data/README.md")
+    return sorted(root / v["path"] for v in videos)
+
+
+def find_corpus(dir_or_manifest: PathLike) -> list[Path]:
+    """The items of a corpus, sorted: every video (by suffix) below a folder, searched recursively
+    (hidden names skipped), plus each folder that holds still images as one item; or the videos of
+    a manifest JSON (its ``root`` folder scanned when it lists no ``videos``)."""
+    source = Path(dir_or_manifest)
+    if source.is_dir():
+        items = _image_folders_and_videos(source)
+    elif source.is_file() and source.suffix.lower() == ".json":
+        items = _from_manifest(source)
+    elif source.exists():
+        raise InputError(f"{source}: give a folder of videos/images or a manifest .json")
+    else:
+        raise InputError(f"{source}: no such folder or manifest; check the path")
+    if not items:
+        raise InputError(f"{source}: no videos ({', '.join(sorted(VIDEO_SUFFIXES)[:4])}, ...) or images found")
+    return items
+
+
+def output_name(item: PathLike, root: PathLike | None = None) -> str:
+    """The result file name of an item: its path relative to ``root`` with ``/`` as ``__``, plus
+    ``.json`` (``clips/a.avi`` -> ``clips__a.avi.json``; the suffix keeps ``a.avi`` and ``a.mp4``
+    apart)."""
+    item = Path(item)
+    rel = item.name
+    if root is not None:
+        with contextlib.suppress(ValueError):
+            rel = item.resolve().relative_to(Path(root).resolve()).as_posix()
+    rel = rel if rel not in ("", ".") else (Path(item).resolve().name or "root")
+    return rel.replace("/", "__") + ".json"
+
+
+# --------------------------------------------------------------------------------------------
+# one item (runs on a worker)
+# --------------------------------------------------------------------------------------------
+
+
+def _detector(backend: str, weights: str, threads: int):
+    """This process's detector for these settings (built once per worker process)."""
+    key = (backend, weights, threads)
+    if key not in _DETECTORS:
+        import cv2
+        from threadpoolctl import threadpool_limits
+
+        from .detector import MTCNN
+
+        threadpool_limits(threads)
+        cv2.setNumThreads(threads)
+        _DETECTORS[key] = MTCNN(backend=backend, weights=weights, threads=threads)
+    return _DETECTORS[key]
+
+
+def _meta(detector, item: str, every: int) -> dict:
+    from . import __version__
+
+    return {"backend": detector.backend.name, "weights": detector.weights.name,
+            "weights_source": detector.weights.source,
+            "params": {k: getattr(detector.params, k) for k in detector.params.__dataclass_fields__},
+            "version": __version__, "item": item, "every": every}
+
+
+def _image_entries(detector, folder: Path, jsonl: Path):
+    """Entries for the still images of a folder (sorted by name), resumable through ``jsonl``."""
+    from .frames import read_image
+    from .video import read_done_frames
+
+    done = read_done_frames(jsonl)
+    if done:  # drop a torn last line
+        jsonl.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    with jsonl.open("a") as handle:
+        for index, path in enumerate(images):
+            entry = done.get(index)
+            if entry is None:
+                entry = {"image": str(path), "frame": index}
+                try:
+                    image = read_image(path)
+                except InputError as err:
+                    entry["error"] = str(err)
+                else:
+                    entry.update(width=image.shape[1], height=image.shape[0],
+                                 faces=detector.detect(image).faces())
+                handle.write(json.dumps(entry) + "\n")
+                handle.flush()
+            yield entry
+
+
+def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weights: str = "auto",
+                  every: int = 1, threads: int = 1, name: str | None = None,
+                  crash_after_frames: int | None = None) -> dict:
+    """Detect faces in one corpus item (a video, or a folder of images) and write its result file.
+
+    Writes ``out_dir/name`` (default :func:`output_name` of ``path``) atomically in the
+    ``detect --json`` schema; per-frame results go to ``out_dir/.<name>.frames.jsonl`` as they are
+    computed (a rerun resumes from it) and that file is removed once the result file is written.
+    Returns a summary row: ``item``, ``output``, ``status`` (``ok``/``error``), ``frames``,
+    ``faces``, ``errors`` (unreadable images of a folder), ``resumed`` (frames taken from the partial
+    file of an earlier attempt), ``seconds``, ``worker``, ``error``.
+    An unusable input (:class:`MtcnnLabError`) gives an ``error`` row, writes no result file, and
+    does not raise. ``crash_after_frames``: fault injection, see the module docstring.
+    """
+    from .video import detect_video
+
+    start = time.perf_counter()
+    path, out_dir = Path(path), Path(out_dir)
+    name = name or output_name(path)
+    row = {"item": str(path), "output": name, "status": "ok", "frames": 0, "faces": 0, "errors": 0,
+           "resumed": 0, "seconds": 0.0, "worker": f"{socket.gethostname()}:{os.getpid()}", "error": ""}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl = out_dir / f".{name}.frames.jsonl"
+    marker = out_dir / f".{name}.crashed"
+    if is_complete(out_dir / name, every):  # a finished task rerun by Dask (its worker died after it ended)
+        results = json.loads((out_dir / name).read_text())["results"]
+        row.update(frames=len(results), faces=sum(len(e.get("faces", [])) for e in results),
+                   errors=sum("error" in e for e in results))
+        return row
+    try:
+        detector = _detector(backend, weights, threads)
+        if path.is_dir():
+            entries = _image_entries(detector, path, jsonl)
+        else:
+            entries = detect_video(detector, path, every=every, jsonl=jsonl, progress=False)
+        results, new = [], 0
+        before = row["resumed"] = len(_done(jsonl))
+        for entry in entries:
+            results.append(entry)
+            new = max(0, len(results) - before)
+            if crash_after_frames is not None and new >= crash_after_frames and not marker.exists():
+                marker.touch()
+                os._exit(1)  # fault injection: the worker process dies mid-video
+        if not results:
+            raise InputError(f"{path}: no images found in the folder")
+        write_json(out_dir / name, {"meta": _meta(detector, str(path), every), "results": results}, overwrite=True)
+    except MtcnnLabError as err:  # an unusable input: nothing to resume
+        jsonl.unlink(missing_ok=True)
+        row.update(status="error", error=str(err))
+        return row
+    finally:
+        row["seconds"] = round(time.perf_counter() - start, 3)
+    jsonl.unlink(missing_ok=True)
+    marker.unlink(missing_ok=True)
+    row.update(frames=len(results), faces=sum(len(e.get("faces", [])) for e in results),
+               errors=sum("error" in e for e in results))
+    return row
+
+
+def _done(jsonl: Path) -> dict:
+    from .video import read_done_frames
+
+    return read_done_frames(jsonl)
+
+
+# --------------------------------------------------------------------------------------------
+# the corpus (runs on the client)
+# --------------------------------------------------------------------------------------------
+
+
+def is_complete(result: Path, every: int) -> bool:
+    """True when ``result`` is a finished result file made with this ``every`` (resume check)."""
+    try:
+        data = json.loads(result.read_text())
+        return isinstance(data["results"], list) and data["meta"]["every"] == every
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _cleanup(out_dir: Path) -> list[Path]:
+    """Remove the partial files a run leaves when stopped: per-frame JSON Lines, atomic-write temp
+    files and crash markers."""
+    removed = []
+    for pattern in (".*.frames.jsonl", ".*.part", ".*.crashed"):
+        for path in out_dir.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | None = None,
+               n_workers: int | None = None, every: int = 1, backend: str = "auto", weights: str = "auto",
+               retries: int = 2, threads: int = 1, root: PathLike | None = None, progress: bool = True,
+               client=None, crash_after_frames: dict[str, int] | None = None) -> list[dict]:
+    """Process every item on Dask; write result files, ``summary.json`` and ``summary.csv``.
+
+    ``scheduler``: address of an existing Dask scheduler (``tcp://host:8786``); default a
+    ``LocalCluster`` with ``n_workers`` (default: the CPU count) single-threaded worker processes.
+    ``client``: an existing ``distributed.Client`` to use instead (not closed here). ``root``: the
+    corpus folder, for the result file names (:func:`output_name`). Items whose result file is
+    complete are skipped (``status`` ``skipped``). Returns the summary rows sorted by item.
+    ``crash_after_frames``: fault injection, ``{item path: N}`` (see :func:`process_video`).
+    """
+    from distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    from .tables import save_table
+
+    if every < 1:
+        raise ParameterError(f"every must be >= 1, got {every}")
+    if n_workers is not None and n_workers < 1:
+        raise ParameterError(f"--workers must be at least 1, not {n_workers}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = [Path(item).resolve() for item in items]
+    names = [output_name(item, root) for item in items]
+    if len(set(names)) != len(names):
+        raise ParameterError("two corpus items map to the same result file name; pass root= (the corpus folder)")
+    crash = {str(Path(k).resolve()): v for k, v in (crash_after_frames or {}).items()}
+    rows, todo = [], []
+    for item, name in zip(items, names, strict=True):
+        if is_complete(out_dir / name, every):
+            rows.append({"item": str(item), "output": name, "status": "skipped", "frames": None, "faces": None,
+                         "errors": None, "resumed": 0, "seconds": 0.0, "worker": "", "error": ""})
+        else:
+            todo.append((item, name))
+    start = time.perf_counter()
+    own_cluster = own_client = None
+    futures = []
+    try:
+        if todo:
+            if client is None:
+                if scheduler is not None:
+                    own_client = client = Client(scheduler)
+                else:
+                    own_cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
+                                               processes=True, dashboard_address=":0")
+                    own_client = client = Client(own_cluster)
+            futures = [client.submit(process_video, str(item), str(out_dir), backend, weights, every, threads,
+                                     name, crash.get(str(item)), retries=retries, pure=False,
+                                     key=f"mtcnn-corpus-{name}-{time.time_ns()}")
+                       for item, name in todo]
+            by_key = {f.key: (item, name) for f, (item, name) in zip(futures, todo, strict=True)}
+            bar = tqdm(total=len(futures), desc="corpus", unit="video", disable=not progress)
+            for future in as_completed(futures):
+                item, name = by_key[future.key]
+                try:
+                    row = future.result()
+                except Exception as err:  # a task that kept failing, or a worker that kept dying
+                    message = " ".join(f"{type(err).__name__}: {err}".split())
+                    row = {"item": str(item), "output": name, "status": "error", "frames": 0, "faces": 0,
+                           "errors": 0, "resumed": 0, "seconds": 0.0, "worker": "", "error": message}
+                rows.append(row)
+                bar.set_postfix_str(f"errors={sum(r['status'] == 'error' for r in rows)}")
+                bar.update(1)
+            bar.close()
+            client.cancel(futures)  # release the results: a worker lost now must not rerun finished tasks
+    except KeyboardInterrupt:
+        if futures and client is not None:
+            with contextlib.suppress(Exception):
+                client.cancel(futures, force=True)
+        _close(own_client, own_cluster)
+        own_client = own_cluster = None
+        _cleanup(out_dir)
+        raise
+    finally:
+        if own_cluster is not None:
+            _close(own_client, own_cluster)
+            _cleanup(out_dir)  # every worker has stopped: nothing partial can still be written
+        else:
+            _close(own_client, None)
+    rows.sort(key=lambda r: r["item"])
+    meta = {"items": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
+            "skipped": sum(r["status"] == "skipped" for r in rows),
+            "error": sum(r["status"] == "error" for r in rows), "every": every, "backend": backend,
+            "weights": weights, "scheduler": scheduler or ("client" if client is not None and own_client is None
+                                                           else "LocalCluster"),
+            "seconds": round(time.perf_counter() - start, 3)}
+    save_table(rows, "summary", out_dir, meta=meta)
+    return rows
+
+
+def _close(client, cluster) -> None:
+    for thing in (client, cluster):
+        if thing is not None:
+            with contextlib.suppress(Exception):
+                thing.close()
+
+
+# --------------------------------------------------------------------------------------------
+# a synthetic corpus (tests, the reliability report, trying the command)
+# --------------------------------------------------------------------------------------------
+
+
+def make_synthetic_corpus(folder: PathLike, n_videos: int = 20, n_frames: int = 6, n_corrupt: int = 2,
+                          size: tuple[int, int] = (160, 120)) -> list[Path]:
+    """Write ``n_videos`` short MJPG ``.avi`` clips of a moving face (matplotlib's Grace Hopper
+    sample) plus ``n_corrupt`` corrupt videos (random bytes, a text file) into ``folder``; return
+    the paths, corrupt ones last."""
+    import cv2
+    import matplotlib.cbook
+    import numpy as np
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    face = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    fh = int(height * 0.75)
+    face = cv2.resize(face, (int(fh * 0.85), fh))
+    rng = np.random.default_rng(0)
+    paths = []
+    for v in range(n_videos):
+        path = folder / f"clip{v:03d}.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (width, height))
+        for k in range(n_frames):
+            frame = np.full((height, width, 3), 30 + 5 * v % 200, np.uint8)
+            x = min(width - face.shape[1], (3 * v + 4 * k) % max(1, width - face.shape[1]))
+            y = (height - fh) // 2
+            frame[y:y + fh, x:x + face.shape[1]] = face
+            writer.write(frame)
+        writer.release()
+        paths.append(path)
+    for c in range(n_corrupt):
+        path = folder / (f"corrupt{c:02d}.avi" if c % 2 == 0 else f"corrupt{c:02d}.mp4")
+        path.write_bytes(rng.integers(0, 256, 4096 + c, dtype=np.uint8).tobytes() if c % 2 == 0
+                         else b"this is not a video\n" * 50)
+        paths.append(path)
+    return paths
