@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -241,7 +242,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_corpus(args: argparse.Namespace) -> int:
     """Process every video (and image folder) of a corpus on Dask; 1 if any item failed."""
-    from .corpus import find_corpus, run_corpus
 
     if args.workers is not None and args.scheduler is not None:
         raise ParameterError("--workers sizes the local cluster; leave it out with --scheduler")
@@ -249,6 +249,10 @@ def cmd_corpus(args: argparse.Namespace) -> int:
                                ("--every", args.every, 1)):
         if value < least:
             raise ParameterError(f"{name} must be at least {least}, not {value}")
+    if not args.verbose:  # Dask logs every scheduler and worker event at INFO; read when dask is imported
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    from .corpus import find_corpus, run_corpus
+
     source = Path(args.source)
     items = find_corpus(source)
     try:

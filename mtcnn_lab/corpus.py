@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -304,8 +305,10 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
                 if scheduler is not None:
                     own_client = client = Client(scheduler)
                 else:
+                    quiet = logging.getLogger("distributed").getEffectiveLevel() > logging.DEBUG
                     own_cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                                               processes=True, dashboard_address=":0")
+                                               processes=True, dashboard_address=":0",
+                                               silence_logs=logging.WARNING if quiet else False)
                     own_client = client = Client(own_cluster)
             futures = [client.submit(process_video, str(item), str(out_dir), backend, weights, every, threads,
                                      name, crash.get(str(item)), retries=retries, pure=False,
