@@ -10,6 +10,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "reference"
 SAMPLES = SHARED / "samples"
 MODELS = SHARED / "OpenFaceModels"
+DEV_REFERENCE = REFERENCE / "cpp_mtcnn_dev.json"
+NO_SHARED = f"shared data not found at {SHARED} (OpenFace samples and C++ reference live outside the repo)"
+needs_shared = pytest.mark.skipif(not DEV_REFERENCE.is_file() or not SAMPLES.is_dir(), reason=NO_SHARED)
 
 
 def require_shared(*parts: str) -> Path:

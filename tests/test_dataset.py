@@ -13,11 +13,8 @@ import pytest
 from mtcnn_lab import dataset as D
 from mtcnn_lab.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLES = SHARED / "samples"
-REFERENCE = SHARED / "reference" / "cpp_mtcnn_dev.json"
-NO_SHARED = f"shared data not found at {SHARED} (OpenFace samples and C++ reference live outside the repo)"
-needs_shared = pytest.mark.skipif(not REFERENCE.is_file() or not SAMPLES.is_dir(), reason=NO_SHARED)
+from .conftest import DEV_REFERENCE as REFERENCE
+from .conftest import NO_SHARED, SAMPLES, needs_shared
 
 # samples/README.md: decodable frames and the frames extracted at 20/50/80 %
 SAMPLE_VIDEOS = {

@@ -17,11 +17,8 @@ from hypothesis import strategies as st
 from mtcnn_lab import frames as F
 from mtcnn_lab.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLES = SHARED / "samples"
-REFERENCE = SHARED / "reference" / "cpp_mtcnn_dev.json"
-NO_SHARED = f"shared data not found at {SHARED} (samples and C++ reference live outside the repo)"
-needs_shared = pytest.mark.skipif(not REFERENCE.is_file() or not SAMPLES.is_dir(), reason=NO_SHARED)
+from .conftest import DEV_REFERENCE as REFERENCE
+from .conftest import NO_SHARED, SAMPLES, needs_shared
 
 # Sample videos: frames that decode with OpenCV and the frames extracted at 20/50/80 %
 # (samples/README.md).
