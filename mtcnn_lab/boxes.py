@@ -10,6 +10,7 @@ Every function reproduces the float32/int arithmetic of ``FaceDetectorMTCNN.cpp`
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 F32 = np.float32
 OPENFACE_CORRECTION = (-0.0075, 0.2459, 1.0323, 0.7751)
@@ -21,27 +22,37 @@ def integer_rects(boxes: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(boxes, np.float64)).astype(np.int64)
 
 
-NMS_BLOCK = 1024
-"""Rows of the overlap matrix NMS computes at once (bounds its memory to NMS_BLOCK x N floats)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def _greedy_picks(rects: np.ndarray, threshold: np.float32, by_min: bool) -> np.ndarray:
+    """Positions kept by greedy suppression of int64 rects (N, 4) already in pick order.
 
-
-def pairwise_overlap(a: np.ndarray, b: np.ndarray, mode: str = "union") -> np.ndarray:
-    """Overlap of every integer rect of ``a`` (M, 4) with every one of ``b`` (N, 4), float32 (M, N).
-
-    As OpenFace computes it: half-open intersections (0 when disjoint), areas ``w * h`` with no +1;
-    ``"union"`` divides by ``area_a + area_b - inter`` and ``"min"`` by ``min(area_a, area_b)``.
+    Overlaps as OpenFace computes them: half-open intersections (0 when disjoint), areas ``w * h``
+    with no +1, converted to float32; the ratio is float32.
     """
-    ax1, ay1, aw, ah = (a[:, k, None] for k in range(4))
-    bx1, by1, bw, bh = b.T
-    iw = np.minimum(ax1 + aw, bx1 + bw) - np.maximum(ax1, bx1)
-    ih = np.minimum(ay1 + ah, by1 + bh) - np.maximum(ay1, by1)
-    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0).astype(F32)
-    if mode == "union":
-        denom = (aw * ah + bw * bh).astype(F32) - inter
-    else:
-        denom = np.minimum(aw * ah, bw * bh).astype(F32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return inter / denom
+    n = rects.shape[0]
+    removed = np.zeros(n, np.bool_)
+    picked = np.empty(n, np.int64)
+    count = 0
+    for i in range(n):
+        if removed[i]:
+            continue
+        picked[count] = i
+        count += 1
+        xi, yi, wi, hi = rects[i, 0], rects[i, 1], rects[i, 2], rects[i, 3]
+        for j in range(i + 1, n):
+            if removed[j]:
+                continue
+            xj, yj, wj, hj = rects[j, 0], rects[j, 1], rects[j, 2], rects[j, 3]
+            iw = min(xi + wi, xj + wj) - max(xi, xj)
+            ih = min(yi + hi, yj + hj) - max(yi, yj)
+            inter = np.float32(iw * ih) if iw > 0 and ih > 0 else np.float32(0)
+            if by_min:
+                denom = np.float32(min(wi * hi, wj * hj))
+            else:
+                denom = np.float32(wi * hi + wj * hj) - inter
+            if np.float32(inter / denom) > threshold:
+                removed[j] = True
+    return picked[:count]
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
@@ -55,16 +66,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "un
     if mode not in ("union", "min"):
         raise ValueError(f"nms mode must be 'union' or 'min', not {mode!r}")
     order = np.argsort(np.asarray(scores, F32), kind="stable")[::-1]  # descending; ties: later index first
-    rects = integer_rects(boxes)[order]
-    removed = np.zeros(len(order), bool)
-    picked = []
-    for start in range(0, len(order), NMS_BLOCK):
-        suppress = pairwise_overlap(rects[start:start + NMS_BLOCK], rects, mode) > F32(threshold)
-        for row, i in enumerate(range(start, min(start + NMS_BLOCK, len(order)))):
-            if not removed[i]:
-                picked.append(i)
-                removed |= suppress[row]
-    return order[np.asarray(picked, np.int64)]
+    rects = np.ascontiguousarray(integer_rects(boxes).reshape(-1, 4)[order])
+    return order[_greedy_picks(rects, F32(threshold), mode == "min")]
 
 
 def apply_regression(boxes: np.ndarray, regression: np.ndarray, add1: bool) -> np.ndarray:

@@ -8,7 +8,6 @@ The cascade is runtime-agnostic: the networks are evaluated by a backend.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,22 +149,6 @@ def stage_onet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: C
     )
 
 
-_scratch = threading.local()
-
-
-def float_copy(image: np.ndarray) -> np.ndarray:
-    """The image as float32, in a buffer this thread reuses while the frame size stays the same.
-
-    Writing into warm memory halves the conversion of a large frame (no fresh pages per frame);
-    the buffer is overwritten by the next call in the same thread, so nothing may keep it.
-    """
-    buffer = getattr(_scratch, "image", None)
-    if buffer is None or buffer.shape != image.shape:
-        buffer = _scratch.image = np.empty(image.shape, np.float32)
-    np.copyto(buffer, image)
-    return buffer
-
-
 def run_cascade(image: np.ndarray, backend: Backend, params: CascadeParams | None = None,
                 trace: bool = False, timer: StageTimer = NO_TIMER) -> Detections:
     """Detect faces in one BGR uint8 (H, W, 3) image with a backend; see the module docstring.
@@ -176,8 +159,6 @@ def run_cascade(image: np.ndarray, backend: Backend, params: CascadeParams | Non
     """
     params = params or CascadeParams()
     log: dict | None = {"pnet_scales": []} if trace else None
-    with timer("pyramid"):
-        image = float_copy(image)  # OpenFace converts once; pyramid and crops read this copy
     boxes = stage_pnet(image, backend, params, log, timer)
     boxes = stage_rnet(image, boxes, backend, params, log, timer)
     return stage_onet(image, boxes, backend, params, log, timer)

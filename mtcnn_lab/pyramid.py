@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
+
+from .resize import resized_input
 
 FACE_CELL = 12
 """PNet's receptive field in pixels: the smallest face PNet sees at scale 1."""
@@ -35,23 +36,10 @@ def level_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return math.ceil(height * scale), math.ceil(width * scale)
 
 
-def normalise(bgr: np.ndarray) -> np.ndarray:
-    """BGR (..., H, W, 3) 0-255 values to float32 (..., 3, H, W) R, G, B network input."""
-    values = (bgr.astype(np.float32, copy=False) - np.float32(127.5)) * np.float32(0.0078125)
-    return np.ascontiguousarray(np.moveaxis(values[..., ::-1], -1, -3))
-
-
-def resize_level(image_f32: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """OpenCV INTER_LINEAR resize of a float32 BGR image to ``size = (h, w)``, no normalisation."""
-    h, w = size
-    return cv2.resize(image_f32, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
 def pyramid_levels(image: np.ndarray, min_face: float = 60.0,
                    factor: float = 0.709) -> list[tuple[float, np.ndarray]]:
-    """Every pyramid level of a BGR image (uint8, or its float32 conversion) as
-    ``(scale, float32 (3, h, w) R,G,B input)``."""
+    """Every pyramid level of a BGR (H, W, 3) image (uint8 or float32) as ``(scale, float32 (3, h, w)
+    R,G,B input)``, resized exactly as OpenFace's OpenCV does (:mod:`mtcnn_lab.resize`)."""
     height, width = image.shape[:2]
-    image_f32 = image.astype(np.float32, copy=False)
-    return [(scale, normalise(resize_level(image_f32, level_size(height, width, scale))))
+    return [(scale, resized_input(image, level_size(height, width, scale)))
             for scale in pyramid_scales(height, width, min_face, factor)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,12 +102,15 @@ def test_iou_is_symmetric_and_one_on_itself(rows):
     assert ((m >= 0) & (m <= 1 + 1e-12)).all()
 
 
-def test_nms_gives_the_same_picks_whatever_its_block_size(monkeypatch):
-    rng = np.random.default_rng(3)
-    boxes = np.column_stack([rng.integers(0, 200, 400), rng.integers(0, 200, 400),
-                             rng.integers(5, 60, 400), rng.integers(5, 60, 400)]).astype(np.float32)
-    scores = rng.choice(np.array([0.6, 0.7, 1.0], np.float32), 400)
-    expected = multimap_nms(boxes, scores, 0.5, "union")
-    for block in (1, 7, 64, 4096):
-        monkeypatch.setattr("mtcnn_lab.boxes.NMS_BLOCK", block)
-        assert nms(boxes, scores, 0.5).tolist() == expected
+@pytest.mark.parametrize("mode", ["union", "min"])
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_picks_what_openfaces_loop_picks_on_many_boxes(mode, seed):
+    """Hundreds of boxes with many equal scores (pick order ties) and degenerate sizes."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    boxes = np.column_stack([rng.integers(-20, 200, n), rng.integers(-20, 200, n),
+                             rng.integers(0, 60, n), rng.integers(0, 60, n)]).astype(np.float32)
+    boxes += rng.choice(np.array([0, 0.5, 0.49, -0.5], np.float32), (n, 4))  # rounding half to even
+    scores = rng.choice(np.array([0.6, 0.7, 0.9, 1.0], np.float32), n)
+    threshold = [0.3, 0.5, 0.7][seed % 3]
+    assert nms(boxes, scores, threshold, mode).tolist() == multimap_nms(boxes, scores, threshold, mode)
