@@ -77,3 +77,16 @@ def test_unknown_backend_lists_the_names(bundled_weights):
     with pytest.raises(ParameterError, match="numpy") as info:
         select.make_backend("tensorflow", bundled_weights)
     assert "auto" in str(info.value) and "onnx" in str(info.value)
+
+
+def test_openvino_compiles_a_repeated_pnet_shape_for_its_size(bundled_weights):
+    try:
+        backend = select.make_backend("openvino", bundled_weights)
+    except BackendUnavailable as err:
+        pytest.skip(f"openvino not available here: {err}")
+    reference = NumpyBackend(bundled_weights).run_pnet(batch("pnet"))
+    other = np.zeros((1, 3, 30, 40), np.float32)
+    outputs = [backend.run_pnet(x) for x in (batch("pnet"), other, batch("pnet"), other, batch("pnet"))]
+    assert set(backend._static_pnet) == {INPUTS["pnet"], other.shape}  # each compiled on its second call
+    for out in outputs[::2]:  # dynamic, then static model: both agree with the reference
+        np.testing.assert_allclose(out, reference, rtol=0, atol=1e-4)
