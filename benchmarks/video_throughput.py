@@ -3,12 +3,15 @@
 * Builds test clips from the OpenFace samples in ``../shared`` (never committed): a 1080x1920
   portrait clip (faces of sample2/multi_face pasted on a portrait canvas, moving) and a 640x480
   clip (the first frames of ``multi_face.avi``), both MPEG-4 (mp4v) in a temporary folder.
-* Streams each with :func:`mtcnn_lab.video.detect_video` (decode thread + detection), decode
-  included, and reports frames per second.
-* Times ``sample2.jpg`` (2048x1366) with 2 threads: median of the detect calls.
+* Streams each with :func:`mtcnn_lab.video.detect_video`, decode included, once with ``workers=1``
+  (decode thread + detection in this process, ``--threads`` threads) and once with ``--workers``
+  worker processes (1 thread each), and reports frames per second: ``fps`` over the whole call
+  (worker start-up included) and ``steady_fps`` over the second half of the clip (after the
+  workers' start-up and their first frames, which compile PNet for each pyramid level's size).
+* Times ``sample2.jpg`` (2048x1366) with ``--threads`` threads: median of the detect calls.
 
 Writes ``results/bench/video_throughput.json``. Usage:
-``python benchmarks/video_throughput.py [--backend openvino] [--threads 2] [--frames 90]``.
+``python benchmarks/video_throughput.py [--backend openvino] [--threads 2] [--workers 2] [--frames 150]``.
 """
 
 from __future__ import annotations
@@ -53,36 +56,46 @@ def vga_clip(samples: Path, out: Path, frames: int) -> Path:
     return out
 
 
-def stream_fps(detector: MTCNN, clip: Path) -> dict:
-    """Frames per second of detect_video over the whole clip, decode included (after a warm-up pass)."""
-    list(detect_video(detector, clip, every=10, progress=False))  # warm-up: kernels for this frame size
+def stream_fps(detector: MTCNN, clip: Path, workers: int) -> dict:
+    """Frames per second of detect_video over the whole clip on ``workers`` processes, decode included:
+    ``fps`` over the call, ``steady_fps`` over the second half of the results; ``first_result_s``."""
+    if workers == 1:
+        list(detect_video(detector, clip, every=10, progress=False))  # warm-up: kernels for this frame size
+    stamps, faces = [], []
     start = time.perf_counter()
-    entries = list(detect_video(detector, clip, progress=False))
+    for entry in detect_video(detector, clip, progress=False, workers=workers):
+        stamps.append(time.perf_counter())
+        faces.append(len(entry["faces"]))
     seconds = time.perf_counter() - start
-    return {"frames": len(entries), "seconds": seconds, "fps": len(entries) / seconds,
-            "faces_per_frame": float(np.mean([len(e["faces"]) for e in entries]))}
+    half = len(stamps) // 2
+    return {"workers": workers, "frames": len(stamps), "seconds": seconds, "fps": len(stamps) / seconds,
+            "first_result_s": stamps[0] - start, "steady_fps": (len(stamps) - 1 - half) / (stamps[-1] - stamps[half]),
+            "faces_per_frame": float(np.mean(faces))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--frames", type=int, default=90)
+    parser.add_argument("--threads", type=int, default=2, help="threads of the detector in this process (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes compared with 1 (default 2)")
+    parser.add_argument("--frames", type=int, default=150, help="frames per clip (default 150)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "video_throughput.json")
     args = parser.parse_args()
     samples = args.shared / "samples"
     detector = MTCNN(backend=args.backend, weights="zhang2016", threads=args.threads)
     report = {"version": __version__, "machine": machine_info(), "backend": detector.backend.name,
-              "threads": args.threads, "targets": {"portrait_1080x1920_fps": 30, "vga_640x480_fps": 100,
-                                                   "sample2_median_ms": 40}}
+              "threads": args.threads, "workers": args.workers,
+              "targets": {"portrait_1080x1920_fps": 30, "vga_640x480_fps": 100, "sample2_median_ms": 40}}
     with tempfile.TemporaryDirectory() as tmp, pinned_threads(args.threads):
         clips = {"portrait_1080x1920": portrait_clip(samples, Path(tmp) / "portrait.mp4", args.frames),
                  "vga_640x480": vga_clip(samples, Path(tmp) / "vga.mp4", args.frames)}
         for name, clip in clips.items():
-            report[name] = stream_fps(detector, clip)
-            print(f"{name}: {report[name]['fps']:.1f} FPS end to end ({report[name]['frames']} frames, "
-                  f"{report[name]['faces_per_frame']:.1f} faces per frame)")
+            report[name] = [stream_fps(detector, clip, workers) for workers in sorted({1, args.workers})]
+            for run in report[name]:
+                print(f"{name}, {run['workers']} worker(s): {run['steady_fps']:.1f} FPS steady, {run['fps']:.1f} "
+                      f"FPS end to end with {run['first_result_s']:.1f} s to the first result ({run['frames']} "
+                      f"frames, {run['faces_per_frame']:.1f} faces per frame)")
         image = read_image(samples / "sample2.jpg")
         report["sample2_2048x1366"] = summarise(time_calls(lambda: detector.detect(image), repeats=15, warmup=3))
         print(f"sample2.jpg: median {report['sample2_2048x1366']['median_ms']:.1f} ms")

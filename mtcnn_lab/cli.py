@@ -83,6 +83,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         check_json_out(Path(args.json), args.force)
     if args.every is not None and args.every < 1:
         raise ParameterError(f"--every must be >= 1, got {args.every}; e.g. --every 30 for one frame in 30")
+    if args.workers < 1:
+        raise ParameterError(f"--workers must be at least 1, not {args.workers}")
     limit_threads(args.threads)
     detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face)
     log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
@@ -96,7 +98,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
             try:
                 entries = list(detect_video(detector, path, every=args.every, jsonl=partial_file(args.json, path),
-                                            progress=not args.quiet and sys.stderr.isatty()))
+                                            progress=not args.quiet and sys.stderr.isatty(), workers=args.workers))
             except MtcnnLabError as err:
                 failed += 1
                 results.append({"image": path, "frame": None, "error": str(err)})
@@ -293,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--json", metavar="OUT", help="write all results to this JSON file")
     detect.add_argument("--force", action="store_true", help="replace an existing --json file")
     detect.add_argument("--threads", type=int, default=None, help="BLAS/OpenCV threads")
+    detect.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="detection processes for videos run with --every (default: the CPU count, here "
+                             "%(default)s; 1: detect in this process)")
     detect.add_argument("-q", "--quiet", action="store_true", help="no per-image lines or progress")
     detect.set_defaults(func=cmd_detect)
 

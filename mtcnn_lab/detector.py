@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from .backends.base import Backend
-from .backends.select import make_backend
+from .backends.select import pick_backend
 from .cascade import CascadeParams, run_cascade
 from .detections import Detections
+from .errors import ParameterError
 from .frames import as_bgr_uint8
 from .weights import WeightSet, load_weights
 
@@ -27,19 +29,35 @@ class MTCNN:
     bit-identical), ``"auto"`` (OpenFace's when installed) or a :class:`WeightSet`. The remaining
     keyword arguments are :class:`CascadeParams` fields; the defaults are OpenFace's (minimum face
     60 px, pyramid factor 0.709, thresholds 0.6/0.7/0.7). ``threads`` sizes the runtime's thread pool
-    (onnxruntime); constructing never downloads anything.
+    (onnxruntime, OpenVINO); constructing never downloads anything. :meth:`recipe` rebuilds the
+    detector elsewhere, e.g. in worker processes.
     """
 
     def __init__(self, backend: str | Backend = "auto", weights: str | WeightSet = "auto",
                  models_root: str | Path | None = None, threads: int | None = None, **params):
         self.weights = weights if isinstance(weights, WeightSet) else load_weights(weights, models_root)
         self.params = CascadeParams(**params)
-        self.backend: Backend = make_backend(backend, self.weights, threads) if isinstance(backend, str) else backend
+        self._backend_name: str | None = None  # the choice a worker process can build again
+        if isinstance(backend, str):
+            self._backend_name, self.backend = pick_backend(backend, self.weights, threads)
+        else:
+            self.backend = backend
         log.info("MTCNN: %s weights (%s), %s backend", self.weights.name, self.weights.source,
                  self.backend.name)
 
     def __repr__(self) -> str:
         return f"MTCNN(backend={self.backend.name!r}, weights={self.weights.name!r}, {self.params})"
+
+    def recipe(self, threads: int | None = None) -> dict:
+        """Keyword arguments that build this detector again with ``threads``, e.g. in a worker process:
+        ``MTCNN(**detector.recipe(threads=1))``. Picklable: the backend name (what ``"auto"`` chose), the loaded
+        :class:`WeightSet` and the cascade parameters. ParameterError when the backend was given as an
+        object (it cannot be rebuilt)."""
+        if self._backend_name is None:
+            raise ParameterError(f"this detector's backend ({self.backend.name}) was given as an object and cannot "
+                                 "be rebuilt in worker processes; pass the backend by name, e.g. "
+                                 "MTCNN(backend='openvino')")
+        return {"backend": self._backend_name, "weights": self.weights, "threads": threads, **asdict(self.params)}
 
     def detect(self, image: np.ndarray, trace: bool = False) -> Detections:
         """Faces in one BGR uint8 (H, W, 3) image (gray H x W and BGRA are converted).

@@ -1,9 +1,10 @@
 """Streaming detection over a video: decode in one thread, detect in another, write as you go.
 
 Frames are decoded sequentially by a background thread into a small bounded queue (constant
-memory whatever the video's length) while the caller's thread runs the detector. Each frame's
-result is appended to a JSON Lines file as soon as it is known and flushed, so an interrupted run
-loses nothing; running again with the same file resumes after the last frame written.
+memory whatever the video's length) while the caller's thread runs the detector, or, with
+``workers > 1``, worker processes do (:mod:`mtcnn_lab.frame_workers`). Each frame's result is
+appended to a JSON Lines file as soon as it is known and flushed, so an interrupted run loses
+nothing; running again with the same file resumes after the last frame written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .errors import ParameterError
 from .frames import iter_video_frames
 
 _END = object()
@@ -87,14 +89,36 @@ def read_done_frames(jsonl: Path) -> dict[int, dict]:
     return done
 
 
+def frame_entry(detector, image: str, index: int, frame: np.ndarray) -> dict:
+    """The result entry of frame ``index`` of video ``image``: the fields of the ``detect --json`` results."""
+    return {"image": image, "frame": index, "width": frame.shape[1], "height": frame.shape[0],
+            "faces": detector.detect(frame).faces()}
+
+
 def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str | os.PathLike | None = None,
-                 progress: bool = True) -> Iterator[dict]:
-    """Detect faces in every ``every``-th frame of a video; yield one result entry per frame.
+                 progress: bool = True, workers: int = 1) -> Iterator[dict]:
+    """Detect faces in every ``every``-th frame of a video; yield one result entry per frame, in order.
 
     Entries have the fields of the ``detect --json`` results (``image``, ``frame``, ``width``,
     ``height``, ``faces``). With ``jsonl``, each entry is appended to that file and flushed as soon
     as it is computed; frames already in the file are not detected again (resume) but still yielded.
+    ``workers=1`` detects in the caller's thread. ``workers > 1`` detects on that many processes, each
+    with its own copy of ``detector`` (an :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
+    rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.frame_workers`; a second or two to
+    start). The entries are those of ``workers=1``; for the numpy backend, those of ``workers=1`` at
+    one BLAS thread (OpenBLAS's sums depend on its thread count). Closing the generator stops the
+    workers.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ParameterError(f"workers must be a positive integer, not {workers!r}")
+    if workers > 1:
+        from .detector import MTCNN
+        from .frame_workers import detect_in_workers  # which imports frame_entry from this module
+
+        if not isinstance(detector, MTCNN):
+            raise ParameterError(f"workers > 1 needs an MTCNN detector (rebuilt in each worker), not a "
+                                 f"{type(detector).__name__}; use workers=1")
+        recipe = detector.recipe(threads=1)
     path = os.fspath(path)
     out = Path(jsonl) if jsonl is not None else None
     done = read_done_frames(out) if out is not None else {}
@@ -103,20 +127,22 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     total = frame_count_estimate(path)
     bar = tqdm(total=None if total is None else -(-total // every), desc=Path(path).name, unit="frame",
                disable=not progress, leave=False)
+    frames = stream_frames(path, every)
+    if workers == 1:
+        entries = (done.get(index) or frame_entry(detector, path, index, frame) for index, frame in frames)
+    else:
+        entries = detect_in_workers(recipe, path, frames, done, workers)
     handle = out.open("a") if out is not None else None
     try:
-        for index, frame in stream_frames(path, every):
-            entry = done.get(index)
-            if entry is None:
-                detections = detector.detect(frame)
-                entry = {"image": path, "frame": index, "width": frame.shape[1], "height": frame.shape[0],
-                         "faces": detections.faces()}
-                if handle is not None:
-                    handle.write(json.dumps(entry) + "\n")
-                    handle.flush()
+        for entry in entries:
+            if handle is not None and entry["frame"] not in done:
+                handle.write(json.dumps(entry) + "\n")
+                handle.flush()
             bar.update(1)
             yield entry
     finally:
+        entries.close()
+        frames.close()
         bar.close()
         if handle is not None:
             handle.close()

@@ -372,3 +372,10 @@ def test_a_concurrent_backend_gets_overlapped_calls_and_the_same_faces(detector,
     assert all(thread.startswith("mtcnn-lab") for thread in pnet_threads), pnet_threads
     rnet_chunks = [n for net, n, _ in backend.calls if net == "rnet"]
     assert len(rnet_chunks) == 2 and sum(rnet_chunks) == len(expected.trace["rnet_input_boxes"])
+
+
+def test_recipe_names_the_backend_auto_chose():
+    detector = MTCNN(weights="zhang2016")  # backend="auto"
+    recipe = detector.recipe(threads=1)
+    assert recipe["backend"] != "auto" and recipe["threads"] == 1
+    assert MTCNN(**recipe).backend.name == detector.backend.name

@@ -1,16 +1,22 @@
-"""Streaming detection over a video: order, equality with per-frame detection, resume."""
+"""Streaming detection over a video: order, equality with per-frame detection, resume, worker processes."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 
 import cv2
 import matplotlib.cbook
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from mtcnn_lab import MTCNN
+from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cli import main
+from mtcnn_lab.errors import BackendUnavailable, InputError, ParameterError
+from mtcnn_lab.frame_workers import detect_in_workers
 from mtcnn_lab.video import detect_video, read_done_frames, stream_frames
 
 N_FRAMES = 12
@@ -90,3 +96,96 @@ def test_cli_streams_videos_with_every_and_removes_its_partial_file(video, tmp_p
     results = json.loads(out.read_text())["results"]
     assert [r["frame"] for r in results] == [0, 4, 8]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+# --------------------------------------------------------------------------------------------
+# worker processes (workers > 1)
+# --------------------------------------------------------------------------------------------
+
+
+def shm_entries() -> set[str]:
+    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
+
+@pytest.fixture(scope="module")
+def numpy_detector():
+    return MTCNN(backend="numpy", weights="zhang2016")
+
+
+@pytest.fixture
+def no_leaks():
+    """Fails the test when it leaves child processes or shared-memory segments behind."""
+    before = shm_entries()
+    yield
+    assert multiprocessing.active_children() == []
+    assert shm_entries() - before == set()
+
+
+@pytest.mark.parametrize(("backend", "blas_threads"), [("numpy", 1), ("openvino", None)])
+def test_two_workers_give_the_entries_of_one(video, backend, blas_threads, no_leaks):
+    """Workers detect with one thread: the same floats as this process at 2 threads (OpenVINO), or at
+    1 BLAS thread (numpy: OpenBLAS's sums depend on its thread count)."""
+    try:
+        detector = MTCNN(backend=backend, weights="zhang2016", threads=2)
+    except BackendUnavailable as err:
+        pytest.skip(f"{backend} not available here: {err}")
+    with threadpool_limits(blas_threads):
+        one = list(detect_video(detector, video, every=2, progress=False))
+    assert list(detect_video(detector, video, every=2, progress=False, workers=2)) == one
+
+
+def test_two_workers_resume_detecting_only_the_missing_frames(video, numpy_detector, tmp_path, no_leaks):
+    with threadpool_limits(1):
+        expected = list(detect_video(numpy_detector, video, progress=False))
+    jsonl = tmp_path / "clip.frames.jsonl"
+    kept = [0, 1, 2, 3, 4, 8]
+    marked = [dict(expected[k], faces=[]) for k in kept]  # a recomputed frame would have its face again
+    jsonl.write_text("".join(json.dumps(entry) + "\n" for entry in marked))
+    entries = list(detect_video(numpy_detector, video, jsonl=jsonl, progress=False, workers=2))
+    assert entries == [dict(x, faces=[]) if x["frame"] in kept else x for x in expected]
+    assert read_done_frames(jsonl) == {e["frame"]: e for e in entries}
+
+
+def test_closing_early_stops_the_workers_and_frees_the_shared_memory(video, numpy_detector, no_leaks):
+    run = detect_video(numpy_detector, video, progress=False, workers=2)
+    assert [next(run)["frame"] for _ in range(2)] == [0, 1]
+    run.close()
+
+
+def test_a_failing_frame_raises_in_the_caller(numpy_detector, no_leaks):
+    frames = [(0, np.full((120, 160, 3), 90, np.uint8)), (1, np.full((240, 320, 3), 90, np.uint8)),
+              (2, np.zeros((60, 80, 2), np.uint8))]
+    run = detect_in_workers(numpy_detector.recipe(threads=1), "x.avi", frames, {}, workers=2)
+    assert [e["width"] for e in (next(run), next(run))] == [160, 320]  # the second frame grows its slot
+    with pytest.raises(InputError, match="2 channels"):
+        next(run)
+
+
+def test_a_worker_that_cannot_start_raises_in_the_caller(numpy_detector, no_leaks):
+    recipe = dict(numpy_detector.recipe(), backend="no-such-backend")
+    with pytest.raises(ParameterError, match="unknown backend"):
+        list(detect_in_workers(recipe, "x.avi", [(0, np.zeros((60, 80, 3), np.uint8))], {}, workers=2))
+
+
+@pytest.mark.parametrize("workers", [0, 1.5, True])
+def test_workers_must_be_a_positive_integer(video, numpy_detector, workers):
+    with pytest.raises(ParameterError, match="workers"):
+        next(detect_video(numpy_detector, video, progress=False, workers=workers))
+
+
+def test_workers_need_a_detector_with_its_backend_given_by_name(video, numpy_detector):
+    by_object = MTCNN(backend=NumpyBackend(numpy_detector.weights), weights=numpy_detector.weights)
+    with pytest.raises(ParameterError, match="pass the backend by name"):
+        next(detect_video(by_object, video, progress=False, workers=2))
+    with pytest.raises(ParameterError, match="MTCNN detector"):
+        next(detect_video(CountingDetector(), video, progress=False, workers=2))
+
+
+def test_cli_runs_videos_on_workers(video, tmp_path, no_leaks):
+    out = tmp_path / "out.json"
+    args = ["detect", video, "--every", "1", "--backend", "numpy", "--weights", "zhang2016", "-q"]
+    assert main([*args, "--workers", "2", "--json", str(out)]) == 0
+    with threadpool_limits(1):
+        assert main([*args, "--workers", "1", "--json", str(tmp_path / "one.json")]) == 0
+    assert json.loads(out.read_text())["results"] == json.loads((tmp_path / "one.json").read_text())["results"]
+    assert main([*args, "--workers", "0"]) == 2

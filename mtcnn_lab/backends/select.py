@@ -146,11 +146,12 @@ def build_checked(name: str, weights: WeightSet, threads: int | None = None) -> 
     return backend, diff
 
 
-def make_backend(name: str, weights: WeightSet, threads: int | None = None) -> Backend:
-    """Build the backend called ``name`` (see :data:`CHOICES`), or the first that works for ``"auto"``.
+def pick_backend(name: str, weights: WeightSet, threads: int | None = None) -> tuple[str, Backend]:
+    """Build the backend called ``name`` (see :data:`CHOICES`), or the first that works for ``"auto"``;
+    returns ``(choice name, backend)``, so that ``"auto"``'s choice can be built again elsewhere.
 
-    ``threads`` sizes the runtime's own thread pool where it has one (onnxruntime); numpy, OpenCV and
-    torch follow the process-wide limits (``threadpoolctl``, :func:`mtcnn_lab.bench.pinned_threads`).
+    ``threads`` sizes the runtime's own thread pool where it has one (onnxruntime, OpenVINO); numpy,
+    OpenCV and torch follow the process-wide limits (``threadpoolctl``, :func:`mtcnn_lab.bench.pinned_threads`).
     """
     if name == "auto":
         for candidate in AUTO_ORDER:
@@ -160,11 +161,16 @@ def make_backend(name: str, weights: WeightSet, threads: int | None = None) -> B
                 log.info("backend %s skipped: %s", candidate, err)
                 continue
             log.info("backend %s selected (self-check max |diff| %.2g)", candidate, diff)
-            return backend
+            return candidate, backend
         raise BackendUnavailable("no backend works here, not even numpy")  # pragma: no cover
     if name not in CHOICES:
         raise ParameterError(f"unknown backend {name!r}; choose one of auto, {', '.join(CHOICES)}")
-    return CHOICES[name].build(weights, threads)
+    return name, CHOICES[name].build(weights, threads)
+
+
+def make_backend(name: str, weights: WeightSet, threads: int | None = None) -> Backend:
+    """The backend of :func:`pick_backend`."""
+    return pick_backend(name, weights, threads)[1]
 
 
 def backend_report(weights: WeightSet) -> list[dict]:

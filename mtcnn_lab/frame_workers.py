@@ -1,0 +1,203 @@
+"""Detection of decoded video frames on worker processes (``detect_video(..., workers=N)``, N > 1).
+
+The caller's process decodes and copies each frame into a shared-memory slot of the least busy
+worker (two slots per worker, reused; a slot grows if a larger frame comes), then sends the frame's
+index, slot and shape to that worker over its pipe. Each worker, started with ``spawn`` (runtime
+thread pools do not survive ``fork``) and bound to one CPU on Linux, builds its own detector with one
+runtime thread and one BLAS and OpenCV thread, detects on the slot in place and sends back the frame's result
+entry, which frees the slot. Entries are yielded in frame order; at most two frames per worker are in flight, so memory
+stays constant.
+
+A frame's exception in a worker is raised in the caller in that frame's turn (a
+:class:`MtcnnLabError` as itself, anything else as a ``RuntimeError`` with the worker's traceback),
+and so are a worker failing to start and a worker dying. However the generator ends (exhausted,
+closed early, an error, Ctrl-C), the workers are terminated and joined and the shared memory is
+unlinked. Like any ``spawn`` start, the workers import the caller's main module: a script needs an
+``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import traceback
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from multiprocessing.connection import Connection, wait
+from multiprocessing.shared_memory import SharedMemory
+
+import cv2
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .errors import MtcnnLabError
+
+SLOTS_PER_WORKER = 2
+JOIN_S = 5.0
+"""Seconds a stopping worker is given to exit before it is killed."""
+
+
+def _portable(err: Exception, where: str) -> Exception:
+    """``err`` as sent to the caller: an :class:`MtcnnLabError` copied without its traceback (which
+    holds views of the slots), anything else as a RuntimeError carrying the worker's traceback."""
+    if isinstance(err, MtcnnLabError):
+        return type(err)(str(err))
+    return RuntimeError(f"a detection worker failed {where}:\n{''.join(traceback.format_exception(err))}")
+
+
+def _work(recipe: dict, image: str, cpu: int | None, conn: Connection) -> None:
+    """A worker process: build a detector from ``recipe``, then detect each frame named on ``conn``
+    until the caller terminates the process. Sends ``(index, slot, entry)`` back, the entry replaced
+    by the exception when the frame fails, or ``(None, None, exception)`` when the detector cannot be
+    built. ``cpu``: the CPU to run on."""
+    from .detector import MTCNN
+    from .video import frame_entry
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the caller, which stops the workers
+    if cpu is not None:  # OpenVINO pins a one-thread detector to the first CPU it may use: give each its own
+        os.sched_setaffinity(0, {cpu})
+    cv2.setNumThreads(1)
+    threadpool_limits(1)
+    try:
+        detector = MTCNN(**recipe)
+    except Exception as err:
+        conn.send((None, None, _portable(err, "while starting")))
+        return
+    attached: dict[int, SharedMemory] = {}
+    while True:
+        try:
+            index, slot, name, shape, dtype = conn.recv()
+        except (EOFError, OSError):  # the caller is gone
+            return
+        if slot in attached and attached[slot].name != name:  # the caller grew this slot
+            attached.pop(slot).close()
+        if slot not in attached:
+            attached[slot] = SharedMemory(name)
+        try:
+            entry = frame_entry(detector, image, index, np.ndarray(shape, dtype, attached[slot].buf))
+        except Exception as err:
+            entry = _portable(err, f"on frame {index}")
+        conn.send((index, slot, entry))
+
+
+class _Worker:
+    """One worker process, the caller's end of its pipe and its shared-memory slots."""
+
+    def __init__(self, context, recipe: dict, image: str, cpu: int | None, name: str):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_work, args=(recipe, image, cpu, child), name=name,
+                                       daemon=True)
+        self.process.start()
+        child.close()
+        self.memory: list[SharedMemory | None] = [None] * SLOTS_PER_WORKER
+        self.free = list(range(SLOTS_PER_WORKER))  # the slots the worker is not reading
+
+    def submit(self, index: int, frame: np.ndarray) -> None:
+        """Copy frame ``index`` into a free slot and send it to the worker."""
+        slot = self.free.pop()
+        memory = self.memory[slot]
+        if memory is None or memory.size < frame.nbytes:
+            if memory is not None:
+                memory.close()
+                memory.unlink()
+            memory = self.memory[slot] = SharedMemory(create=True, size=frame.nbytes)
+        np.copyto(np.ndarray(frame.shape, frame.dtype, memory.buf), frame)
+        with contextlib.suppress(BrokenPipeError):  # the worker has exited: _Pool.collect says why
+            self.conn.send((index, slot, memory.name, frame.shape, frame.dtype.str))
+
+    def stop(self) -> None:
+        """Terminate the worker (it holds nothing to save), join it, release the pipe and the shared memory."""
+        self.process.terminate()
+        self.process.join(JOIN_S)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+        for memory in self.memory:
+            if memory is not None:
+                memory.close()
+                memory.unlink()
+
+
+class _Pool:
+    """The workers and the entries they have sent (``ready``, by frame index)."""
+
+    def __init__(self, recipe: dict, image: str, workers: int):
+        context = multiprocessing.get_context("spawn")
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None  # Linux only
+        self.workers: list[_Worker] = []
+        self.ready: dict[int, dict | Exception] = {}
+        try:
+            for k in range(workers):
+                cpu = cpus[k % len(cpus)] if cpus else None
+                self.workers.append(_Worker(context, recipe, image, cpu, f"mtcnn-worker-{k}"))
+        except BaseException:
+            self.stop()
+            raise
+
+    def submit(self, index: int, frame: np.ndarray) -> None:
+        """Send frame ``index`` to the least busy worker (waiting until one has a free slot)."""
+        while not any(worker.free for worker in self.workers):
+            self.collect(block=True)
+        max(self.workers, key=lambda worker: len(worker.free)).submit(index, frame)
+
+    def collect(self, block: bool) -> None:
+        """Move the entries the workers have sent into ``ready`` and free their slots; with ``block``,
+        wait for at least one. Raise the exception of a worker that could not start, or RuntimeError
+        when a worker died."""
+        handles = [worker.conn for worker in self.workers] + [worker.process.sentinel for worker in self.workers]
+        ready = wait(handles, timeout=None if block else 0)
+        for worker in self.workers:
+            while worker.conn in ready and worker.conn.poll():
+                try:
+                    index, slot, entry = worker.conn.recv()
+                except (EOFError, OSError):  # the worker died: its sentinel is ready too
+                    break
+                if index is None:
+                    raise entry
+                self.ready[index] = entry
+                worker.free.append(slot)
+        for worker in self.workers:
+            if worker.process.sentinel in ready:
+                raise RuntimeError(f"detection worker {worker.process.name} exited unexpectedly "
+                                   f"(exit code {worker.process.exitcode})")
+
+    def pop(self, index: int) -> dict:
+        """The entry of frame ``index`` from ``ready``; raise the exception a worker sent in its place."""
+        entry = self.ready.pop(index)
+        if isinstance(entry, Exception):
+            raise entry
+        return entry
+
+    def stop(self) -> None:
+        """Stop every worker."""
+        for worker in self.workers:
+            worker.stop()
+
+
+def detect_in_workers(recipe: dict, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
+                      workers: int) -> Iterator[dict]:
+    """Yield the result entry of each ``(frame index, frame)`` of ``frames``, in order, detected on
+    ``workers`` processes by detectors built with ``MTCNN(**recipe)``; frames whose index is in
+    ``done`` are not detected, their entry there is yielded in its place."""
+    pool = _Pool(recipe, image, workers)
+    waiting: deque[int] = deque()  # frame indices not yet yielded, in frame order
+    try:
+        for index, frame in frames:
+            if index in done:
+                pool.ready[index] = done[index]
+            else:
+                pool.submit(index, frame)
+            waiting.append(index)
+            pool.collect(block=False)
+            while waiting and waiting[0] in pool.ready:
+                yield pool.pop(waiting.popleft())
+        while waiting:
+            if waiting[0] not in pool.ready:
+                pool.collect(block=True)
+            else:
+                yield pool.pop(waiting.popleft())
+    finally:
+        pool.stop()
