@@ -136,22 +136,24 @@ def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
 
 
 MIN_CHUNK = 8
-"""Fewest boxes worth a thread of their own when crops are cut on several threads."""
+"""Fewest crops worth a job of their own when a concurrent backend splits RNet/ONet batches."""
 
 
 def run_on_crops(image: np.ndarray, boxes: np.ndarray, run, size: int, n_out: int, timer: StageTimer,
                  stage: str, workers: int = 1) -> np.ndarray:
-    """Cut ``size`` x ``size`` crops of the square ``boxes`` (on up to ``workers`` threads) and run a
-    net on them in one call: (N, n_out) outputs."""
+    """Cut ``size`` x ``size`` crops of the square ``boxes`` and run a net on them: (N, n_out) outputs.
+
+    With ``workers > 1`` the boxes are split into up to ``workers`` chunks, each cut and run as one
+    job (the time then all counts as ``stage``)."""
     if not len(boxes):
         return np.zeros((0, n_out), F32)
+    chunks = min(workers, len(boxes) // MIN_CHUNK)
+    if chunks > 1:
+        with timer(stage):
+            jobs = np.array_split(boxes, chunks)
+            return np.concatenate(list(concurrent_map(lambda part: run(crop_boxes(image, part, size)), jobs, chunks)))
     with timer("crops"):
-        parts = min(workers, len(boxes) // MIN_CHUNK)
-        if parts > 1:
-            chunks = np.array_split(boxes, parts)
-            crops = np.concatenate(list(concurrent_map(lambda part: crop_boxes(image, part, size), chunks, parts)))
-        else:
-            crops = crop_boxes(image, boxes, size)
+        crops = crop_boxes(image, boxes, size)
     with timer(stage):
         return run(crops)
 

@@ -15,9 +15,8 @@ import numpy as np
 class Backend(Protocol):
     """A runtime that evaluates PNet, RNet and ONet.
 
-    ``concurrency`` (optional, default 1): how many PNet calls may usefully run at once from
-    different threads, each on its own cores; the cascade then runs that many pyramid levels at
-    once and cuts crops on as many threads.
+    ``concurrency`` (optional, default 1): how many calls may usefully run at once from different
+    threads, each on its own cores; the cascade then overlaps pyramid levels and chunks of crops.
     """
 
     name: str

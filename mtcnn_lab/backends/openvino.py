@@ -80,10 +80,9 @@ def openvino_model(spec: NetSpec, taps: bool = False):
 
 
 MAX_STREAMS = 2
-"""PNet's inference streams (calls running at once, each on its share of the threads). Measured on
-2 cores, one pyramid level per stream beats one stream of two threads: small levels barely use a
-second thread, and the largest level is about half of PNet's work, so two streams stay balanced.
-RNet and ONet run their whole batch on one stream with all threads (faster than chunks on streams)."""
+"""Inference streams (calls running at once, each on its share of the threads). Two streams of one
+thread each beat one stream of two threads on 2 cores: PNet's small pyramid levels barely use a
+second thread, and the largest level is about half of PNet's work, so two streams stay balanced."""
 
 STATIC_PNET_SHAPES = 64
 """PNet input shapes kept compiled for their fixed size (LRU); a video's pyramid needs about 10."""
@@ -92,9 +91,9 @@ STATIC_PNET_SHAPES = 64
 class OpenVinoBackend(NetRunner):
     """Runs PNet/RNet/ONet with OpenVINO on the CPU, in FP32.
 
-    ``threads``: inference threads (default: one per core); PNet spreads them over up to
-    :data:`MAX_STREAMS` streams, and ``concurrency`` tells the cascade to run that many pyramid
-    levels at once. The models take
+    ``threads``: inference threads (default: one per core), shared by up to :data:`MAX_STREAMS`
+    streams; with more than one stream, ``concurrency`` tells the cascade to overlap its calls
+    (pyramid levels, chunks of crops). The models take
     any input size. A PNet input shape seen a second time (a video's pyramid levels) gets a model
     compiled for that fixed shape (about 30 ms, once): a dynamic-shape model re-plans whenever the
     shape changes, which measured about 2 ms per 640x480 frame. ``name`` is ``openvino-cpu``.
@@ -106,10 +105,9 @@ class OpenVinoBackend(NetRunner):
             raise ParameterError(f"threads must be a positive integer or None, not {threads!r}")
         threads = threads or os.cpu_count() or 1
         self.concurrency = min(threads, MAX_STREAMS)
-        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
-        self.configs = {net: {**config, "NUM_STREAMS": self.concurrency if net == "pnet" else 1} for net in NET_NAMES}
-        self.core, self.weights = ov.Core(), weights
-        self.compiled = {net: self.core.compile_model(openvino_model(weights.nets()[net]), "CPU", self.configs[net])
+        config = {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": self.concurrency, "INFERENCE_NUM_THREADS": threads}
+        self.core, self.config, self.weights = ov.Core(), config, weights
+        self.compiled = {net: self.core.compile_model(openvino_model(weights.nets()[net]), "CPU", config)
                          for net in NET_NAMES}
         self._local = threading.local()  # one infer request per net and thread: calls are thread-safe
         self._tap_requests: dict[str, object] = {}
@@ -135,7 +133,7 @@ class OpenVinoBackend(NetRunner):
                 ov, _ = _import_openvino()
                 model = openvino_model(self.weights.nets()["pnet"])
                 model.reshape({0: ov.PartialShape(list(shape))})
-                compiled = self._static_pnet[shape] = self.core.compile_model(model, "CPU", self.configs["pnet"])
+                compiled = self._static_pnet[shape] = self.core.compile_model(model, "CPU", self.config)
                 if len(self._static_pnet) > STATIC_PNET_SHAPES:
                     self._static_pnet.popitem(last=False)
             self._static_pnet.move_to_end(shape)
@@ -147,11 +145,13 @@ class OpenVinoBackend(NetRunner):
                 del requests[next(iter(requests))]
         return entry[1]
 
+    def _compile(self, model):
+        return self.core.compile_model(model, "CPU", self.config).create_infer_request()
+
     def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every layer's output of ``net`` (``pnet``, ``rnet``, ``onet``), keyed like the reference."""
         if net not in self._tap_requests:
-            model = openvino_model(self.weights.nets()[net], taps=True)
-            self._tap_requests[net] = self.core.compile_model(model, "CPU", self.configs[net]).create_infer_request()
+            self._tap_requests[net] = self._compile(openvino_model(self.weights.nets()[net], taps=True))
         request = self._tap_requests[net]
         result = request.infer({0: np.ascontiguousarray(batch, np.float32)})
         return {next(iter(port.get_names())): np.array(value, np.float32) for port, value in result.items()}
