@@ -8,9 +8,6 @@ The cascade is runtime-agnostic: the networks are evaluated by a backend.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +18,7 @@ from .crops import crop_boxes
 from .detections import Detections
 from .errors import ParameterError
 from .proposals import face_probability_map, pnet_proposals
-from .pyramid import level_size, pyramid_scales
-from .resize import resized_input
+from .pyramid import pyramid_levels
 from .stage_timer import NO_TIMER, StageTimer
 
 F32 = np.float32
@@ -69,49 +65,15 @@ def crop_scores(outputs: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + e)).astype(F32)
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def concurrent_map(function: Callable, items: list, workers: int) -> Iterator:
-    """``function`` over ``items``, results in order; on ``workers`` threads when more than one.
-
-    The cascade's heavy calls (compiled resize kernels, runtime inference) release the GIL, so a
-    backend whose calls run on separate cores (``Backend.concurrency``) gets them overlapped.
-    """
-    if workers <= 1 or len(items) <= 1:
-        return map(function, items)
-    with _pools_lock:
-        pool = _pools.get(workers)
-        if pool is None:
-            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="mtcnn-lab")
-    return pool.map(function, items)
-
-
 def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
                trace: dict | None = None, timer: StageTimer = NO_TIMER) -> np.ndarray:
-    """Stage 1: square integer boxes (N, 4) ``[x, y, s, s]`` proposed by PNet over the pyramid.
-
-    Each level is resized and run through PNet as one job; with a concurrent backend the jobs run
-    on its streams while this thread turns finished heat maps into proposals (the resizing is then
-    counted in the ``pnet`` time).
-    """
-    height, width = image.shape[:2]
-    scales = pyramid_scales(height, width, params.min_face, params.factor)
-    workers = getattr(backend, "concurrency", 1)
-    in_job, waiting = (timer, NO_TIMER) if workers == 1 else (NO_TIMER, timer)  # time on this thread only
-
-    def level_heatmap(scale: float) -> tuple[np.ndarray, np.ndarray]:
-        with in_job("pyramid"):
-            level = resized_input(image, level_size(height, width, scale))
-        with in_job("pnet"):
-            return level, backend.run_pnet(level[None])[0]
-
+    """Stage 1: square integer boxes (N, 4) ``[x, y, s, s]`` proposed by PNet over the pyramid."""
     boxes, scores, regs = [], [], []
-    heatmaps = concurrent_map(level_heatmap, scales, workers)
-    for scale in scales:
-        with waiting("pnet"):
-            level, heat = next(heatmaps)
+    with timer("pyramid"):
+        levels = pyramid_levels(image, params.min_face, params.factor)
+    for scale, level in levels:
+        with timer("pnet"):
+            heat = backend.run_pnet(level[None])[0]
         with timer("proposals_nms"):
             prob = face_probability_map(heat[:2])
             b, s, r = pnet_proposals(prob, heat[2:6], scale, params.thresholds[0])
@@ -135,23 +97,11 @@ def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
     return squared
 
 
-MIN_CHUNK = 8
-"""Fewest crops worth a job of their own when a concurrent backend splits RNet/ONet batches."""
-
-
 def run_on_crops(image: np.ndarray, boxes: np.ndarray, run, size: int, n_out: int, timer: StageTimer,
-                 stage: str, workers: int = 1) -> np.ndarray:
-    """Cut ``size`` x ``size`` crops of the square ``boxes`` and run a net on them: (N, n_out) outputs.
-
-    With ``workers > 1`` the boxes are split into up to ``workers`` chunks, each cut and run as one
-    job (the time then all counts as ``stage``)."""
+                 stage: str) -> np.ndarray:
+    """Cut ``size`` x ``size`` crops of the square ``boxes`` and run a net on them: (N, n_out) outputs."""
     if not len(boxes):
         return np.zeros((0, n_out), F32)
-    chunks = min(workers, len(boxes) // MIN_CHUNK)
-    if chunks > 1:
-        with timer(stage):
-            jobs = np.array_split(boxes, chunks)
-            return np.concatenate(list(concurrent_map(lambda part: run(crop_boxes(image, part, size)), jobs, chunks)))
     with timer("crops"):
         crops = crop_boxes(image, boxes, size)
     with timer(stage):
@@ -161,7 +111,7 @@ def run_on_crops(image: np.ndarray, boxes: np.ndarray, run, size: int, n_out: in
 def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
                trace: dict | None = None, timer: StageTimer = NO_TIMER) -> np.ndarray:
     """Stage 2: RNet rescoring of square boxes; returns the refined square boxes (M, 4)."""
-    outputs = run_on_crops(image, boxes, backend.run_rnet, 24, 6, timer, "rnet", getattr(backend, "concurrency", 1))
+    outputs = run_on_crops(image, boxes, backend.run_rnet, 24, 6, timer, "rnet")
     with timer("proposals_nms"):
         scores = crop_scores(outputs)
         passed = scores >= F32(params.thresholds[1])
@@ -176,7 +126,7 @@ def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: C
 def stage_onet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
                trace: dict | None = None, timer: StageTimer = NO_TIMER) -> Detections:
     """Stage 3: ONet scores, regression (+1), NMS "min", final correction and landmarks."""
-    outputs = run_on_crops(image, boxes, backend.run_onet, 48, 16, timer, "onet", getattr(backend, "concurrency", 1))
+    outputs = run_on_crops(image, boxes, backend.run_onet, 48, 16, timer, "onet")
     scores = crop_scores(outputs)
     if trace is not None:
         trace.update(onet_input_boxes=boxes.tolist(), onet_scores=scores.tolist())

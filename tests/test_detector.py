@@ -7,7 +7,6 @@ Everything here runs on the bundled MIT weights (``weights="zhang2016"``) and ma
 from __future__ import annotations
 
 import json
-import threading
 
 import cv2
 import numpy as np
@@ -17,10 +16,9 @@ from hypothesis import strategies as st
 from matplotlib import cbook
 
 from mtcnn_lab import MTCNN, Detections
-from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError, WeightsError
 from mtcnn_lab.models_cache import dat_path
-from mtcnn_lab.weights import NET_NAMES, load_weights, write_dat
+from mtcnn_lab.weights import NET_NAMES, write_dat
 
 HOPPER = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 
@@ -336,42 +334,6 @@ def test_missing_openface_weights_name_the_file_and_the_fix(tmp_path):
         MTCNN(backend="numpy", weights="openface", models_root=tmp_path)
     msg = one_line(info.value)
     assert str(dat_path("pnet", tmp_path)) in msg and "mtcnn-lab models --accept-license" in msg
-
-
-class ThreadRecordingBackend:
-    """The numpy reference, declaring two concurrent calls and noting which threads ran what."""
-
-    name = "recording"
-    concurrency = 2
-
-    def __init__(self):
-        self.inner, self.calls = NumpyBackend(load_weights("zhang2016")), []
-
-    def _note(self, net, batch, run):
-        self.calls.append((net, len(batch), threading.current_thread().name))
-        return run(batch)
-
-    def run_pnet(self, images):
-        return self._note("pnet", images, self.inner.run_pnet)
-
-    def run_rnet(self, crops):
-        return self._note("rnet", crops, self.inner.run_rnet)
-
-    def run_onet(self, crops):
-        return self._note("onet", crops, self.inner.run_onet)
-
-
-def test_a_concurrent_backend_gets_overlapped_calls_and_the_same_faces(detector, hopper, hopper_result):
-    backend = ThreadRecordingBackend()
-    tiled = np.concatenate([hopper, hopper], axis=1)  # two faces: enough RNet crops to split
-    result = MTCNN(backend=backend, weights="zhang2016").detect(tiled, trace=True)
-    expected = detector.detect(tiled, trace=True)
-    assert result.trace == expected.trace
-    np.testing.assert_allclose(result.boxes, expected.boxes, rtol=0, atol=1e-4)
-    pnet_threads = {thread for net, _, thread in backend.calls if net == "pnet"}
-    assert all(thread.startswith("mtcnn-lab") for thread in pnet_threads), pnet_threads
-    rnet_chunks = [n for net, n, _ in backend.calls if net == "rnet"]
-    assert len(rnet_chunks) == 2 and sum(rnet_chunks) == len(expected.trace["rnet_input_boxes"])
 
 
 def test_recipe_names_the_backend_auto_chose():

@@ -13,11 +13,7 @@ import numpy as np
 
 
 class Backend(Protocol):
-    """A runtime that evaluates PNet, RNet and ONet.
-
-    ``concurrency`` (optional, default 1): how many calls may usefully run at once from different
-    threads, each on its own cores; the cascade then overlaps pyramid levels and chunks of crops.
-    """
+    """A runtime that evaluates PNet, RNet and ONet."""
 
     name: str
 
@@ -41,7 +37,6 @@ class NetRunner:
     """
 
     name: str
-    concurrency: int = 1
 
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -8,7 +8,6 @@ outputs follow :mod:`mtcnn_lab.backends.base`.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 
@@ -79,11 +78,6 @@ def openvino_model(spec: NetSpec, taps: bool = False):
     return ov.Model([x], [data], spec.name)
 
 
-MAX_STREAMS = 2
-"""Inference streams (calls running at once, each on its share of the threads). Two streams of one
-thread each beat one stream of two threads on 2 cores: PNet's small pyramid levels barely use a
-second thread, and the largest level is about half of PNet's work, so two streams stay balanced."""
-
 STATIC_PNET_SHAPES = 64
 """PNet input shapes kept compiled for their fixed size (LRU); a video's pyramid needs about 10."""
 
@@ -91,9 +85,7 @@ STATIC_PNET_SHAPES = 64
 class OpenVinoBackend(NetRunner):
     """Runs PNet/RNet/ONet with OpenVINO on the CPU, in FP32.
 
-    ``threads``: inference threads (default: one per core), shared by up to :data:`MAX_STREAMS`
-    streams; with more than one stream, ``concurrency`` tells the cascade to overlap its calls
-    (pyramid levels, chunks of crops). The models take
+    ``threads``: inference threads (default: OpenVINO's choice, one per core). The models take
     any input size. A PNet input shape seen a second time (a video's pyramid levels) gets a model
     compiled for that fixed shape (about 30 ms, once): a dynamic-shape model re-plans whenever the
     shape changes, which measured about 2 ms per 640x480 frame. ``name`` is ``openvino-cpu``.
@@ -103,9 +95,9 @@ class OpenVinoBackend(NetRunner):
         ov, _ = _import_openvino()
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ParameterError(f"threads must be a positive integer or None, not {threads!r}")
-        threads = threads or os.cpu_count() or 1
-        self.concurrency = min(threads, MAX_STREAMS)
-        config = {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": self.concurrency, "INFERENCE_NUM_THREADS": threads}
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
         self.core, self.config, self.weights = ov.Core(), config, weights
         self.compiled = {net: self.core.compile_model(openvino_model(weights.nets()[net]), "CPU", config)
                          for net in NET_NAMES}
