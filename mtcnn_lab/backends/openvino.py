@@ -154,5 +154,6 @@ class OpenVinoBackend(NetRunner):
         request = self._static_pnet_request(batch.shape) if net == "pnet" else None
         if request is None:
             request = self._request(net)
-        result = request.infer({0: np.ascontiguousarray(batch, np.float32)})
+        # share_inputs: OpenVINO reads the caller's array instead of copying it; the output is copied
+        result = request.infer({0: np.ascontiguousarray(batch, np.float32)}, share_inputs=True)
         return np.array(result[0], np.float32)
