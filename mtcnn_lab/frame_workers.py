@@ -3,10 +3,11 @@
 The caller's process decodes and copies each frame into a shared-memory slot of the least busy
 worker (two slots per worker, reused; a slot grows if a larger frame comes), then sends the frame's
 index, slot and shape to that worker over its pipe. Each worker, started with ``spawn`` (runtime
-thread pools do not survive ``fork``) and bound to one CPU on Linux, builds its own detector with one
-runtime thread and one BLAS and OpenCV thread, detects on the slot in place and sends back the frame's result
-entry, which frees the slot. Entries are yielded in frame order; at most two frames per worker are in flight, so memory
-stays constant.
+thread pools do not survive ``fork``) and bound to one CPU on Linux, builds its own detector with
+one runtime thread and one BLAS and OpenCV thread, detects on the slot in place and sends back the
+frame's result entry, which frees the slot. Until the first worker has started (a second or two of
+imports and compilation), the caller's own detector takes the frames. Entries are yielded in frame
+order; at most two frames per worker are in flight, so memory stays constant.
 
 A frame's exception in a worker is raised in the caller in that frame's turn (a
 :class:`MtcnnLabError` as itself, anything else as a ``RuntimeError`` with the worker's traceback),
@@ -24,7 +25,7 @@ import os
 import signal
 import traceback
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection, wait
 from multiprocessing.shared_memory import SharedMemory
 
@@ -65,6 +66,7 @@ def _work(recipe: dict, image: str, cpu: int | None, conn: Connection) -> None:
     except Exception as err:
         conn.send((None, None, _portable(err, "while starting")))
         return
+    conn.send((None, None, None))  # ready
     attached: dict[int, SharedMemory] = {}
     while True:
         try:
@@ -93,6 +95,7 @@ class _Worker:
         child.close()
         self.memory: list[SharedMemory | None] = [None] * SLOTS_PER_WORKER
         self.free = list(range(SLOTS_PER_WORKER))  # the slots the worker is not reading
+        self.started = False  # the worker has built its detector
 
     def submit(self, index: int, frame: np.ndarray) -> None:
         """Copy frame ``index`` into a free slot and send it to the worker."""
@@ -156,7 +159,10 @@ class _Pool:
                 except (EOFError, OSError):  # the worker died: its sentinel is ready too
                     break
                 if index is None:
-                    raise entry
+                    if entry is not None:
+                        raise entry
+                    worker.started = True
+                    continue
                 self.ready[index] = entry
                 worker.free.append(slot)
         for worker in self.workers:
@@ -178,16 +184,22 @@ class _Pool:
 
 
 def detect_in_workers(recipe: dict, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
-                      workers: int) -> Iterator[dict]:
+                      workers: int, local: Callable[[int, np.ndarray], dict] | None = None) -> Iterator[dict]:
     """Yield the result entry of each ``(frame index, frame)`` of ``frames``, in order, detected on
     ``workers`` processes by detectors built with ``MTCNN(**recipe)``; frames whose index is in
-    ``done`` are not detected, their entry there is yielded in its place."""
+    ``done`` are not detected, their entry there is yielded in its place. ``local(index, frame)``,
+    when given, detects frames in this process until the first worker has started (a second or two)."""
     pool = _Pool(recipe, image, workers)
     waiting: deque[int] = deque()  # frame indices not yet yielded, in frame order
     try:
         for index, frame in frames:
             if index in done:
                 pool.ready[index] = done[index]
+            elif local is not None and not any(worker.started for worker in pool.workers):
+                try:
+                    pool.ready[index] = local(index, frame)
+                except Exception as err:  # raised in its turn, like a worker's
+                    pool.ready[index] = err
             else:
                 pool.submit(index, frame)
             waiting.append(index)

@@ -104,10 +104,10 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     as it is computed; frames already in the file are not detected again (resume) but still yielded.
     ``workers=1`` detects in the caller's thread. ``workers > 1`` detects on that many processes, each
     with its own copy of ``detector`` (an :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
-    rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.frame_workers`; a second or two to
-    start). The entries are those of ``workers=1``; for the numpy backend, those of ``workers=1`` at
-    one BLAS thread (OpenBLAS's sums depend on its thread count). Closing the generator stops the
-    workers.
+    rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.frame_workers`; they take a second
+    or two to start, meanwhile ``detector`` itself detects). The entries are those of ``workers=1``;
+    for the numpy backend, those of ``workers=1`` at one BLAS thread (OpenBLAS's sums depend on its
+    thread count). Closing the generator stops the workers.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ParameterError(f"workers must be a positive integer, not {workers!r}")
@@ -131,7 +131,8 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     if workers == 1:
         entries = (done.get(index) or frame_entry(detector, path, index, frame) for index, frame in frames)
     else:
-        entries = detect_in_workers(recipe, path, frames, done, workers)
+        entries = detect_in_workers(recipe, path, frames, done, workers,
+                                    local=lambda index, frame: frame_entry(detector, path, index, frame))
     handle = out.open("a") if out is not None else None
     try:
         for entry in entries:

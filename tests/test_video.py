@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import time
 
 import cv2
 import matplotlib.cbook
@@ -17,7 +18,7 @@ from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cli import main
 from mtcnn_lab.errors import BackendUnavailable, InputError, ParameterError
 from mtcnn_lab.frame_workers import detect_in_workers
-from mtcnn_lab.video import detect_video, read_done_frames, stream_frames
+from mtcnn_lab.video import detect_video, frame_entry, read_done_frames, stream_frames
 
 N_FRAMES = 12
 
@@ -189,3 +190,18 @@ def test_cli_runs_videos_on_workers(video, tmp_path, no_leaks):
         assert main([*args, "--workers", "1", "--json", str(tmp_path / "one.json")]) == 0
     assert json.loads(out.read_text())["results"] == json.loads((tmp_path / "one.json").read_text())["results"]
     assert main([*args, "--workers", "0"]) == 2
+
+
+def test_the_callers_detector_takes_frames_until_a_worker_has_started(numpy_detector, no_leaks):
+    frames = ((k, np.full((120, 160, 3), k % 256, np.uint8)) for k in range(200))
+    local_frames = []
+
+    def local(index, frame):
+        local_frames.append(index)
+        time.sleep(0.05)  # slow enough that the workers start long before the clip ends
+        return frame_entry(numpy_detector, "x.avi", index, frame)
+
+    entries = list(detect_in_workers(numpy_detector.recipe(threads=1), "x.avi", frames, {}, 2, local=local))
+    assert [e["frame"] for e in entries] == list(range(200))
+    assert local_frames == list(range(len(local_frames)))  # the first frames, until a worker was ready
+    assert 0 < len(local_frames) < 200
