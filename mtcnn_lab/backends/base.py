@@ -59,7 +59,7 @@ PRECISIONS = {"fp32": (), "fp16": ("rnet", "onet"), "fp16-all": ("pnet", "rnet",
 
 ``"fp16"`` keeps PNet in FP32: measured on the 50 dev inputs, PNet's box regression in FP16 moves
 squared proposals across integer boundaries and changes later NMS decisions (all nets FP16: mean IoU
-0.995 against FP32 and one face lost; PNet FP32 with RNet/ONet FP16: mean IoU 0.9993, none lost).
+0.995 against FP32 and one face lost; PNet FP32 with RNet/ONet FP16: mean IoU 0.9998, none lost; numpy FP16 emulation).
 ``"fp16-all"`` runs every net in FP16 (what the Neural Engine can take whole)."""
 
 
