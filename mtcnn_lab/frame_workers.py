@@ -23,6 +23,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -48,11 +49,11 @@ def _portable(err: Exception, where: str) -> Exception:
     return RuntimeError(f"a detection worker failed {where}:\n{''.join(traceback.format_exception(err))}")
 
 
-def _work(recipe: dict, image: str, cpu: int | None, conn: Connection) -> None:
-    """A worker process: build a detector from ``recipe``, then detect each frame named on ``conn``
-    until the caller terminates the process. Sends ``(index, slot, entry)`` back, the entry replaced
-    by the exception when the frame fails, or ``(None, None, exception)`` when the detector cannot be
-    built. ``cpu``: the CPU to run on."""
+def _work(image: str, cpu: int | None, conn: Connection) -> None:
+    """A worker process: receive a recipe on ``conn`` and build a detector from it, then detect each
+    frame named on ``conn`` until the caller terminates the process. Sends ``(None, None, None)`` when
+    ready, then ``(index, slot, entry)`` per frame, the entry replaced by the exception when the frame
+    fails, or ``(None, None, exception)`` when the detector cannot be built. ``cpu``: the CPU to run on."""
     from .detector import MTCNN
     from .video import frame_entry
 
@@ -62,7 +63,7 @@ def _work(recipe: dict, image: str, cpu: int | None, conn: Connection) -> None:
     cv2.setNumThreads(1)
     threadpool_limits(1)
     try:
-        detector = MTCNN(**recipe)
+        detector = MTCNN(**conn.recv())
     except Exception as err:
         conn.send((None, None, _portable(err, "while starting")))
         return
@@ -84,15 +85,24 @@ def _work(recipe: dict, image: str, cpu: int | None, conn: Connection) -> None:
         conn.send((index, slot, entry))
 
 
+def _send_quietly(conn: Connection, message: object) -> None:
+    with contextlib.suppress(OSError):  # the worker was stopped before it read the message
+        conn.send(message)
+
+
 class _Worker:
     """One worker process, the caller's end of its pipe and its shared-memory slots."""
 
     def __init__(self, context, recipe: dict, image: str, cpu: int | None, name: str):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_work, args=(recipe, image, cpu, child), name=name,
-                                       daemon=True)
+        self.process = context.Process(target=_work, args=(image, cpu, child), name=name, daemon=True)
         self.process.start()
         child.close()
+        # The recipe (weights included, ~2 MB) goes over the pipe from a thread: sending it blocks until
+        # the worker has imported its modules and reads it, and the caller can detect meanwhile.
+        # Nothing else is sent to the worker before it reports ready, so the pipe is never written twice.
+        self.sender = threading.Thread(target=_send_quietly, args=(self.conn, recipe), daemon=True)
+        self.sender.start()
         self.memory: list[SharedMemory | None] = [None] * SLOTS_PER_WORKER
         self.free = list(range(SLOTS_PER_WORKER))  # the slots the worker is not reading
         self.started = False  # the worker has built its detector
@@ -117,6 +127,7 @@ class _Worker:
         if self.process.exitcode is None:
             self.process.kill()
             self.process.join()
+        self.sender.join()  # fails fast once the worker is gone
         self.conn.close()
         for memory in self.memory:
             if memory is not None:
@@ -141,10 +152,11 @@ class _Pool:
             raise
 
     def submit(self, index: int, frame: np.ndarray) -> None:
-        """Send frame ``index`` to the least busy worker (waiting until one has a free slot)."""
-        while not any(worker.free for worker in self.workers):
+        """Send frame ``index`` to the least busy started worker (waiting until one has a free slot)."""
+        while not any(worker.free and worker.started for worker in self.workers):
             self.collect(block=True)
-        max(self.workers, key=lambda worker: len(worker.free)).submit(index, frame)
+        ready = [worker for worker in self.workers if worker.started]
+        max(ready, key=lambda worker: len(worker.free)).submit(index, frame)
 
     def collect(self, block: bool) -> None:
         """Move the entries the workers have sent into ``ready`` and free their slots; with ``block``,
@@ -188,14 +200,19 @@ def detect_in_workers(recipe: dict, image: str, frames: Iterable[tuple[int, np.n
     """Yield the result entry of each ``(frame index, frame)`` of ``frames``, in order, detected on
     ``workers`` processes by detectors built with ``MTCNN(**recipe)``; frames whose index is in
     ``done`` are not detected, their entry there is yielded in its place. ``local(index, frame)``,
-    when given, detects frames in this process until the first worker has started (a second or two)."""
+    when given, detects frames in this process until the first worker has started (a second or two),
+    with one BLAS thread like the workers (numpy's sums depend on the BLAS thread count)."""
     pool = _Pool(recipe, image, workers)
     waiting: deque[int] = deque()  # frame indices not yet yielded, in frame order
+    one_blas_thread = threadpool_limits(1) if local is not None else None
     try:
         for index, frame in frames:
+            if one_blas_thread is not None and any(worker.started for worker in pool.workers):
+                one_blas_thread.restore_original_limits()
+                one_blas_thread = None
             if index in done:
                 pool.ready[index] = done[index]
-            elif local is not None and not any(worker.started for worker in pool.workers):
+            elif one_blas_thread is not None:
                 try:
                     pool.ready[index] = local(index, frame)
                 except Exception as err:  # raised in its turn, like a worker's
@@ -212,4 +229,6 @@ def detect_in_workers(recipe: dict, image: str, frames: Iterable[tuple[int, np.n
             else:
                 yield pool.pop(waiting.popleft())
     finally:
+        if one_blas_thread is not None:
+            one_blas_thread.restore_original_limits()
         pool.stop()
