@@ -1,8 +1,9 @@
 """End-to-end video throughput and large-frame latency, the speed issue's absolute targets.
 
 * Builds test clips from the OpenFace samples in ``../shared`` (never committed): a 1080x1920
-  portrait clip (faces of sample2/multi_face pasted on a portrait canvas, moving) and a 640x480
-  clip (the first frames of ``multi_face.avi``), both MPEG-4 (mp4v) in a temporary folder.
+  portrait clip (faces of sample2/multi_face pasted on a portrait canvas, moving), a 640x480 clip
+  (the first frames of ``multi_face.avi``) and a minute-long 640x480 clip (``multi_face.avi`` played
+  in a loop; run with ``--workers`` only), all MPEG-4 (mp4v) in a temporary folder.
 * Streams each with :func:`mtcnn_lab.video.detect_video`, decode included, once with ``workers=1``
   (decode thread + detection in this process, ``--threads`` threads) and once with ``--workers``
   worker processes (1 thread each), and reports frames per second: ``fps`` over the whole call
@@ -13,7 +14,8 @@
   every run and the medians over the rounds.
 
 Writes ``results/bench/video_throughput.json``. Usage: ``python benchmarks/video_throughput.py
-[--backend auto] [--threads 2] [--workers 2] [--frames 600] [--rounds 3] [--repeats 30]``.
+[--backend auto] [--threads 2] [--workers 2] [--frames 600] [--long-frames 1800] [--rounds 3]
+[--repeats 30]``.
 """
 
 from __future__ import annotations
@@ -50,10 +52,12 @@ def portrait_clip(samples: Path, out: Path, frames: int) -> Path:
 
 
 def vga_clip(samples: Path, out: Path, frames: int) -> Path:
-    """The first ``frames`` frames of multi_face.avi (640x480, 3 faces) re-encoded as mp4v."""
+    """``frames`` frames of multi_face.avi (640x480, 3 faces, 702 frames, played again from the start
+    when more are asked for) re-encoded as mp4v."""
+    source = [frame for _, frame in iter_video_frames(samples / "multi_face.avi", range(min(frames, 702)))]
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
-    for _, frame in iter_video_frames(samples / "multi_face.avi", range(frames)):
-        writer.write(frame)
+    for k in range(frames):
+        writer.write(source[k % len(source)])
     writer.release()
     return out
 
@@ -82,6 +86,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads of the detector in this process (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes compared with 1 (default 2)")
     parser.add_argument("--frames", type=int, default=600, help="frames per clip (default 600: 20 s of video)")
+    parser.add_argument("--long-frames", type=int, default=1800,
+                        help="frames of the long 640x480 clip, run with --workers only (default 1800: a minute)")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of the whole measurement (default 3)")
     parser.add_argument("--repeats", type=int, default=30, help="timed sample2.jpg calls per round (default 30)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "video_throughput.json")
@@ -96,10 +102,11 @@ def main() -> None:
     sample2_ms: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, pinned_threads(args.threads):
         clips = {"portrait_1080x1920": portrait_clip(samples, Path(tmp) / "portrait.mp4", args.frames),
-                 "vga_640x480": vga_clip(samples, Path(tmp) / "vga.mp4", args.frames)}
+                 "vga_640x480": vga_clip(samples, Path(tmp) / "vga.mp4", args.frames),
+                 "vga_640x480_long": vga_clip(samples, Path(tmp) / "vga_long.mp4", args.long_frames)}
         for round_ in range(args.rounds):  # rounds: this VM's speed drifts by up to 2x over minutes
             for name, clip in clips.items():
-                for workers in sorted({1, args.workers}):
+                for workers in sorted({1, args.workers}) if not name.endswith("_long") else [args.workers]:
                     run = dict(stream_fps(detector, clip, workers), round=round_)
                     runs.setdefault(f"{name}/{workers}", []).append(run)
                     print(f"round {round_}: {name}, {workers} worker(s): {run['steady_fps']:.1f} FPS steady, "
