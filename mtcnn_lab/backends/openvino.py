@@ -120,6 +120,8 @@ class OpenVinoBackend(NetRunner):
             compiled = self._static_pnet.get(shape)
             if compiled is None:
                 if shape not in self._pnet_shapes_seen:
+                    if len(self._pnet_shapes_seen) >= 16 * STATIC_PNET_SHAPES:  # photos of many sizes: stay small
+                        self._pnet_shapes_seen.clear()
                     self._pnet_shapes_seen.add(shape)
                     return None
                 ov, _ = _import_openvino()
