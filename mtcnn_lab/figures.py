@@ -120,6 +120,15 @@ def color_for(name: str) -> str:
     return COLORS.get(family, OKABE_ITO["grey"])
 
 
+def layer_axis(ax, layers: Sequence[str], net: str) -> None:
+    """Style an axis that plots one value per layer of ``net``: layer keys (``l03_conv``) as
+    ``03 conv`` ticks, log y scale, major y grid, the net's name as title."""
+    ax.set_xticks(range(len(layers)), [f"{k[1:3]} {k[4:]}" for k in layers], rotation=90, fontsize=6)
+    ax.set_title(net.upper())
+    ax.set_yscale("log")
+    ax.grid(axis="y", which="major")
+
+
 def to_bgr(name_or_hex: str) -> tuple[int, int, int]:
     """An OpenCV ``(b, g, r)`` tuple for a role/backend name or a ``#rrggbb`` colour."""
     hex_color = name_or_hex if name_or_hex.startswith("#") else color_for(name_or_hex)

@@ -205,10 +205,7 @@ with figures.paper_style():
             values = {r["layer"]: r["max_abs"] for r in layer_rows if r["net"] == net and r["backend"] == name}
             ax.plot(range(len(layers)), [max(values[k], 1e-9) for k in layers], "o-", ms=3, lw=1,
                     color=figures.color_for(name), label=name)
-        ax.set_xticks(range(len(layers)), [f"{k[1:3]} {k[4:]}" for k in layers], rotation=90, fontsize=6)
-        ax.set_title(net.upper())
-        ax.set_yscale("log")
-        ax.grid(axis="y", which="major")
+        figures.layer_axis(ax, layers, net)
     axes[0].set_ylabel("max |Δ| from numpy reference")
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(backend_names),

@@ -101,10 +101,7 @@ with figures.paper_style():
                     label=f"{name} max")
             ax.plot(range(len(layers)), [rows[k]["mean_abs"] for k in layers], "s:", ms=2, lw=0.8, color=color,
                     label=f"{name} mean")
-        ax.set_xticks(range(len(layers)), [f"{k[1:3]} {k[4:]}" for k in layers], rotation=90, fontsize=6)
-        ax.set_title(net.upper())
-        ax.set_yscale("log")
-        ax.grid(axis="y", which="major")
+        figures.layer_axis(ax, layers, net)
     axes[0].set_ylabel("|Δ| from FP32 reference")
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.0))

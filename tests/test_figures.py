@@ -223,3 +223,15 @@ def test_import_mtcnn_lab_needs_no_plotting_or_widgets():
             "print(sorted(m for m in ('matplotlib', 'ipywidgets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_layer_axis_labels_each_layer_and_uses_a_log_scale():
+    import matplotlib.pyplot as plt
+
+    from mtcnn_lab.figures import layer_axis
+
+    fig, ax = plt.subplots()
+    layer_axis(ax, ["l00_conv", "l01_prelu"], "pnet")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["00 conv", "01 prelu"]
+    assert ax.get_yscale() == "log" and ax.get_title() == "PNET"
+    plt.close(fig)
