@@ -28,7 +28,9 @@ _END = object()
 
 def _decoder(path: str, step: int, out: queue.Queue, stop: threading.Event) -> None:
     try:
-        for item in iter_video_frames(path, step=step):
+        # one FFmpeg thread: it uses about 30% less CPU time in all than the default, and the
+        # detection beside it has the CPUs busy (640x480 mp4v: 0.52 instead of 0.74 ms per frame)
+        for item in iter_video_frames(path, step=step, decode_threads=1):
             while not stop.is_set():
                 try:
                     out.put(item, timeout=0.1)

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtcnn_lab import frames as F
-from mtcnn_lab.errors import InputError
+from mtcnn_lab.errors import InputError, ParameterError
 
 from .conftest import DEV_REFERENCE as REFERENCE
 from .conftest import NO_SHARED, SAMPLES, needs_shared
@@ -194,6 +194,19 @@ def test_iter_all_frames_in_order(synth):
         assert frame.dtype == np.uint8 and frame.shape == (SIZE[1], SIZE[0], 3)
         assert frame.flags.c_contiguous
         assert _identify(frame) == i
+
+
+def test_one_decoding_thread_gives_the_same_frames(synth):
+    default = list(F.iter_video_frames(synth["video"]))
+    one = list(F.iter_video_frames(synth["video"], decode_threads=1))
+    assert [i for i, _ in one] == [i for i, _ in default]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(one, default, strict=True))
+
+
+@pytest.mark.parametrize("threads", [0, 1.5, True])
+def test_decode_threads_must_be_a_positive_integer(synth, threads):
+    with pytest.raises(ParameterError, match="decode_threads"):
+        F.iter_video_frames(synth["video"], decode_threads=threads)
 
 
 def test_iter_selected_frames_sorted_unique(synth):
