@@ -65,6 +65,26 @@ def test_auto_picks_the_first_candidate_that_passes(monkeypatch, bundled_weights
     assert "driver exploded" in caplog.text and "disagrees with the numpy reference by 1" in caplog.text
 
 
+def test_torch_on_the_gpu_is_skipped_without_loading_torch_when_linux_has_no_gpu_driver(monkeypatch, bundled_weights):
+    monkeypatch.setattr(select.sys, "platform", "linux")
+    monkeypatch.setattr(select, "GPU_DRIVER_FILES", ("/nonexistent/nvidia",))
+    monkeypatch.delitem(select.sys.modules, "torch", raising=False)
+    assert not select.gpu_driver_present()
+    for name in ("torch-gpu", "torch-cuda", "torch-cuda-fp16"):
+        with pytest.raises(BackendUnavailable, match="no GPU driver"):
+            select.build_checked(name, bundled_weights)
+    assert "torch" not in select.sys.modules
+
+
+def test_a_gpu_driver_file_lets_torch_look_for_the_gpu(monkeypatch, tmp_path):
+    monkeypatch.setattr(select.sys, "platform", "linux")
+    monkeypatch.setattr(select, "GPU_DRIVER_FILES", ("/nonexistent/nvidia", str(tmp_path)))
+    assert select.gpu_driver_present()
+    monkeypatch.setattr(select.sys, "platform", "darwin")
+    monkeypatch.setattr(select, "GPU_DRIVER_FILES", ())
+    assert select.gpu_driver_present()  # MPS: only torch can tell
+
+
 def test_backend_report_explains_every_unavailable_backend(bundled_weights):
     rows = {r["backend"]: r for r in select.backend_report(bundled_weights)}
     assert set(rows) == set(select.CHOICES)
