@@ -76,7 +76,6 @@ def benchmark_detector(detector, images: dict[str, np.ndarray], repeats: int = 5
     """
     from contextlib import nullcontext
 
-    from .cascade import run_cascade
     from .frames import as_bgr_uint8
     from .stage_timer import StageTimer
 
@@ -85,7 +84,7 @@ def benchmark_detector(detector, images: dict[str, np.ndarray], repeats: int = 5
         for name, image in images.items():
             image = as_bgr_uint8(image)
             per_image[name] = summarise(time_calls(lambda image=image: detector.detect(image), repeats, warmup))
-            run_cascade(image, detector.backend, detector.params, timer=stages)
+            detector.detect(image, timer=stages)
     medians = np.array([v["median_ms"] for v in per_image.values()])
     total_stage = sum(stages.seconds.values()) or 1.0
     return {
@@ -202,9 +201,8 @@ def mtcnn_runner(backend: str, threads: int | None, weights: str = "auto", model
     """A :class:`Runner` for mtcnn-lab's ``MTCNN`` on ``backend`` (a name from ``mtcnn-lab backends``).
 
     ``threads`` sizes the runtime's own pool (onnxruntime ``intra_op_num_threads``); the harness pins
-    BLAS/OpenCV/torch. Stage times come from :func:`~mtcnn_lab.cascade.run_cascade` with a StageTimer.
+    BLAS/OpenCV/torch. Stage times come from :meth:`MTCNN.detect` with a StageTimer.
     """
-    from .cascade import run_cascade
     from .detector import MTCNN
     from .errors import MtcnnLabError
 
@@ -218,7 +216,7 @@ def mtcnn_runner(backend: str, threads: int | None, weights: str = "auto", model
         info["onnxruntime_sessions"] = _onnx_thread_info(detector.backend.sessions)
 
     def stage_fn(image: np.ndarray, timer) -> object:
-        return run_cascade(image, detector.backend, detector.params, timer=timer)
+        return detector.detect(image, timer=timer)
 
     return Runner(name=detector.backend.name, detect=detector.detect, threads=threads, stage_fn=stage_fn,
                   kind="mtcnn-lab", info=info)

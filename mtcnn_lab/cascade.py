@@ -8,6 +8,7 @@ The cascade is runtime-agnostic: the networks are evaluated by a backend.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,12 +66,12 @@ def crop_scores(outputs: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + e)).astype(F32)
 
 
-def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
-               trace: dict | None = None, timer: StageTimer = NO_TIMER) -> np.ndarray:
+def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams, trace: dict | None = None,
+               timer: StageTimer = NO_TIMER, pool: Executor | None = None) -> np.ndarray:
     """Stage 1: square integer boxes (N, 4) ``[x, y, s, s]`` proposed by PNet over the pyramid."""
     boxes, scores, regs = [], [], []
     with timer("pyramid"):
-        levels = pyramid_levels(image, params.min_face, params.factor)
+        levels = pyramid_levels(image, params.min_face, params.factor, pool)
     for scale, level in levels:
         with timer("pnet"):
             heat = backend.run_pnet(level[None])[0]
@@ -98,20 +99,20 @@ def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams,
 
 
 def run_on_crops(image: np.ndarray, boxes: np.ndarray, run, size: int, n_out: int, timer: StageTimer,
-                 stage: str) -> np.ndarray:
+                 stage: str, pool: Executor | None = None) -> np.ndarray:
     """Cut ``size`` x ``size`` crops of the square ``boxes`` and run a net on them: (N, n_out) outputs."""
     if not len(boxes):
         return np.zeros((0, n_out), F32)
     with timer("crops"):
-        crops = crop_boxes(image, boxes, size)
+        crops = crop_boxes(image, boxes, size, pool)
     with timer(stage):
         return run(crops)
 
 
 def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
-               trace: dict | None = None, timer: StageTimer = NO_TIMER) -> np.ndarray:
+               trace: dict | None = None, timer: StageTimer = NO_TIMER, pool: Executor | None = None) -> np.ndarray:
     """Stage 2: RNet rescoring of square boxes; returns the refined square boxes (M, 4)."""
-    outputs = run_on_crops(image, boxes, backend.run_rnet, 24, 6, timer, "rnet")
+    outputs = run_on_crops(image, boxes, backend.run_rnet, 24, 6, timer, "rnet", pool)
     with timer("proposals_nms"):
         scores = crop_scores(outputs)
         passed = scores >= F32(params.thresholds[1])
@@ -124,9 +125,9 @@ def stage_rnet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: C
 
 
 def stage_onet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: CascadeParams,
-               trace: dict | None = None, timer: StageTimer = NO_TIMER) -> Detections:
+               trace: dict | None = None, timer: StageTimer = NO_TIMER, pool: Executor | None = None) -> Detections:
     """Stage 3: ONet scores, regression (+1), NMS "min", final correction and landmarks."""
-    outputs = run_on_crops(image, boxes, backend.run_onet, 48, 16, timer, "onet")
+    outputs = run_on_crops(image, boxes, backend.run_onet, 48, 16, timer, "onet", pool)
     scores = crop_scores(outputs)
     if trace is not None:
         trace.update(onet_input_boxes=boxes.tolist(), onet_scores=scores.tolist())
@@ -150,15 +151,16 @@ def stage_onet(image: np.ndarray, boxes: np.ndarray, backend: Backend, params: C
 
 
 def run_cascade(image: np.ndarray, backend: Backend, params: CascadeParams | None = None,
-                trace: bool = False, timer: StageTimer = NO_TIMER) -> Detections:
+                trace: bool = False, timer: StageTimer = NO_TIMER, pool: Executor | None = None) -> Detections:
     """Detect faces in one BGR uint8 (H, W, 3) image with a backend; see the module docstring.
 
     With ``trace=True`` the result's ``trace`` holds the per-stage candidates in the format of
     ``reference/cpp_mtcnn_dev_stages.json``. A :class:`~mtcnn_lab.stage_timer.StageTimer` collects
-    the time spent in each stage (pyramid, pnet, proposals_nms, crops, rnet, onet).
+    the time spent in each stage (pyramid, pnet, proposals_nms, crops, rnet, onet). With ``pool``
+    (an executor with a free thread) the resizing is split over this thread and the pool's.
     """
     params = params or CascadeParams()
     log: dict | None = {"pnet_scales": []} if trace else None
-    boxes = stage_pnet(image, backend, params, log, timer)
-    boxes = stage_rnet(image, boxes, backend, params, log, timer)
-    return stage_onet(image, boxes, backend, params, log, timer)
+    boxes = stage_pnet(image, backend, params, log, timer, pool)
+    boxes = stage_rnet(image, boxes, backend, params, log, timer, pool)
+    return stage_onet(image, boxes, backend, params, log, timer, pool)

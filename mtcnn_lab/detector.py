@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .cascade import CascadeParams, run_cascade
 from .detections import Detections
 from .errors import ParameterError
 from .frames import as_bgr_uint8
+from .stage_timer import NO_TIMER, StageTimer
 from .weights import WeightSet, load_weights
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,8 @@ class MTCNN:
     bit-identical), ``"auto"`` (OpenFace's when installed) or a :class:`WeightSet`. The remaining
     keyword arguments are :class:`CascadeParams` fields; the defaults are OpenFace's (minimum face
     60 px, pyramid factor 0.709, thresholds 0.6/0.7/0.7). ``threads`` sizes the runtime's thread pool
-    (onnxruntime, OpenVINO); constructing never downloads anything. :meth:`recipe` rebuilds the
+    (onnxruntime, OpenVINO); unless it is 1, the resizing (pyramid levels, RNet/ONet crops) is also
+    split over two threads, this one and a helper. Constructing never downloads anything. :meth:`recipe` rebuilds the
     detector elsewhere, e.g. in worker processes.
     """
 
@@ -37,6 +40,8 @@ class MTCNN:
                  models_root: str | Path | None = None, threads: int | None = None, **params):
         self.weights = weights if isinstance(weights, WeightSet) else load_weights(weights, models_root)
         self.params = CascadeParams(**params)
+        self.threads = threads
+        self.resize_pool = None if threads == 1 else ThreadPoolExecutor(1, thread_name_prefix="mtcnn-resize")
         self._backend_name: str | None = None  # the choice a worker process can build again
         if isinstance(backend, str):
             self._backend_name, self.backend = pick_backend(backend, self.weights, threads)
@@ -59,13 +64,14 @@ class MTCNN:
                                  "MTCNN(backend='openvino')")
         return {"backend": self._backend_name, "weights": self.weights, "threads": threads, **asdict(self.params)}
 
-    def detect(self, image: np.ndarray, trace: bool = False) -> Detections:
+    def detect(self, image: np.ndarray, trace: bool = False, timer: StageTimer = NO_TIMER) -> Detections:
         """Faces in one BGR uint8 (H, W, 3) image (gray H x W and BGRA are converted).
 
         Images smaller than about 42 px on their short side give no faces (OpenFace throws).
-        ``trace=True`` records the per-stage candidates in ``Detections.trace``.
+        ``trace=True`` records the per-stage candidates in ``Detections.trace``; a
+        :class:`~mtcnn_lab.stage_timer.StageTimer` adds up the seconds spent in each stage.
         """
-        return run_cascade(as_bgr_uint8(image), self.backend, self.params, trace)
+        return run_cascade(as_bgr_uint8(image), self.backend, self.params, trace, timer, self.resize_pool)
 
     def detect_batch(self, images: Iterable[np.ndarray]) -> list[Detections]:
         """:meth:`detect` for each image, in order."""

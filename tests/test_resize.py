@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mtcnn_lab.crops import crop_boxes
+from mtcnn_lab.crops import SPLIT_MIN, crop_boxes
 from mtcnn_lab.errors import InputError
 from mtcnn_lab.frames import read_image
 from mtcnn_lab.pyramid import level_size, pyramid_levels
@@ -19,11 +21,21 @@ from .conftest import require_shared
 IMAGES = {"sample1": "sample1.jpg", "sample2": "sample2.jpg", "multi_face_f140": "frames/multi_face_f140.png"}
 
 
+@pytest.fixture(scope="module", params=["one thread", "two threads"])
+def pool(request):
+    """None, or a helper thread that the pyramid and the crops split their work with."""
+    if request.param == "one thread":
+        yield None
+        return
+    with ThreadPoolExecutor(1) as executor:
+        yield executor
+
+
 @pytest.mark.parametrize("name", IMAGES)
-def test_pyramid_levels_are_the_cpp_network_inputs(name):
+def test_pyramid_levels_are_the_cpp_network_inputs(name, pool):
     image = read_image(require_shared("samples", IMAGES[name]))
     dump = np.load(require_shared("reference", "layers", f"{name}_pnet.npz"))
-    levels = pyramid_levels(image)
+    levels = pyramid_levels(image, pool=pool)
     dumped = sorted({int(key[1:key.index("_")]) for key in dump.files if key.startswith("s") and key.endswith("_in")})
     assert dumped, "no pyramid level in the dump"
     for level in dumped:
@@ -36,6 +48,17 @@ def test_crops_are_the_cpp_network_inputs(name, net, size):
     image = read_image(require_shared("samples", IMAGES[name]))
     dump = np.load(require_shared("reference", "layers", f"{name}_{net}.npz"))
     np.testing.assert_array_equal(crop_boxes(image, dump["box_xywh"], size), dump["in"])
+
+
+@pytest.mark.parametrize("n", [SPLIT_MIN - 1, SPLIT_MIN, 41])
+def test_crops_split_over_two_threads_are_the_crops_of_one(n, pool):
+    rng = np.random.default_rng(n)
+    image = rng.integers(0, 256, (90, 120, 3), np.uint8)
+    sides = rng.integers(1, 80, n)
+    boxes = np.stack([rng.integers(-30, 110, n), rng.integers(-30, 80, n), sides, sides], axis=1)
+    crops = crop_boxes(image, boxes, 24, pool)
+    for box, crop in zip(boxes, crops, strict=True):  # each checked against the slow buffer-then-resize
+        np.testing.assert_array_equal(crop, resized_input(padded_buffer(image, box), (24, 24)))
 
 
 def padded_buffer(image: np.ndarray, box: np.ndarray) -> np.ndarray:
