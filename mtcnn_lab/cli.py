@@ -86,7 +86,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ParameterError(f"--workers must be at least 1, not {args.workers}")
     limit_threads(args.threads)
-    detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face)
+    detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face, threads=args.threads)
     log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
     if args.weights == "auto" and not args.quiet:  # say which set "auto" chose
         print(f"weights: {detector.weights.name} ({detector.weights.source}); backend: {detector.backend.name}",
@@ -294,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--every", type=int, default=None, help="every N-th video frame")
     detect.add_argument("--json", metavar="OUT", help="write all results to this JSON file")
     detect.add_argument("--force", action="store_true", help="replace an existing --json file")
-    detect.add_argument("--threads", type=int, default=None, help="BLAS/OpenCV threads")
+    detect.add_argument("--threads", type=int, default=None,
+                        help="threads of the detector in this process: runtime, resizing, BLAS, OpenCV (default: all)")
     detect.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="detection processes for videos run with --every (default: the CPU count, here "
                              "%(default)s; 1: detect in this process)")
