@@ -86,13 +86,17 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ParameterError(f"--workers must be at least 1, not {args.workers}")
     limit_threads(args.threads)
+    streamed = {p for p in args.paths if args.every is not None and is_video(p) and Path(p).is_file()}
+    if streamed and args.workers > 1:
+        from .frame_workers import start_fork_server
+
+        start_fork_server()  # it loads its modules while the detector is built here
     detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face, threads=args.threads)
     log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
     if args.weights == "auto" and not args.quiet:  # say which set "auto" chose
         print(f"weights: {detector.weights.name} ({detector.weights.source}); backend: {detector.backend.name}",
               file=sys.stderr)
     results, failed = [], 0
-    streamed = {p for p in args.paths if args.every is not None and is_video(p) and Path(p).is_file()}
     quiet_bar = True if args.quiet or len(args.paths) < 2 else None  # None: a bar only on a terminal
     for path in tqdm(args.paths, desc="detect", unit="file", disable=quiet_bar, leave=False):
         if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
