@@ -106,8 +106,8 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     as it is computed; frames already in the file are not detected again (resume) but still yielded.
     ``workers=1`` detects in the caller's thread. ``workers > 1`` detects on that many processes, each
     with its own copy of ``detector`` (an :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
-    rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.frame_workers`; they take a second
-    or two to start, meanwhile ``detector`` itself detects). The entries are those of ``workers=1``;
+    rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.frame_workers`; they take about a
+    second to start, meanwhile ``detector`` itself detects). The entries are those of ``workers=1``;
     for the numpy backend, those of ``workers=1`` at one BLAS thread (OpenBLAS's sums depend on its
     thread count). Closing the generator stops the workers.
     """
