@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from mtcnn_lab import MTCNN
+from mtcnn_lab import MTCNN, frame_workers
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cli import main
 from mtcnn_lab.errors import BackendUnavailable, InputError, ParameterError
@@ -166,6 +166,19 @@ def test_a_worker_that_cannot_start_raises_in_the_caller(numpy_detector, no_leak
     recipe = dict(numpy_detector.recipe(), backend="no-such-backend")
     with pytest.raises(ParameterError, match="unknown backend"):
         list(detect_in_workers(recipe, "x.avi", [(0, np.zeros((60, 80, 3), np.uint8))], {}, workers=2))
+
+
+def test_a_worker_that_cannot_be_launched_raises_in_the_caller(numpy_detector, monkeypatch, no_leaks):
+    class NoProcesses:
+        Pipe = staticmethod(multiprocessing.Pipe)
+
+        class Process(multiprocessing.Process):
+            def start(self):
+                raise OSError("no more processes")
+
+    monkeypatch.setattr(frame_workers, "_context", NoProcesses)
+    with pytest.raises(RuntimeError, match="could not be started: OSError"):
+        list(detect_in_workers(numpy_detector.recipe(), "x.avi", [(0, np.zeros((60, 80, 3), np.uint8))], {}, 1))
 
 
 @pytest.mark.parametrize("workers", [0, 1.5, True])
