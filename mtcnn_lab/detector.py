@@ -40,7 +40,6 @@ class MTCNN:
                  models_root: str | Path | None = None, threads: int | None = None, **params):
         self.weights = weights if isinstance(weights, WeightSet) else load_weights(weights, models_root)
         self.params = CascadeParams(**params)
-        self.threads = threads
         self.resize_pool = None if threads == 1 else ThreadPoolExecutor(1, thread_name_prefix="mtcnn-resize")
         self._backend_name: str | None = None  # the choice a worker process can build again
         if isinstance(backend, str):
