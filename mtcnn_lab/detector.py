@@ -40,6 +40,8 @@ class MTCNN:
                  models_root: str | Path | None = None, threads: int | None = None, **params):
         self.weights = weights if isinstance(weights, WeightSet) else load_weights(weights, models_root)
         self.params = CascadeParams(**params)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ParameterError(f"threads must be a positive integer or None, not {threads!r}")
         self.resize_pool = None if threads == 1 else ThreadPoolExecutor(1, thread_name_prefix="mtcnn-resize")
         self._backend_name: str | None = None  # the choice a worker process can build again
         if isinstance(backend, str):

@@ -341,3 +341,20 @@ def test_recipe_names_the_backend_auto_chose():
     recipe = detector.recipe(threads=1)
     assert recipe["backend"] != "auto" and recipe["threads"] == 1
     assert MTCNN(**recipe).backend.name == detector.backend.name
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, True])
+def test_threads_must_be_a_positive_integer(threads):
+    with pytest.raises(ParameterError, match="threads must be a positive integer"):
+        MTCNN(backend="numpy", weights="zhang2016", threads=threads)
+
+
+def test_one_thread_means_no_resize_helper_and_more_threads_give_the_same_faces():
+    image = cv2.imread(HOPPER)
+    one = MTCNN(backend="numpy", weights="zhang2016", threads=1, thresholds=(0.3, 0.3, 0.7))
+    two = MTCNN(backend="numpy", weights="zhang2016", threads=2, thresholds=(0.3, 0.3, 0.7))
+    assert one.resize_pool is None and two.resize_pool is not None
+    a, b = one.detect(image, trace=True), two.detect(image, trace=True)
+    assert len(a.trace["rnet_input_boxes"]) >= 16 and len(a.boxes) >= 1  # enough crops to split; a face
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    assert a.trace == b.trace
