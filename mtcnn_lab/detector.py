@@ -12,7 +12,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .backends.select import pick_backend
-from .cascade import CascadeParams, run_cascade
+from .cascade import CascadeParams, run_cascade, run_cascade_batch
 from .detections import Detections
 from .errors import ParameterError
 from .frames import as_bgr_uint8
@@ -74,6 +74,23 @@ class MTCNN:
         """
         return run_cascade(as_bgr_uint8(image), self.backend, self.params, trace, timer, self.resize_pool)
 
-    def detect_batch(self, images: Iterable[np.ndarray]) -> list[Detections]:
-        """:meth:`detect` for each image, in order."""
-        return [self.detect(image) for image in images]
+    def detect_batch(self, images: Iterable[np.ndarray], batch: int = 2) -> list[Detections]:
+        """:meth:`detect` for each image, in order, with the same results.
+
+        On a backend whose outputs per image do not depend on the batch (``batch_invariant``: OpenVINO),
+        consecutive images of one size go through each net together, up to ``batch`` at a time: fewer,
+        larger network calls (about 7% less time per 640x480 frame in pairs). Other backends take the
+        images one by one.
+        """
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ParameterError(f"batch must be a positive integer, not {batch!r}")
+        if not getattr(self.backend, "batch_invariant", False):
+            batch = 1
+        results: list[Detections] = []
+        group: list[np.ndarray] = []
+        for image in map(as_bgr_uint8, images):
+            if group and (len(group) == batch or image.shape != group[0].shape):
+                results += run_cascade_batch(group, self.backend, self.params, pool=self.resize_pool)
+                group = []
+            group.append(image)
+        return results + run_cascade_batch(group, self.backend, self.params, pool=self.resize_pool)

@@ -1,11 +1,12 @@
 """Detection of decoded video frames on worker processes (``detect_video(..., workers=N)``, N > 1).
 
 The caller's process decodes and copies each frame into a shared-memory slot of the least busy
-worker (two slots per worker, reused; a slot grows if a larger frame comes), then sends the frame's
+worker (four slots per worker, reused; a slot grows if a larger frame comes), then sends the frame's
 index, slot and shape to that worker over its pipe. Each worker builds its own detector with one
 runtime thread and one BLAS and OpenCV thread, bound to one CPU on Linux, detects on the slot in
-place and sends back the frame's result entry, which frees the slot. Entries are yielded in frame
-order; at most two frames per worker are in flight, so memory stays constant.
+place and sends back the frame's result entry, which frees the slot; two frames waiting together go
+through the nets in one pass (``MTCNN.detect_batch``, the same results). Entries are yielded in frame
+order; at most four frames per worker are in flight, so memory stays constant.
 
 Workers are never forked from the caller (its runtime thread pools do not survive ``fork``). On
 Linux they are forked from multiprocessing's fork server, which loads the modules and compiled
@@ -43,7 +44,9 @@ from threadpoolctl import threadpool_limits
 
 from .errors import MtcnnLabError
 
-SLOTS_PER_WORKER = 2
+SLOTS_PER_WORKER = 4
+FRAMES_PER_PASS = 2
+"""A worker detects up to this many of its waiting frames in one pass (``MTCNN.detect_batch``)."""
 JOIN_S = 5.0
 """Seconds a stopping worker is given to exit before it is killed."""
 
@@ -62,7 +65,6 @@ def _work(image: str, cpu: int | None, conn: Connection) -> None:
     ready, then ``(index, slot, entry)`` per frame, the entry replaced by the exception when the frame
     fails, or ``(None, None, exception)`` when the detector cannot be built. ``cpu``: the CPU to run on."""
     from .detector import MTCNN
-    from .video import frame_entry
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the caller, which stops the workers
     if cpu is not None:  # OpenVINO pins a one-thread detector to the first CPU it may use: give each its own
@@ -78,18 +80,41 @@ def _work(image: str, cpu: int | None, conn: Connection) -> None:
     attached: dict[int, SharedMemory] = {}
     while True:
         try:
-            index, slot, name, shape, dtype = conn.recv()
+            messages = [conn.recv()]
+            while len(messages) < FRAMES_PER_PASS and conn.poll():  # frames already waiting: one pass for them
+                messages.append(conn.recv())
         except (EOFError, OSError):  # the caller is gone
             return
-        if slot in attached and attached[slot].name != name:  # the caller grew this slot
-            attached.pop(slot).close()
-        if slot not in attached:
-            attached[slot] = SharedMemory(name)
-        try:
-            entry = frame_entry(detector, image, index, np.ndarray(shape, dtype, attached[slot].buf))
-        except Exception as err:
-            entry = _portable(err, f"on frame {index}")
-        conn.send((index, slot, entry))
+        frames = []
+        for _, slot, name, shape, dtype in messages:
+            if slot in attached and attached[slot].name != name:  # the caller grew this slot
+                attached.pop(slot).close()
+            if slot not in attached:
+                attached[slot] = SharedMemory(name)
+            frames.append(np.ndarray(shape, dtype, attached[slot].buf))
+        indices = [message[0] for message in messages]
+        for index, (_, slot, *_), entry in zip(indices, messages, _entries(detector, image, indices, frames),
+                                               strict=True):
+            conn.send((index, slot, entry))
+
+
+def _entries(detector, image: str, indices: list[int], frames: list[np.ndarray]) -> list[dict | Exception]:
+    """The result entries of frames detected in one pass (``MTCNN.detect_batch``); when that fails, frame
+    by frame, each failing frame's entry replaced by its exception."""
+    from .video import frame_entry
+
+    try:
+        found = detector.detect_batch(frames, batch=len(frames))
+        return [frame_entry(detector, image, index, frame, detections)
+                for index, frame, detections in zip(indices, frames, found, strict=True)]
+    except Exception:
+        entries: list[dict | Exception] = []
+        for index, frame in zip(indices, frames, strict=True):
+            try:
+                entries.append(frame_entry(detector, image, index, frame))
+            except Exception as err:
+                entries.append(_portable(err, f"on frame {index}"))
+        return entries
 
 
 def _send_quietly(conn: Connection, message: object) -> None:

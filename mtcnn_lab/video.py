@@ -91,10 +91,12 @@ def read_done_frames(jsonl: Path) -> dict[int, dict]:
     return done
 
 
-def frame_entry(detector, image: str, index: int, frame: np.ndarray) -> dict:
-    """The result entry of frame ``index`` of video ``image``: the fields of the ``detect --json`` results."""
+def frame_entry(detector, image: str, index: int, frame: np.ndarray, detections=None) -> dict:
+    """The result entry of frame ``index`` of video ``image``: the fields of the ``detect --json`` results.
+    ``detections``: the frame's, when already detected (else ``detector.detect(frame)``)."""
+    found = detector.detect(frame) if detections is None else detections
     return {"image": image, "frame": index, "width": frame.shape[1], "height": frame.shape[0],
-            "faces": detector.detect(frame).faces()}
+            "faces": found.faces()}
 
 
 def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str | os.PathLike | None = None,

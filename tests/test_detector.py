@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from matplotlib import cbook
 
 from mtcnn_lab import MTCNN, Detections
-from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError, WeightsError
+from mtcnn_lab.cascade import run_cascade_batch
+from mtcnn_lab.errors import BackendUnavailable, InputError, MtcnnLabError, ParameterError, WeightsError
 from mtcnn_lab.models_cache import dat_path
 from mtcnn_lab.weights import NET_NAMES, write_dat
 
@@ -241,6 +242,33 @@ def test_bad_arrays_raise_input_error(detector, case):
     msg = one_line(info.value)
     assert needle in msg, msg
     assert isinstance(info.value, MtcnnLabError)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "openvino"])
+def test_images_of_one_size_batched_through_the_nets_give_the_faces_of_one_at_a_time(backend, hopper):
+    """OpenVINO batches (each image's outputs are the same bits in a batch); the numpy reference, whose
+    BLAS sums depend on the batch size, takes the images one by one."""
+    try:
+        det = MTCNN(backend=backend, weights="zhang2016", threads=1)
+    except BackendUnavailable as err:
+        pytest.skip(f"{backend} not available here: {err}")
+    assert getattr(det.backend, "batch_invariant", False) == (backend == "openvino")
+    images = [hopper, np.ascontiguousarray(hopper[:, ::-1]), np.roll(hopper, 40, axis=1), np.zeros_like(hopper)]
+    singles = [det.detect(image, trace=True) for image in images]
+    assert len(singles[0].trace["rnet_input_boxes"]) > 0 and len(singles[0]) == 1
+    for batch in (2, 3, 4):
+        for one, many in zip(singles, det.detect_batch(images, batch=batch), strict=True):
+            assert_same(many, one)
+    if backend == "openvino":  # every stage's candidates, bit for bit, with all four in each net call
+        traced = run_cascade_batch(images, det.backend, det.params, trace=True)
+        assert [t.trace for t in traced] == [s.trace for s in singles]
+
+
+def test_batch_must_be_a_positive_integer_and_a_cascade_batch_one_size(detector, hopper):
+    with pytest.raises(ParameterError, match="batch must be a positive integer"):
+        detector.detect_batch([hopper], batch=0)
+    with pytest.raises(ParameterError, match="images of one size"):
+        run_cascade_batch([hopper, hopper[:100]], detector.backend, detector.params)
 
 
 def test_bad_array_in_a_batch_raises(detector, hopper):

@@ -2,7 +2,9 @@
 
 Inputs are float32 R,G,B batches normalised as ``(v - 127.5) * 0.0078125``; outputs are the raw
 last-layer values in OpenFace's order (logit non-face, logit face, dx1, dy1, dx2, dy2, then for
-ONet five landmark x and five landmark y). Backends know nothing about boxes.
+ONet five landmark x and five landmark y). Backends know nothing about boxes. A backend whose
+outputs per image do not depend on the batch they came in says so with ``batch_invariant = True``
+(then ``MTCNN.detect_batch`` runs images of one size through the nets together).
 """
 
 from __future__ import annotations

@@ -91,6 +91,10 @@ class OpenVinoBackend(NetRunner):
     shape changes, which measured about 2 ms per 640x480 frame. ``name`` is ``openvino-cpu``.
     """
 
+    batch_invariant = True
+    """Each image's outputs are the same bits whether it runs alone or in a batch (measured here on every
+    net; tests/test_detector.py checks whole detections), so ``MTCNN.detect_batch`` may batch frames."""
+
     def __init__(self, weights: WeightSet, threads: int | None = None):
         ov, _ = _import_openvino()
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
