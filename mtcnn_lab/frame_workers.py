@@ -92,9 +92,8 @@ def _work(image: str, cpu: int | None, conn: Connection) -> None:
             if slot not in attached:
                 attached[slot] = SharedMemory(name)
             frames.append(np.ndarray(shape, dtype, attached[slot].buf))
-        indices = [message[0] for message in messages]
-        for index, (_, slot, *_), entry in zip(indices, messages, _entries(detector, image, indices, frames),
-                                               strict=True):
+        entries = _entries(detector, image, [message[0] for message in messages], frames)
+        for (index, slot, *_), entry in zip(messages, entries, strict=True):
             conn.send((index, slot, entry))
 
 
