@@ -23,20 +23,25 @@ def integer_rects(boxes: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _greedy_picks(rects: np.ndarray, threshold: np.float32, by_min: bool) -> np.ndarray:
-    """Positions kept by greedy suppression of int64 rects (N, 4) already in pick order.
+def _greedy_picks(boxes: np.ndarray, order: np.ndarray, threshold: np.float32, by_min: bool) -> np.ndarray:
+    """The entries of ``order`` (pick order) kept by greedy suppression of ``boxes`` (N, 4).
 
-    Overlaps as OpenFace computes them: half-open intersections (0 when disjoint), areas ``w * h``
-    with no +1, converted to float32; the ratio is float32.
+    Boxes are compared as ``cv::Rect``s (x, y, w, h rounded half to even, as :func:`integer_rects`),
+    with overlaps as OpenFace computes them: half-open intersections (0 when disjoint), areas
+    ``w * h`` with no +1, converted to float32; the ratio is float32.
     """
-    n = rects.shape[0]
+    n = order.shape[0]
+    rects = np.empty((n, 4), np.int64)
+    for i in range(n):
+        for k in range(4):
+            rects[i, k] = np.int64(np.rint(np.float64(boxes[order[i], k])))
     removed = np.zeros(n, np.bool_)
     picked = np.empty(n, np.int64)
     count = 0
     for i in range(n):
         if removed[i]:
             continue
-        picked[count] = i
+        picked[count] = order[i]
         count += 1
         xi, yi, wi, hi = rects[i, 0], rects[i, 1], rects[i, 2], rects[i, 3]
         for j in range(i + 1, n):
@@ -66,8 +71,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "un
     if mode not in ("union", "min"):
         raise ValueError(f"nms mode must be 'union' or 'min', not {mode!r}")
     order = np.argsort(np.asarray(scores, F32), kind="stable")[::-1]  # descending; ties: later index first
-    rects = np.ascontiguousarray(integer_rects(boxes).reshape(-1, 4)[order])
-    return order[_greedy_picks(rects, F32(threshold), mode == "min")]
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    if boxes.dtype not in (np.float32, np.int64):  # the kernel is compiled for the cascade's two dtypes
+        boxes = boxes.astype(np.float64)
+    return _greedy_picks(boxes, np.ascontiguousarray(order), F32(threshold), mode == "min")
 
 
 def apply_regression(boxes: np.ndarray, regression: np.ndarray, add1: bool) -> np.ndarray:

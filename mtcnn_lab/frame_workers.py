@@ -1,12 +1,13 @@
 """Detection of decoded video frames on worker processes (``detect_video(..., workers=N)``, N > 1).
 
 The caller's process decodes and copies each frame into a shared-memory slot of the least busy
-worker (four slots per worker, reused; a slot grows if a larger frame comes), then sends the frame's
+worker (eight slots per worker, reused; a slot grows if a larger frame comes), then sends the frame's
 index, slot and shape to that worker over its pipe. Each worker builds its own detector with one
 runtime thread and one BLAS and OpenCV thread, bound to one CPU on Linux, detects on the slot in
-place and sends back the frame's result entry, which frees the slot; two frames waiting together go
-through the nets in one pass (``MTCNN.detect_batch``, the same results). Entries are yielded in frame
-order; at most four frames per worker are in flight, so memory stays constant.
+place and sends back the frame's result entry, which frees the slot; up to four frames waiting together
+go through the nets in one pass (``MTCNN.detect_batch``, the same results), while the next four wait
+in the other slots. Entries are yielded in frame order; at most eight frames per worker are in flight,
+so memory stays constant (about 50 MB per worker for 1080x1920 frames).
 
 Workers are never forked from the caller (its runtime thread pools do not survive ``fork``). On
 Linux they are forked from multiprocessing's fork server, which loads the modules and compiled
@@ -44,9 +45,10 @@ from threadpoolctl import threadpool_limits
 
 from .errors import MtcnnLabError
 
-SLOTS_PER_WORKER = 4
-FRAMES_PER_PASS = 2
+FRAMES_PER_PASS = 4
 """A worker detects up to this many of its waiting frames in one pass (``MTCNN.detect_batch``)."""
+SLOTS_PER_WORKER = 2 * FRAMES_PER_PASS
+"""Frames a worker may hold: one pass being detected, the next one waiting."""
 JOIN_S = 5.0
 """Seconds a stopping worker is given to exit before it is killed."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .pyramid import FACE_CELL
 
@@ -20,6 +21,32 @@ def face_probability_map(logits: np.ndarray) -> np.ndarray:
         return F32(1) / (F32(1) + np.exp(diff))
 
 
+@njit(cache=True, nogil=True)
+def _cells_above(prob, regression, scale, threshold):
+    count = 0
+    for x in range(prob.shape[1]):
+        for y in range(prob.shape[0]):
+            if prob[y, x] >= threshold:
+                count += 1
+    boxes = np.empty((count, 4), np.float32)
+    scores = np.empty(count, np.float32)
+    regs = np.empty((count, 4), np.float32)
+    k = 0
+    for x in range(prob.shape[1]):  # column by column, as OpenFace scans
+        for y in range(prob.shape[0]):
+            if prob[y, x] >= threshold:
+                x1 = np.trunc(np.float32(PNET_STRIDE * x + 1) / scale)
+                y1 = np.trunc(np.float32(PNET_STRIDE * y + 1) / scale)
+                x2 = np.trunc(np.float32(PNET_STRIDE * x + FACE_CELL) / scale)
+                y2 = np.trunc(np.float32(PNET_STRIDE * y + FACE_CELL) / scale)
+                boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = x1, y1, x2 - x1, y2 - y1
+                scores[k] = prob[y, x]
+                for i in range(4):
+                    regs[k, i] = regression[i, y, x]
+                k += 1
+    return boxes, scores, regs
+
+
 def pnet_proposals(prob: np.ndarray, regression: np.ndarray, scale: float,
                    threshold: float = 0.6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heat-map cells with ``prob >= threshold`` as boxes in image pixels (1-based convention).
@@ -29,11 +56,4 @@ def pnet_proposals(prob: np.ndarray, regression: np.ndarray, scale: float,
     float32 scale. Returns boxes float32 (N, 4) x, y, w, h, scores float32 (N,), regression
     float32 (N, 4) ``dx1, dy1, dx2, dy2``.
     """
-    xs, ys = np.nonzero(prob.T >= F32(threshold))
-    scale32 = F32(scale)
-    x1 = np.trunc((PNET_STRIDE * xs + 1).astype(F32) / scale32)
-    y1 = np.trunc((PNET_STRIDE * ys + 1).astype(F32) / scale32)
-    x2 = np.trunc((PNET_STRIDE * xs + FACE_CELL).astype(F32) / scale32)
-    y2 = np.trunc((PNET_STRIDE * ys + FACE_CELL).astype(F32) / scale32)
-    boxes = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1).astype(F32)
-    return boxes, prob[ys, xs].astype(F32), regression[:, ys, xs].T.astype(F32)
+    return _cells_above(np.asarray(prob, F32), np.asarray(regression, F32), F32(scale), F32(threshold))

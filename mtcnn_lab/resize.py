@@ -69,13 +69,19 @@ def resize_window(image, top, left, height, width, out) -> None:
     x0, x1, a0, a1 = _window_taps(left, width, image.shape[1], out.shape[2])
     y0, y1, b0, b1 = _window_taps(top, height, image.shape[0], out.shape[1])
     mean, unit = np.float32(127.5), np.float32(0.0078125)
+    w = out.shape[2]
+    h0, h1 = np.empty((3, w), np.float32), np.empty((3, w), np.float32)  # the two source rows, resized
     for y in range(out.shape[1]):
         row0, row1 = image[y0[y]], image[y1[y]]
-        for x in range(out.shape[2]):
+        for x in range(w):
+            p0, p1 = x0[x], x1[x]
             for c in range(3):
-                h0 = np.float32(row0[x0[x], c]) * a0[x] + np.float32(row0[x1[x], c]) * a1[x]
-                h1 = np.float32(row1[x0[x], c]) * a0[x] + np.float32(row1[x1[x], c]) * a1[x]
-                out[2 - c, y, x] = (h0 * b0[y] + h1 * b1[y] - mean) * unit
+                h0[c, x] = np.float32(row0[p0, c]) * a0[x] + np.float32(row0[p1, c]) * a1[x]
+                h1[c, x] = np.float32(row1[p0, c]) * a0[x] + np.float32(row1[p1, c]) * a1[x]
+        for c in range(3):  # one contiguous output row per channel: this loop vectorises
+            plane = out[2 - c, y]
+            for x in range(w):
+                plane[x] = (h0[c, x] * b0[y] + h1[c, x] * b1[y] - mean) * unit
 
 
 def checked_bgr(image: np.ndarray) -> np.ndarray:
