@@ -12,7 +12,7 @@ import contextlib
 
 import numpy as np
 
-from . import boxes, crops, detector, resize, video  # noqa: F401  (imported for the workers)
+from . import boxes, crops, detector, proposals, resize, video  # noqa: F401  (imported for the workers)
 
 with contextlib.suppress(ImportError):  # the default CPU runtime
     import openvino  # noqa: F401
@@ -22,7 +22,9 @@ def _load_kernels() -> None:
     image = np.zeros((24, 24, 3), np.uint8)
     resize.resized_input(image, (12, 12))
     crops.crop_boxes(image, np.array([[1, 1, 10, 10]]), 24)
-    boxes.nms(np.zeros((1, 4), np.float32), np.ones(1, np.float32), 0.5)
+    for dtype in (np.float32, np.int64):  # PNet's and ONet's boxes; RNet's squared boxes
+        boxes.nms(np.zeros((1, 4), dtype), np.ones(1, np.float32), 0.5)
+    proposals.pnet_proposals(np.ones((2, 2), np.float32), np.zeros((4, 2, 2), np.float32), 0.5)
 
 
 _load_kernels()
