@@ -9,11 +9,12 @@ nothing; running again with the same file resumes after the last frame written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import cv2
@@ -99,6 +100,44 @@ def frame_entry(detector, image: str, index: int, frame: np.ndarray, detections=
             "faces": found.faces()}
 
 
+LOCAL_BATCH = 4
+"""``detect_video(workers=1)`` detects up to this many frames together with ``detector.detect_batch``."""
+
+
+def detect_in_caller(detector, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
+                     batch: int = LOCAL_BATCH) -> Iterator[dict]:
+    """Yield the result entry of each ``(frame index, frame)`` of ``frames``, in order, detected in this
+    thread; frames whose index is in ``done`` are not detected, their entry there is yielded instead.
+    A detector with ``detect_batch`` (:class:`~mtcnn_lab.MTCNN`) gets ``batch`` frames at a time (the same
+    results, fewer network calls); any other detector one frame at a time (``detect``)."""
+    if not hasattr(detector, "detect_batch"):
+        batch = 1
+    group: list[tuple[int, np.ndarray | None]] = []  # frame order; None: the entry is in done
+    for index, frame in frames:
+        if index in done and not group:
+            yield done[index]
+            continue
+        group.append((index, None if index in done else frame))
+        if sum(frame is not None for _, frame in group) == batch:
+            yield from _group_entries(detector, image, group, done)
+            group = []
+    yield from _group_entries(detector, image, group, done)
+
+
+def _group_entries(detector, image: str, group: list[tuple[int, np.ndarray | None]],
+                   done: Mapping[int, dict]) -> Iterator[dict]:
+    """The entries of one group, in order. When the group's batch fails, its frames are detected one by
+    one, so the frames before a failing one are still yielded (and written) before it raises."""
+    todo = [(index, frame) for index, frame in group if frame is not None]
+    found: dict[int, object] = {}
+    if len(todo) > 1:
+        with contextlib.suppress(Exception):
+            found = dict(zip([index for index, _ in todo],
+                             detector.detect_batch([frame for _, frame in todo], batch=len(todo)), strict=True))
+    for index, frame in group:
+        yield done[index] if frame is None else frame_entry(detector, image, index, frame, found.get(index))
+
+
 def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str | os.PathLike | None = None,
                  progress: bool = True, workers: int = 1) -> Iterator[dict]:
     """Detect faces in every ``every``-th frame of a video; yield one result entry per frame, in order.
@@ -106,7 +145,8 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     Entries have the fields of the ``detect --json`` results (``image``, ``frame``, ``width``,
     ``height``, ``faces``). With ``jsonl``, each entry is appended to that file and flushed as soon
     as it is computed; frames already in the file are not detected again (resume) but still yielded.
-    ``workers=1`` detects in the caller's thread. ``workers > 1`` detects on that many processes, each
+    ``workers=1`` detects in the caller's thread, four frames at a time with an :class:`~mtcnn_lab.MTCNN`
+    (:meth:`~mtcnn_lab.MTCNN.detect_batch`). ``workers > 1`` detects on that many processes, each
     with its own copy of ``detector`` (an :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
     rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.frame_workers`; they take about a
     second to start, meanwhile ``detector`` itself detects). The entries are those of ``workers=1``;
@@ -133,7 +173,7 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
                disable=not progress, leave=False)
     frames = stream_frames(path, every)
     if workers == 1:
-        entries = (done.get(index) or frame_entry(detector, path, index, frame) for index, frame in frames)
+        entries = detect_in_caller(detector, path, frames, done)
     else:
         entries = detect_in_workers(recipe, path, frames, done, workers,
                                     local=lambda index, frame: frame_entry(detector, path, index, frame))

@@ -73,6 +73,52 @@ def test_detect_video_equals_detecting_each_frame(video):
     assert all(len(e["faces"]) == 1 for e in entries)
 
 
+class BatchCountingDetector(CountingDetector):
+    """A CountingDetector with detect_batch, recording the size of each batch; ``fail_on``: a frame
+    on which both detect and detect_batch raise."""
+
+    def __init__(self, fail_on: np.ndarray | None = None):
+        super().__init__()
+        self.batches: list[int] = []
+        self.fail_on = fail_on
+
+    def detect(self, image):
+        if self.fail_on is not None and np.array_equal(image, self.fail_on):
+            raise InputError("this frame fails")
+        return super().detect(image)
+
+    def detect_batch(self, images, batch):
+        self.batches.append(len(images))
+        return [self.detect(image) for image in images]
+
+
+def test_detect_video_in_the_caller_detects_four_frames_at_a_time(video, tmp_path):
+    frames = decoded(video)
+    jsonl = tmp_path / "clip.frames.jsonl"
+    done_frames = [0, 1, 5, 6, 7]  # a resumed run: these are in the file already
+    previous = CountingDetector()
+    jsonl.write_text("".join(json.dumps(frame_entry(previous, video, k, frames[k])) + "\n" for k in done_frames))
+    det = BatchCountingDetector()
+    entries = list(detect_video(det, video, jsonl=jsonl, progress=False))
+    assert [e["frame"] for e in entries] == list(range(N_FRAMES))
+    assert det.batches == [4, 3]  # frames 2-4 and 8, then 9-11
+    assert all(e["faces"] == previous.inner.detect(frames[e["frame"]]).faces() for e in entries)
+    assert sorted(read_done_frames(jsonl)) == list(range(N_FRAMES))
+
+
+def test_a_failing_frame_in_a_batch_raises_after_the_frames_before_it(video, tmp_path):
+    frames = decoded(video)
+    det = BatchCountingDetector(fail_on=frames[6])  # the second batch: frames 4-7
+    jsonl = tmp_path / "clip.frames.jsonl"
+    run = detect_video(det, video, jsonl=jsonl, progress=False)
+    got = []
+    with pytest.raises(InputError, match="this frame fails"):
+        for entry in run:
+            got.append(entry["frame"])
+    assert got == [0, 1, 2, 3, 4, 5]
+    assert sorted(read_done_frames(jsonl)) == [0, 1, 2, 3, 4, 5]
+
+
 def test_an_interrupted_run_resumes_without_redoing_frames(video, tmp_path):
     jsonl = tmp_path / "clip.frames.jsonl"
     det = CountingDetector()
