@@ -23,6 +23,7 @@ def face_probability_map(logits: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _cells_above(prob, regression, scale, threshold):
+    """:func:`pnet_proposals` in one compiled pass: count the cells, then fill the three arrays."""
     count = 0
     for x in range(prob.shape[1]):
         for y in range(prob.shape[0]):

@@ -113,14 +113,16 @@ def detect_in_caller(detector, image: str, frames: Iterable[tuple[int, np.ndarra
     if not hasattr(detector, "detect_batch"):
         batch = 1
     group: list[tuple[int, np.ndarray | None]] = []  # frame order; None: the entry is in done
+    pending = 0  # frames of the group to detect
     for index, frame in frames:
         if index in done and not group:
             yield done[index]
             continue
         group.append((index, None if index in done else frame))
-        if sum(frame is not None for _, frame in group) == batch:
+        pending += index not in done
+        if pending == batch:
             yield from _group_entries(detector, image, group, done)
-            group = []
+            group, pending = [], 0
     yield from _group_entries(detector, image, group, done)
 
 
