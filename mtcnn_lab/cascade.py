@@ -72,17 +72,40 @@ def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
+def call_groups(rows: Sequence[int], limit: int) -> list[list[int]]:
+    """The images (indices) that share each network call, given each image's number of input rows: runs
+    of consecutive images whose rows add up to at most ``limit``; an image with more rows than that is
+    alone, one with none in no call. ``limit`` is the backend's measured batch limit for the net
+    (:mod:`mtcnn_lab.backends.batch_invariance`), so each image's outputs are the bits of a call on its
+    rows alone: what :func:`run_cascade` computes."""
+    groups: list[list[int]] = []
+    total = limit + 1  # rows of the last group; more than limit: start a new one
+    for index, n in enumerate(rows):
+        if n == 0:
+            continue
+        if total + n > limit:
+            groups.append([])
+            total = 0
+        groups[-1].append(index)
+        total += n
+    return groups
+
+
 def stage_pnet_batch(images: list[np.ndarray], backend: Backend, params: CascadeParams,
                      traces: list[dict | None], timer: StageTimer = NO_TIMER,
                      pool: Executor | None = None) -> list[np.ndarray]:
     """Stage 1 for images of one size: per image, square integer boxes (N, 4) ``[x, y, s, s]`` proposed by
-    PNet over the pyramid. Each pyramid level of all the images goes through PNet in one call."""
+    PNet over the pyramid. Each pyramid level of the images goes through PNet in as few calls as the
+    backend's PNet batch limit allows."""
     with timer("pyramid"):
         pyramids = [pyramid_levels(image, params.min_face, params.factor, pool) for image in images]
     found: list[tuple[list, list, list]] = [([], [], []) for _ in images]
+    groups = call_groups([1] * len(images), backend.batch_limits["pnet"])
     for k, (scale, _) in enumerate(pyramids[0]):
-        with timer("pnet"):
-            heats = backend.run_pnet(_joined([pyramid[k][1][None] for pyramid in pyramids]))
+        heats: list[np.ndarray] = []
+        for group in groups:
+            with timer("pnet"):
+                heats += list(backend.run_pnet(_joined([pyramids[i][k][1][None] for i in group])))
         for heat, (boxes, scores, regs), pyramid, trace in zip(heats, found, pyramids, traces, strict=True):
             with timer("proposals_nms"):
                 prob = face_probability_map(heat[:2])
@@ -120,18 +143,23 @@ def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams, trace
     return stage_pnet_batch([image], backend, params, [trace], timer, pool)[0]
 
 
-def run_on_crops(images: list[np.ndarray], boxes: list[np.ndarray], run, size: int, n_out: int,
+def run_on_crops(images: list[np.ndarray], boxes: list[np.ndarray], run, size: int, n_out: int, limit: int,
                  timer: StageTimer, stage: str, pool: Executor | None = None) -> list[np.ndarray]:
-    """Cut ``size`` x ``size`` crops of each image's square ``boxes`` and run a net once on all of them:
-    per image, (N, n_out) outputs."""
-    counts = [len(b) for b in boxes]
-    if not sum(counts):
-        return [np.zeros((0, n_out), F32) for _ in boxes]
+    """Cut ``size`` x ``size`` crops of each image's square ``boxes`` and run a net on them, images joined
+    into one call as long as their crops add up to at most ``limit`` (:func:`call_groups`): per image,
+    (N, n_out) outputs."""
+    rows = [len(b) for b in boxes]
+    outputs = [np.zeros((0, n_out), F32) for _ in boxes]
+    if not sum(rows):
+        return outputs
     with timer("crops"):
-        crops = _joined([crop_boxes(image, b, size, pool) for image, b in zip(images, boxes, strict=True)])
-    with timer(stage):
-        outputs = run(crops)
-    return np.split(outputs, np.cumsum(counts)[:-1])
+        crops = [crop_boxes(image, b, size, pool) for image, b in zip(images, boxes, strict=True)]
+    for group in call_groups(rows, limit):
+        with timer(stage):
+            joined = run(_joined([crops[i] for i in group]))
+        for i, part in zip(group, np.split(joined, np.cumsum([rows[i] for i in group])[:-1]), strict=True):
+            outputs[i] = part
+    return outputs
 
 
 def rnet_refine(boxes: np.ndarray, outputs: np.ndarray, params: CascadeParams, trace: dict | None = None,
@@ -176,11 +204,10 @@ def onet_detections(boxes: np.ndarray, outputs: np.ndarray, params: CascadeParam
 def run_cascade_batch(images: Sequence[np.ndarray], backend: Backend, params: CascadeParams | None = None,
                       trace: bool = False, timer: StageTimer = NO_TIMER,
                       pool: Executor | None = None) -> list[Detections]:
-    """:func:`run_cascade` for BGR uint8 images of one size, each net called once per pyramid level and
-    stage for all of them: fewer, larger calls (640x480 frames, one OpenVINO thread: 12% less time per
-    frame in twos, 19% in fours). Each image's result equals :func:`run_cascade`'s on backends whose
-    outputs per image do not depend on the batch (``batch_invariant``, e.g. OpenVINO); not on the numpy
-    reference, whose BLAS sums depend on the batch size (about 5e-7 on ONet's outputs)."""
+    """:func:`run_cascade` for BGR uint8 images of one size, with the same results bit for bit: each net
+    takes several images in one call (fewer, larger calls) up to the batch size the backend measured
+    to leave each input's outputs unchanged (``Backend.batch_limits``), and one image per call beyond
+    that, so the results never depend on whether this CPU's kernels are batch-invariant."""
     params = params or CascadeParams()
     images = list(images)
     if len({image.shape for image in images}) > 1:
@@ -189,9 +216,10 @@ def run_cascade_batch(images: Sequence[np.ndarray], backend: Backend, params: Ca
         return []
     traces: list[dict | None] = [{"pnet_scales": []} if trace else None for _ in images]
     boxes = stage_pnet_batch(images, backend, params, traces, timer, pool)
-    outputs = run_on_crops(images, boxes, backend.run_rnet, 24, 6, timer, "rnet", pool)
+    limits = backend.batch_limits
+    outputs = run_on_crops(images, boxes, backend.run_rnet, 24, 6, limits["rnet"], timer, "rnet", pool)
     boxes = [rnet_refine(b, o, params, t, timer) for b, o, t in zip(boxes, outputs, traces, strict=True)]
-    outputs = run_on_crops(images, boxes, backend.run_onet, 48, 16, timer, "onet", pool)
+    outputs = run_on_crops(images, boxes, backend.run_onet, 48, 16, limits["onet"], timer, "onet", pool)
     return [onet_detections(b, o, params, t) for b, o, t in zip(boxes, outputs, traces, strict=True)]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends.base import ONE_INPUT_PER_CALL
 from .boxes import iou
 from .detections import Detections
 from .reference import apply_layer, fc_input, forward_layers
@@ -242,6 +243,7 @@ class _Replay:
     """A PNet-only backend that replays recorded heat maps in call order (see :func:`pnet_offset_shift`)."""
 
     name = "replay"
+    batch_limits = ONE_INPUT_PER_CALL
 
     def __init__(self, maps: list[np.ndarray]):
         self.maps = list(maps)
@@ -255,6 +257,7 @@ class _Recorder:
 
     def __init__(self, backend):
         self.backend, self.name, self.maps = backend, backend.name, []
+        self.batch_limits = backend.batch_limits
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:
         self.maps.append(self.backend.run_pnet(images))

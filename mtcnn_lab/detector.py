@@ -75,17 +75,15 @@ class MTCNN:
         return run_cascade(as_bgr_uint8(image), self.backend, self.params, trace, timer, self.resize_pool)
 
     def detect_batch(self, images: Iterable[np.ndarray], batch: int = 4) -> list[Detections]:
-        """:meth:`detect` for each image, in order, with the same results.
+        """:meth:`detect` for each image, in order, with the same results bit for bit.
 
-        On a backend whose outputs per image do not depend on the batch (``batch_invariant``: OpenVINO),
-        consecutive images of one size go through each net together, up to ``batch`` at a time: fewer,
-        larger network calls (640x480 frames at one thread: 12% less time per frame in twos, 19% in fours).
-        Other backends take the images one by one.
+        Consecutive images of one size, up to ``batch`` at a time, go through the cascade together
+        (:func:`~mtcnn_lab.cascade.run_cascade_batch`): each net takes them in one call as far as the backend
+        measured, on this machine, that batching leaves every input's outputs unchanged, and one call per
+        image beyond that.
         """
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ParameterError(f"batch must be a positive integer, not {batch!r}")
-        if not getattr(self.backend, "batch_invariant", False):
-            batch = 1
         results: list[Detections] = []
         group: list[np.ndarray] = []
         for image in map(as_bgr_uint8, images):

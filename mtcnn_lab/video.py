@@ -151,9 +151,10 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     (:meth:`~mtcnn_lab.MTCNN.detect_batch`). ``workers > 1`` detects on that many processes, each
     with its own copy of ``detector`` (an :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
     rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.frame_workers`; they take about a
-    second to start, meanwhile ``detector`` itself detects). The entries are those of ``workers=1``;
-    for the numpy backend, those of ``workers=1`` at one BLAS thread (OpenBLAS's sums depend on its
-    thread count). Closing the generator stops the workers.
+    second to start, meanwhile ``detector`` itself detects). The entries are those of ``workers=1`` with
+    the detector at one thread (``threads=1`` and one BLAS thread), on any CPU; at more threads, only
+    where the runtime's sums do not depend on its thread count (OpenBLAS's and torch's do). Closing the
+    generator stops the workers.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ParameterError(f"workers must be a positive integer, not {workers!r}")

@@ -38,3 +38,14 @@ def bundled_weights():
     from mtcnn_lab.weights import load_weights
 
     return load_weights("zhang2016")
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    """matplotlib's ``grace_hopper.jpg`` (600x512, one face) as BGR uint8, as OpenCV reads it."""
+    import cv2
+    from matplotlib import cbook
+
+    image = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape == (600, 512, 3)
+    return image

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mtcnn_lab.backends.base import ONE_INPUT_PER_CALL
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cascade import CascadeParams, stage_pnet
 from mtcnn_lab.compare import cascade_net_inputs, pnet_offset_shift
@@ -23,6 +24,7 @@ class ShiftedOffsets:
     """The reference PNet with a constant added to its box offsets (channels 2-5)."""
 
     name = "shifted"
+    batch_limits = ONE_INPUT_PER_CALL
 
     def __init__(self, weights, delta):
         self.backend, self.delta = NumpyBackend(weights), delta

@@ -2,13 +2,16 @@
 
 Inputs are float32 R,G,B batches normalised as ``(v - 127.5) * 0.0078125``; outputs are the raw
 last-layer values in OpenFace's order (logit non-face, logit face, dx1, dy1, dx2, dy2, then for
-ONet five landmark x and five landmark y). Backends know nothing about boxes. A backend whose
-outputs per image do not depend on the batch they came in says so with ``batch_invariant = True``
-(then ``MTCNN.detect_batch`` runs images of one size through the nets together).
+ONet five landmark x and five landmark y). Backends know nothing about boxes. Each backend measures
+when it is built, on the machine at hand, up to which batch size each net's outputs for one input do not
+depend on the batch (``batch_limits``, :mod:`mtcnn_lab.backends.batch_invariance`); the batched cascade
+joins images into one network call only up to that size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 import numpy as np
@@ -18,6 +21,9 @@ class Backend(Protocol):
     """A runtime that evaluates PNet, RNet and ONet."""
 
     name: str
+    batch_limits: Mapping[str, int]
+    """Per net (``pnet``, ``rnet``, ``onet``): the largest batch whose outputs for each input were measured
+    equal, bit for bit, to that input's outputs alone (1: batches change the bits)."""
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, h, w) same-size pyramid levels -> (N, 6, h', w') heat maps."""
@@ -30,6 +36,10 @@ class Backend(Protocol):
     def run_onet(self, crops: np.ndarray) -> np.ndarray:
         """(N, 3, 48, 48) crops -> (N, 16) outputs."""
         ...
+
+
+ONE_INPUT_PER_CALL = MappingProxyType({"pnet": 1, "rnet": 1, "onet": 1})
+"""The ``batch_limits`` of a backend that may not join inputs of several images in one call."""
 
 
 class NetRunner:

@@ -40,6 +40,7 @@ from ..convert.coreml import (
 from ..errors import BackendUnavailable, ConversionError, ParameterError
 from ..weights import NET_NAMES, WeightSet
 from .base import fp16_nets, precision_suffix
+from .batch_invariance import PROBE_SIZES, measure_batch_limits
 
 
 class CoreMLShapeWarning(UserWarning):
@@ -134,6 +135,9 @@ class CoreMLBackend:
         self.precision = precision
         self.pnet_file = paths["pnet"]
         self.name = f"coreml{precision_suffix(precision) or '-fp32'}-{self.compute_units}"
+        # PNet runs one Core ML call per image (above), so its batches cannot change the bits; and a probe
+        # shape that is not enumerated would fall back to numpy
+        self.batch_limits = {"pnet": max(PROBE_SIZES["pnet"]), **measure_batch_limits(self, ("rnet", "onet"))}
 
     def _predict(self, net: str, batch: np.ndarray) -> np.ndarray:
         result = self.models[net].predict({INPUT_NAME: np.ascontiguousarray(batch, np.float32)})

@@ -7,6 +7,7 @@ import numpy as np
 from .. import reference
 from ..weights import NET_NAMES, WeightSet, rounded_weights
 from .base import NetRunner, fp16_nets, precision_suffix
+from .batch_invariance import measure_batch_limits
 
 
 class NumpyBackend(NetRunner):
@@ -25,6 +26,7 @@ class NumpyBackend(NetRunner):
         self.weights = WeightSet(rounded.name, **{net: (rounded if net in self.half else weights).nets()[net]
                                                    for net in NET_NAMES}, source=weights.source)
         self.name = "numpy" + precision_suffix(precision)
+        self.batch_limits = measure_batch_limits(self)
 
     def _dtype(self, net: str) -> type | None:
         return np.float16 if net in self.half else None

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import BackendUnavailable, ConversionError, ParameterError
 from ..weights import NET_NAMES, WeightSet
 from .base import NetRunner, fp16_nets, precision_suffix
+from .batch_invariance import measure_batch_limits
 
 PROVIDER_PREFERENCE = (
     "TensorrtExecutionProvider",
@@ -109,6 +110,7 @@ class OnnxBackend(NetRunner):
         self._tap_sessions: dict[str, object] = {}
         used = self.sessions["pnet"].get_providers()[0]
         self.name = f"onnx-{provider_short_name(used)}" + precision_suffix(precision)
+        self.batch_limits = measure_batch_limits(self)
 
     def _model(self, net: str, model_dir: str | Path | None, taps: bool = False) -> bytes:
         from ..convert.onnx import fp16_model, model_file_name, onnx_model_bytes

@@ -8,6 +8,7 @@ outputs follow :mod:`mtcnn_lab.backends.base`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 
@@ -16,6 +17,9 @@ import numpy as np
 from ..errors import BackendUnavailable, ParameterError
 from ..weights import FC, NET_NAMES, Conv, MaxPool, NetSpec, PReLU, WeightSet
 from .base import NetRunner
+from .batch_invariance import measure_batch_limits
+
+log = logging.getLogger(__name__)
 
 CROP_SIDES = {"rnet": 24, "onet": 48}
 
@@ -88,12 +92,10 @@ class OpenVinoBackend(NetRunner):
     ``threads``: inference threads (default: OpenVINO's choice, one per core). The models take
     any input size. A PNet input shape seen a second time (a video's pyramid levels) gets a model
     compiled for that fixed shape (about 30 ms, once): a dynamic-shape model re-plans whenever the
-    shape changes, which measured about 2 ms per 640x480 frame. ``name`` is ``openvino-cpu``.
+    shape changes. The fixed-shape models are used only where they were measured, when the backend was
+    built, to give the dynamic model's bits (``fixed_shape_pnet``), so that a result never depends on which
+    shapes came before. ``name`` is ``openvino-cpu``.
     """
-
-    batch_invariant = True
-    """Each image's outputs are the same bits whether it runs alone or in a batch (measured here on every
-    net; tests/test_detector.py checks whole detections), so ``MTCNN.detect_batch`` may batch frames."""
 
     def __init__(self, weights: WeightSet, threads: int | None = None):
         ov, _ = _import_openvino()
@@ -111,6 +113,20 @@ class OpenVinoBackend(NetRunner):
         self._static_pnet: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self._static_lock = threading.Lock()
         self.name = "openvino-cpu"
+        self.fixed_shape_pnet = True
+        self.fixed_shape_pnet = self._static_pnet_matches_dynamic()
+        self.batch_limits = measure_batch_limits(self)
+
+    def _static_pnet_matches_dynamic(self) -> bool:
+        """Whether PNet compiled for a fixed shape gives, on this CPU, the bits of the dynamic-shape model."""
+        level = np.random.default_rng(0).uniform(-1, 1, (1, 3, 97, 130)).astype(np.float32)
+        dynamic = self._run("pnet", level)  # first sight of the shape: the dynamic model
+        fixed = self._run("pnet", level)  # second: compiled for it
+        if not np.array_equal(dynamic, fixed):
+            log.info("openvino: PNet compiled for a fixed shape differs from the dynamic model by %.3g; "
+                     "keeping the dynamic model", float(np.abs(dynamic - fixed).max()))
+            return False
+        return True
 
     def _request(self, net: str):
         requests = getattr(self._local, "requests", None)
@@ -119,7 +135,10 @@ class OpenVinoBackend(NetRunner):
         return requests[net]
 
     def _static_pnet_request(self, shape: tuple[int, ...]):
-        """This thread's infer request of PNet compiled for ``shape``, or None while it is seen once."""
+        """This thread's infer request of PNet compiled for ``shape``, or None while it is seen once (or
+        when fixed-shape models are off, ``fixed_shape_pnet``)."""
+        if not self.fixed_shape_pnet:
+            return None
         with self._static_lock:
             compiled = self._static_pnet.get(shape)
             if compiled is None:

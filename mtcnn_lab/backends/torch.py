@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..weights import NET_NAMES, WeightSet
 from .base import NetRunner, fp16_nets, precision_suffix
+from .batch_invariance import measure_batch_limits
 
 
 def available_devices() -> list[str]:
@@ -44,6 +45,7 @@ class TorchBackend(NetRunner):
         self.dtypes = {net: torch.float16 if net in half else torch.float32 for net in NET_NAMES}
         self.nets = {net: OpenFaceNet(spec).to(self.device, self.dtypes[net]) for net, spec in weights.nets().items()}
         self.name = f"torch-{self.device}" + precision_suffix(precision)
+        self.batch_limits = measure_batch_limits(self)
 
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
