@@ -106,7 +106,21 @@ def test_openvino_compiles_a_repeated_pnet_shape_for_its_size(bundled_weights):
         pytest.skip(f"openvino not available here: {err}")
     reference = NumpyBackend(bundled_weights).run_pnet(batch("pnet"))
     other = np.zeros((1, 3, 30, 40), np.float32)
+    before = set(backend._static_pnet)  # what the backend's own measurements compiled
     outputs = [backend.run_pnet(x) for x in (batch("pnet"), other, batch("pnet"), other, batch("pnet"))]
-    assert set(backend._static_pnet) == {INPUTS["pnet"], other.shape}  # each compiled on its second call
+    assert set(backend._static_pnet) - before == {INPUTS["pnet"], other.shape}  # each compiled on its second call
     for out in outputs[::2]:  # dynamic, then static model: both agree with the reference
         np.testing.assert_allclose(out, reference, rtol=0, atol=1e-4)
+    if backend.fixed_shape_pnet:  # measured when built: then the two models give the same bits
+        assert np.array_equal(outputs[0], outputs[2]) and np.array_equal(outputs[2], outputs[4])
+
+
+def test_openvino_without_fixed_shape_models_keeps_the_dynamic_one(bundled_weights):
+    """What the backend does on a CPU where a fixed-shape PNet gives other bits than the dynamic model."""
+    backend = select.make_backend("openvino", bundled_weights)
+    backend.fixed_shape_pnet = False
+    before = set(backend._static_pnet)
+    shape = np.zeros((1, 3, 33, 47), np.float32)
+    outputs = [backend.run_pnet(shape) for _ in range(3)]
+    assert set(backend._static_pnet) == before
+    assert all(np.array_equal(outputs[0], out) for out in outputs)

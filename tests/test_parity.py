@@ -2,18 +2,24 @@
 
 For every FP32 backend (numpy reference, torch CPU, ONNX Runtime CPU, OpenVINO CPU): same number of faces, bbox and
 bbox_pre_correction within 0.01 px, confidences within 1e-4, landmarks within 0.01 px; and every
-intermediate stage equal.
+intermediate stage equal. ``detect_batch`` gives the 50 inputs the bits of ``detect``, and the frames cut
+from the sample videos, put back into a lossless video, match C++ through ``detect_video`` on two workers.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections import defaultdict
 
+import cv2
+import numpy as np
 import pytest
 
 from mtcnn_lab import MTCNN
 from mtcnn_lab.compare import load_cpp_reference, parity_row
 from mtcnn_lab.frames import read_image
+from mtcnn_lab.video import detect_video, stream_frames
 
 from .conftest import REFERENCE, SAMPLES, require_shared
 
@@ -64,3 +70,47 @@ def test_detections_match_cpp(cpp, detector):
     # Every RNet candidate, in pick order (the resize is OpenFace's own, bit for bit: tests/test_resize.py).
     assert trace["rnet_input_boxes"] == stages["rnet_input_boxes"]
     assert trace["rnet_scores"] == pytest.approx(stages["rnet_scores"], abs=CONF)
+
+
+def test_detect_batch_gives_the_dev_inputs_the_bits_of_detect(detector):
+    require_shared("reference", "cpp_mtcnn_dev.json")
+    images = sorted((read_image(SAMPLES / e["image"]) for e in dev_entries()), key=lambda i: i.shape)
+    singles = [detector.detect(image) for image in images]
+    batched = detector.detect_batch(images)  # same-size frames of a video go through the nets together
+    assert [b.faces() for b in batched] == [s.faces() for s in singles]
+    assert all(np.array_equal(b.onet_outputs, s.onet_outputs) for b, s in zip(batched, singles, strict=True))
+
+
+def video_frames() -> dict[str, list[dict]]:
+    """The dev inputs cut from the sample videos (``frames/NAME_fINDEX.png``), per video, in frame order."""
+    found = defaultdict(list)
+    for entry in dev_entries():
+        match = re.fullmatch(r"frames/(.+)_f(\d+)\.png", entry["image"])
+        if match:
+            found[match[1]].append((int(match[2]), entry))
+    return {video: [e for _, e in sorted(frames, key=lambda f: f[0])] for video, frames in found.items()}
+
+
+def assert_faces_match_cpp(faces: list[dict], cpp: dict) -> None:
+    assert len(faces) == len(cpp["faces"]), f"{cpp['image']}: {len(faces)} faces, C++ {len(cpp['faces'])}"
+    for ours, theirs in zip(faces, cpp["faces"], strict=True):
+        for field, tolerance in (("bbox", PX), ("bbox_pre_correction", PX), ("landmarks", PX), ("confidence", CONF)):
+            diff = np.abs(np.asarray(ours[field], np.float64) - np.asarray(theirs[field], np.float64)).max()
+            assert diff <= tolerance, (cpp["image"], field, diff)
+        assert ours["onet_input_box"] == theirs["onet_input_box"], cpp["image"]
+
+
+@pytest.mark.parametrize("video", sorted(video_frames()))
+def test_dev_video_frames_through_detect_video_on_two_workers_match_cpp(video, detector, tmp_path):
+    frames = video_frames()[video]
+    images = [read_image(SAMPLES / e["image"]) for e in frames]
+    path = tmp_path / f"{video}.avi"  # PNG-coded frames: decoding gives the dev inputs' pixels back
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"png "), 10, images[0].shape[1::-1])
+    for image in images:
+        writer.write(image)
+    writer.release()
+    assert all(np.array_equal(frame, image) for (_, frame), image in zip(stream_frames(path), images, strict=True))
+    entries = list(detect_video(detector, path, progress=False, workers=2))
+    assert [e["frame"] for e in entries] == list(range(len(frames)))
+    for entry, cpp in zip(entries, frames, strict=True):
+        assert_faces_match_cpp(entry["faces"], cpp)
