@@ -51,6 +51,19 @@ class MTCNN:
         log.info("MTCNN: %s weights (%s), %s backend", self.weights.name, self.weights.source,
                  self.backend.name)
 
+    def close(self) -> None:
+        """Stop the resizing helper thread; later calls resize on the calling thread alone. Also
+        ``with MTCNN(...) as detector:``."""
+        if self.resize_pool is not None:
+            self.resize_pool.shutdown()
+            self.resize_pool = None
+
+    def __enter__(self) -> MTCNN:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"MTCNN(backend={self.backend.name!r}, weights={self.weights.name!r}, {self.params})"
 

@@ -69,6 +69,13 @@ def capped_environment(level: str, base: Mapping[str, str] | None = None) -> dic
     return env
 
 
+def openblas_within(level: str, openblas: str) -> bool:
+    """Whether OpenBLAS running the ``openblas`` kernel family (as :func:`kernels_in_use` reports it)
+    stays within ``level``: its family is the level's or one of a lower level."""
+    allowed = [LEVELS[name]["OPENBLAS_CORETYPE"].lower() for name in list(LEVELS)[:list(LEVELS).index(level) + 1]]
+    return openblas.lower() in allowed
+
+
 def _openvino_primitives() -> list[str]:
     """The primitive types of OpenVINO's compiled RNet (bundled weights)."""
     import openvino

@@ -377,3 +377,16 @@ def test_one_thread_means_no_resize_helper_and_more_threads_give_the_same_faces(
     assert len(a.trace["rnet_input_boxes"]) >= 16 and len(a.boxes) >= 1  # enough crops to split; a face
     np.testing.assert_array_equal(a.boxes, b.boxes)
     assert a.trace == b.trace
+
+
+def test_close_stops_the_resize_thread_and_the_detector_still_detects(hopper, hopper_result):
+    import threading
+
+    with MTCNN(backend="numpy", weights="zhang2016", threads=2) as det:
+        pool = det.resize_pool
+        assert pool is not None
+        first = det.detect(hopper)
+        assert any(t.name.startswith("mtcnn-resize") for t in threading.enumerate())
+    assert det.resize_pool is None and pool._shutdown
+    assert_same(det.detect(hopper), first)
+    det.close()  # twice is fine

@@ -66,3 +66,11 @@ def test_parity_and_batch_identity_hold_under_the_cap(level):
                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, f"under the {level} cap ({kernels}):\n{run.stdout[-4000:]}"
     assert " passed" in run.stdout.splitlines()[-1] and "skipped" not in run.stdout.splitlines()[-1], run.stdout[-500:]
+
+
+def test_openblas_is_within_a_level_when_its_kernels_are_that_level_s_or_lower():
+    from mtcnn_lab.isa import openblas_within
+
+    assert openblas_within("avx2", "Haswell") and openblas_within("avx512", "Haswell")
+    assert not openblas_within("sse4.2", "Haswell") and not openblas_within("avx2", "SkylakeX")
+    assert openblas_within("sse4.2", "NEHALEM")
