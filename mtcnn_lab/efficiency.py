@@ -11,6 +11,7 @@ against a float32 GEMM peak measured on the same machine at the same thread coun
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 
@@ -151,3 +152,28 @@ def measure_efficiency(images: Mapping[str, np.ndarray], backend: str = "auto", 
     peak = {kind: max(before[kind], after[kind]) for kind in before}
     return {"backend": detector.backend.name, "threads": threads, "images": len(images), "repeats": repeats,
             "gemm_gmacs": peak, "nets": efficiency_rows(macs, seconds, peak["peak"])}
+
+
+def efficiency_table(levels: Mapping[str, Mapping]) -> list[dict]:
+    """Rows ``level, backend, threads, net, gmacs, peak_gmacs, share_of_peak`` from runs of
+    :func:`measure_efficiency` grouped by ISA level (``{level: {"runs": [...]}}``, the ``levels`` of
+    ``results/bench/efficiency.json``)."""
+    return [{"level": level, "backend": run["backend"], "threads": run["threads"], "net": row["net"],
+             "gmacs": row["gmacs"], "peak_gmacs": run["gemm_gmacs"]["peak"], "share_of_peak": row["share_of_peak"]}
+            for level, entry in levels.items() for run in entry["runs"] for row in run["nets"]]
+
+
+def efficiency_markdown(rows: list[dict]) -> str:
+    """:func:`efficiency_table` rows as a Markdown table: a row per net, a column per level and thread
+    count, each cell ``share of peak (GMAC/s achieved / GMAC/s peak)``."""
+    from .compare import markdown_table
+
+    summary = [dict(row, run=f"{row['level']}, {row['threads']} thread{'s' if row['threads'] > 1 else ''}")
+               for row in rows]
+
+    def cell(row: dict | None) -> str:
+        if row is None or not math.isfinite(row["gmacs"]):
+            return "–"
+        return f"{row['share_of_peak']:.0%} ({row['gmacs']:.0f} / {row['peak_gmacs']:.0f})"
+
+    return markdown_table(summary, index="net", columns="run", cell=cell)

@@ -32,6 +32,7 @@ thread_counts = [1, 2]
 
 # %%
 import importlib.util
+import json
 import platform
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from mtcnn_lab import MTCNN, figures
 from mtcnn_lab.backends.select import backend_report
 from mtcnn_lab.bench import benchmark_detector, machine_info
 from mtcnn_lab.dataset import load_manifest
+from mtcnn_lab.efficiency import efficiency_markdown, efficiency_table, measure_efficiency
 from mtcnn_lab.tables import save_table
 from mtcnn_lab.weights import load_weights
 
@@ -118,6 +120,25 @@ if platform.system() == "Darwin" and "coreml" in available:
 else:
     print(f"This is {platform.system()}, not macOS: Core ML cannot predict here, so the compute-unit sweep "
           "(ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY) was not run. Run this notebook on a Mac to fill it in.")
+
+# %% [markdown]
+# ## Efficiency: each net's share of the machine's float32 GEMM peak
+# The multiply-accumulates of every net call (pyramid level sizes, crop counts from the trace) over the
+# seconds the cascade spent in that net, against a GEMM measured in the same run at the same thread
+# count (`mtcnn_lab.efficiency`). Rows `here` are measured now with the default backend; the other rows
+# come from `benchmarks/efficiency.py`, which runs every ISA level this CPU can emulate
+# (`results/bench/efficiency.json`).
+
+# %%
+eff_runs = [measure_efficiency(images, "auto", threads, repeats=2 if quick else 3, weights=weights)
+            for threads in thread_counts]
+eff_levels = {"here": {"runs": eff_runs}}
+eff_file = results / "bench" / "efficiency.json"
+if eff_file.exists():
+    eff_levels.update(json.loads(eff_file.read_text())["levels"])
+eff_rows = efficiency_table(eff_levels)
+save_table(eff_rows, "06_efficiency", results / "tables", meta={"machine": machine, "frames": len(images)})
+display(Markdown(efficiency_markdown(eff_rows)))
 
 # %% [markdown]
 # ## Figures
