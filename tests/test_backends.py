@@ -106,21 +106,34 @@ def test_openvino_compiles_a_repeated_pnet_shape_for_its_size(bundled_weights):
         pytest.skip(f"openvino not available here: {err}")
     reference = NumpyBackend(bundled_weights).run_pnet(batch("pnet"))
     other = np.zeros((1, 3, 30, 40), np.float32)
-    before = set(backend._static_pnet)  # what the backend's own measurements compiled
+    before = set(backend._fixed["pnet"])  # what the backend's own measurements compiled
     outputs = [backend.run_pnet(x) for x in (batch("pnet"), other, batch("pnet"), other, batch("pnet"))]
-    assert set(backend._static_pnet) - before == {INPUTS["pnet"], other.shape}  # each compiled on its second call
+    assert set(backend._fixed["pnet"]) - before == {INPUTS["pnet"], other.shape}  # each compiled on its second call
     for out in outputs[::2]:  # dynamic, then static model: both agree with the reference
         np.testing.assert_allclose(out, reference, rtol=0, atol=1e-4)
-    if backend.fixed_shape_pnet:  # measured when built: then the two models give the same bits
+    if "pnet" in backend.fixed_shape_nets:  # measured when built: then the two models give the same bits
         assert np.array_equal(outputs[0], outputs[2]) and np.array_equal(outputs[2], outputs[4])
 
 
 def test_openvino_without_fixed_shape_models_keeps_the_dynamic_one(bundled_weights):
     """What the backend does on a CPU where a fixed-shape PNet gives other bits than the dynamic model."""
     backend = select.make_backend("openvino", bundled_weights)
-    backend.fixed_shape_pnet = False
-    before = set(backend._static_pnet)
+    backend.fixed_shape_nets = frozenset()
+    before = set(backend._fixed["pnet"])
     shape = np.zeros((1, 3, 33, 47), np.float32)
     outputs = [backend.run_pnet(shape) for _ in range(3)]
-    assert set(backend._static_pnet) == before
+    assert set(backend._fixed["pnet"]) == before
     assert all(np.array_equal(outputs[0], out) for out in outputs)
+
+
+def test_openvino_compiles_a_repeated_onet_batch_size_and_keeps_its_bits(bundled_weights):
+    backend = select.make_backend("openvino", bundled_weights)
+    crops = np.random.default_rng(3).uniform(-1, 1, (11, 3, 48, 48)).astype(np.float32)
+    before = set(backend._fixed["onet"])
+    outputs = [backend.run_onet(crops) for _ in range(3)]
+    if "onet" in backend.fixed_shape_nets:  # measured when built to give the dynamic model's bits
+        assert set(backend._fixed["onet"]) - before == {crops.shape}
+        assert all(np.array_equal(outputs[0], out) for out in outputs)
+    else:
+        assert set(backend._fixed["onet"]) == before
+    np.testing.assert_allclose(outputs[-1], NumpyBackend(bundled_weights).run_onet(crops), rtol=0, atol=1e-4)

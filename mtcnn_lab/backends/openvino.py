@@ -82,19 +82,25 @@ def openvino_model(spec: NetSpec, taps: bool = False):
     return ov.Model([x], [data], spec.name)
 
 
-STATIC_PNET_SHAPES = 64
-"""PNet input shapes kept compiled for their fixed size (LRU); a video's pyramid needs about 10."""
+FIXED_SHAPES = 64
+"""Input shapes per net kept compiled for their fixed size (LRU): a video's pyramid needs about 10 PNet
+shapes, its frames' ONet crops a few dozen batch sizes."""
+
+FIXED_SHAPE_NETS = {"pnet": (1, 3, 97, 130), "onet": (5, 3, 48, 48)}
+"""The nets that get fixed-shape models, and the input shape on which each is checked against the dynamic
+model when the backend is built: PNet (pyramid levels recur from frame to frame) and ONet (the most work
+per call, over few batch sizes). RNet's batch sizes are too many to compile each."""
 
 
 class OpenVinoBackend(NetRunner):
     """Runs PNet/RNet/ONet with OpenVINO on the CPU, in FP32.
 
     ``threads``: inference threads (default: OpenVINO's choice, one per core). The models take
-    any input size. A PNet input shape seen a second time (a video's pyramid levels) gets a model
-    compiled for that fixed shape (about 30 ms, once): a dynamic-shape model re-plans whenever the
-    shape changes. The fixed-shape models are used only where they were measured, when the backend was
-    built, to give the dynamic model's bits (``fixed_shape_pnet``), so that a result never depends on which
-    shapes came before. ``name`` is ``openvino-cpu``.
+    any input size. A PNet or ONet input shape seen a second time (a video's pyramid levels, a batch size
+    of crops) gets a model compiled for that fixed shape (about 30 ms, once): a dynamic-shape model
+    re-plans whenever the shape changes. Fixed-shape models are used only for the nets where, when the
+    backend was built, they gave the dynamic model's bits (``fixed_shape_nets``), so that a result never
+    depends on which shapes came before. ``name`` is ``openvino-cpu``.
     """
 
     def __init__(self, weights: WeightSet, threads: int | None = None):
@@ -104,27 +110,27 @@ class OpenVinoBackend(NetRunner):
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
-        self.core, self.config, self.weights = ov.Core(), config, weights
+        self._ov, self.core, self.config, self.weights = ov, ov.Core(), config, weights
         self.compiled = {net: self.core.compile_model(openvino_model(weights.nets()[net]), "CPU", config)
                          for net in NET_NAMES}
         self._local = threading.local()  # one infer request per net and thread: calls are thread-safe
         self._tap_requests: dict[str, object] = {}
-        self._pnet_shapes_seen: set[tuple[int, ...]] = set()
-        self._static_pnet: OrderedDict[tuple[int, ...], object] = OrderedDict()
-        self._static_lock = threading.Lock()
+        self._seen: dict[str, set[tuple[int, ...]]] = {net: set() for net in FIXED_SHAPE_NETS}
+        self._fixed: dict[str, OrderedDict[tuple[int, ...], object]] = {net: OrderedDict() for net in FIXED_SHAPE_NETS}
+        self._fixed_lock = threading.Lock()
         self.name = "openvino-cpu"
-        self.fixed_shape_pnet = True
-        self.fixed_shape_pnet = self._static_pnet_matches_dynamic()
+        self.fixed_shape_nets = frozenset(FIXED_SHAPE_NETS)
+        self.fixed_shape_nets = frozenset(net for net in FIXED_SHAPE_NETS if self._fixed_matches_dynamic(net))
         self.batch_limits = measure_batch_limits(self)
 
-    def _static_pnet_matches_dynamic(self) -> bool:
-        """Whether PNet compiled for a fixed shape gives, on this CPU, the bits of the dynamic-shape model."""
-        level = np.random.default_rng(0).uniform(-1, 1, (1, 3, 97, 130)).astype(np.float32)
-        dynamic = self._run("pnet", level)  # first sight of the shape: the dynamic model
-        fixed = self._run("pnet", level)  # second: compiled for it
+    def _fixed_matches_dynamic(self, net: str) -> bool:
+        """Whether ``net`` compiled for a fixed shape gives, on this CPU, the bits of the dynamic-shape model."""
+        x = np.random.default_rng(0).uniform(-1, 1, FIXED_SHAPE_NETS[net]).astype(np.float32)
+        dynamic = self._run(net, x)  # first sight of the shape: the dynamic model
+        fixed = self._run(net, x)  # second: compiled for it
         if not np.array_equal(dynamic, fixed):
-            log.info("openvino: PNet compiled for a fixed shape differs from the dynamic model by %.3g; "
-                     "keeping the dynamic model", float(np.abs(dynamic - fixed).max()))
+            log.info("openvino: %s compiled for a fixed shape differs from the dynamic model by %.3g; "
+                     "keeping the dynamic model", net, float(np.abs(dynamic - fixed).max()))
             return False
         return True
 
@@ -134,31 +140,32 @@ class OpenVinoBackend(NetRunner):
             requests = self._local.requests = {name: c.create_infer_request() for name, c in self.compiled.items()}
         return requests[net]
 
-    def _static_pnet_request(self, shape: tuple[int, ...]):
-        """This thread's infer request of PNet compiled for ``shape``, or None while it is seen once (or
-        when fixed-shape models are off, ``fixed_shape_pnet``)."""
-        if not self.fixed_shape_pnet:
+    def _fixed_request(self, net: str, shape: tuple[int, ...]):
+        """This thread's infer request of ``net`` compiled for ``shape``, or None while the shape is seen once
+        (or when ``net`` is not in ``fixed_shape_nets``)."""
+        if net not in self.fixed_shape_nets:
             return None
-        with self._static_lock:
-            compiled = self._static_pnet.get(shape)
+        with self._fixed_lock:
+            fixed = self._fixed[net]
+            compiled = fixed.get(shape)
             if compiled is None:
-                if shape not in self._pnet_shapes_seen:
-                    if len(self._pnet_shapes_seen) >= 16 * STATIC_PNET_SHAPES:  # photos of many sizes: stay small
-                        self._pnet_shapes_seen.clear()
-                    self._pnet_shapes_seen.add(shape)
+                seen = self._seen[net]
+                if shape not in seen:
+                    if len(seen) >= 16 * FIXED_SHAPES:  # photos of many sizes: stay small
+                        seen.clear()
+                    seen.add(shape)
                     return None
-                ov, _ = _import_openvino()
-                model = openvino_model(self.weights.nets()["pnet"])
-                model.reshape({0: ov.PartialShape(list(shape))})
-                compiled = self._static_pnet[shape] = self.core.compile_model(model, "CPU", self.config)
-                if len(self._static_pnet) > STATIC_PNET_SHAPES:
-                    self._static_pnet.popitem(last=False)
-            self._static_pnet.move_to_end(shape)
-        requests = self._local.__dict__.setdefault("static_pnet", {})
-        entry = requests.get(shape)
+                model = openvino_model(self.weights.nets()[net])
+                model.reshape({0: self._ov.PartialShape(list(shape))})
+                compiled = fixed[shape] = self.core.compile_model(model, "CPU", self.config)
+                if len(fixed) > FIXED_SHAPES:
+                    fixed.popitem(last=False)
+            fixed.move_to_end(shape)
+        requests = self._local.__dict__.setdefault("fixed", {})
+        entry = requests.get((net, shape))
         if entry is None or entry[0] is not compiled:
-            entry = requests[shape] = (compiled, compiled.create_infer_request())
-            if len(requests) > STATIC_PNET_SHAPES:
+            entry = requests[net, shape] = (compiled, compiled.create_infer_request())
+            if len(requests) > len(FIXED_SHAPE_NETS) * FIXED_SHAPES:
                 del requests[next(iter(requests))]
         return entry[1]
 
@@ -176,9 +183,8 @@ class OpenVinoBackend(NetRunner):
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0 and net != "pnet":
             return np.zeros((0, 6 if net == "rnet" else 16), np.float32)
-        request = self._static_pnet_request(batch.shape) if net == "pnet" else None
-        if request is None:
-            request = self._request(net)
-        # share_inputs: OpenVINO reads the caller's array instead of copying it; the output is copied
-        result = request.infer({0: np.ascontiguousarray(batch, np.float32)}, share_inputs=True)
-        return np.array(result[0], np.float32)
+        request = self._fixed_request(net, batch.shape) or self._request(net)
+        # a tensor on the caller's array (no input copy); the output buffer is the request's, so it is copied
+        request.set_input_tensor(self._ov.Tensor(np.ascontiguousarray(batch, np.float32), shared_memory=True))
+        request.infer()
+        return request.get_output_tensor(0).data.copy()
