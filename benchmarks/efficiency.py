@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from mtcnn_lab.bench import dev_frames, machine_info, write_report
 from mtcnn_lab.efficiency import measure_efficiency
-from mtcnn_lab.isa import LEVELS, capped_environment, kernels_in_use, openblas_within, runnable_levels
+from mtcnn_lab.isa import LEVELS, kernels_in_use, openblas_within, run_under_levels, runnable_levels
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "efficiency.json"
@@ -51,17 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     levels = args.levels or runnable_levels()
-    report = {"schema": SCHEMA, "machine": machine_info(), "levels": {}}
-    for level in levels:
-        print(f"  {level}...", file=sys.stderr)
-        with tempfile.TemporaryFile("w+") as out:
-            child = [sys.executable, str(Path(__file__).resolve()), "--this-process", level,
-                     "--backend", args.backend, "--repeats", str(args.repeats), "--threads", *map(str, args.threads)]
-            if args.limit is not None:
-                child += ["--limit", str(args.limit)]
-            subprocess.run(child, env=capped_environment(level), stdout=out, check=True, cwd=ROOT)
-            out.seek(0)
-            report["levels"][level] = json.load(out)
+    child = [sys.executable, str(Path(__file__).resolve()), "--this-process", "{level}", "--backend", args.backend,
+             "--repeats", str(args.repeats), "--threads", *map(str, args.threads)]
+    if args.limit is not None:
+        child += ["--limit", str(args.limit)]
+    levels = run_under_levels(child, args.levels or runnable_levels(), ROOT, lambda level: print(f"  {level}...",
+                                                                                               file=sys.stderr))
+    report = {"schema": SCHEMA, "machine": machine_info(), "levels": levels}
     print(f"wrote {write_report(report, args.out)}")
     return 0
 

@@ -12,13 +12,17 @@ environment variable read when the library loads, so one machine can check what 
 * ONNX Runtime (MLAS) has no such switch: it dispatches on the CPU's own flags.
 
 :func:`kernels_in_use` reports what each runtime actually picked, so a cap that is ignored is seen.
-Caps only take effect in a new process: :func:`capped_environment` builds its environment.
+Caps only take effect in a new process: :func:`capped_environment` builds its environment, and
+:func:`run_under_levels` runs a command under each level.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 LEVELS: dict[str, dict[str, str]] = {
@@ -112,3 +116,42 @@ def kernels_in_use() -> dict[str, str]:
                                           if i.get("internal_api") == "openblas"})) or "not loaded"
     report["onnxruntime"] = "no cap: MLAS dispatches on the CPU's own flags"
     return report
+
+
+def run_under_levels(command: Sequence[str], levels: Sequence[str], cwd: str | os.PathLike | None = None,
+                     progress: Callable[[str], None] | None = None) -> dict[str, object]:
+    """Run ``command`` once per ISA level, each in a new process under that level's caps, and return
+    ``{level: the JSON it printed on stdout}``; ``"{level}"`` in an argument is replaced by the level.
+    ``CalledProcessError`` when a run fails."""
+    results = {}
+    for level in levels:
+        if progress is not None:
+            progress(level)
+        with tempfile.TemporaryFile("w+") as out:
+            subprocess.run([arg.replace("{level}", level) for arg in command], env=capped_environment(level),
+                           stdout=out, check=True, cwd=cwd)
+            out.seek(0)
+            results[level] = json.load(out)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mtcnn_lab.isa LEVEL COMMAND...``: run COMMAND under LEVEL's caps; with no COMMAND,
+    print the runtimes' kernels under them."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in LEVELS:
+        print(f"usage: python -m mtcnn_lab.isa {{{','.join(LEVELS)}}} [COMMAND...]", file=sys.stderr)
+        return 2
+    level, command = args[0], args[1:] or [sys.executable, "-c", "import json; from mtcnn_lab.isa import "
+                                                                  "kernels_in_use; print(json.dumps(kernels_in_use()))"]
+    if level not in runnable_levels():
+        print(f"error: this CPU cannot run {level} code (it runs {', '.join(runnable_levels()) or 'none'})",
+              file=sys.stderr)
+        return 2
+    return subprocess.run(command, env=capped_environment(level)).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

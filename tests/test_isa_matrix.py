@@ -74,3 +74,11 @@ def test_openblas_is_within_a_level_when_its_kernels_are_that_level_s_or_lower()
     assert openblas_within("avx2", "Haswell") and openblas_within("avx512", "Haswell")
     assert not openblas_within("sse4.2", "Haswell") and not openblas_within("avx2", "SkylakeX")
     assert openblas_within("sse4.2", "NEHALEM")
+
+
+def test_the_isa_command_runs_a_command_under_the_cap_and_refuses_unknown_levels(capfd):
+    from mtcnn_lab.isa import main
+
+    assert main(["avx2", sys.executable, "-c", "import os; print(os.environ['ONEDNN_MAX_CPU_ISA'])"]) == 0
+    assert capfd.readouterr().out.strip() == "AVX2"
+    assert main(["avx9"]) == 2 and "usage" in capfd.readouterr().err
