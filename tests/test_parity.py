@@ -2,14 +2,13 @@
 
 For every FP32 backend (numpy reference, torch CPU, ONNX Runtime CPU, OpenVINO CPU): same number of faces, bbox and
 bbox_pre_correction within 0.01 px, confidences within 1e-4, landmarks within 0.01 px; and every
-intermediate stage equal. ``detect_batch`` gives the 50 inputs the bits of ``detect``, and the frames cut
-from the sample videos, put back into a lossless video, match C++ through ``detect_video`` on two workers.
+intermediate stage equal. ``detect_batch`` gives the 50 inputs the bits of ``detect``, and the 50 inputs,
+each size group put into a lossless video, match C++ through ``detect_video`` on two workers.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 
 import cv2
@@ -81,14 +80,13 @@ def test_detect_batch_gives_the_dev_inputs_the_bits_of_detect(detector):
     assert all(np.array_equal(b.onet_outputs, s.onet_outputs) for b, s in zip(batched, singles, strict=True))
 
 
-def video_frames() -> dict[str, list[dict]]:
-    """The dev inputs cut from the sample videos (``frames/NAME_fINDEX.png``), per video, in frame order."""
-    found = defaultdict(list)
-    for entry in dev_entries():
-        match = re.fullmatch(r"frames/(.+)_f(\d+)\.png", entry["image"])
-        if match:
-            found[match[1]].append((int(match[2]), entry))
-    return {video: [e for _, e in sorted(frames, key=lambda f: f[0])] for video, frames in found.items()}
+def size_groups() -> dict[str, list[dict]]:
+    """The dev inputs by frame size (``WIDTHxHEIGHT``), each group in name order: the video frames cut from
+    one sample video, the image sequence, the stills of one size."""
+    groups = defaultdict(list)
+    for entry in sorted(dev_entries(), key=lambda e: e["image"]):
+        groups[f"{entry['width']}x{entry['height']}"].append(entry)
+    return dict(groups)
 
 
 def assert_faces_match_cpp(faces: list[dict], cpp: dict) -> None:
@@ -100,11 +98,12 @@ def assert_faces_match_cpp(faces: list[dict], cpp: dict) -> None:
         assert ours["onet_input_box"] == theirs["onet_input_box"], cpp["image"]
 
 
-@pytest.mark.parametrize("video", sorted(video_frames()))
-def test_dev_video_frames_through_detect_video_on_two_workers_match_cpp(video, detector, tmp_path):
-    frames = video_frames()[video]
+@pytest.mark.parametrize("size", sorted(size_groups()))
+def test_dev_inputs_of_one_size_as_a_video_through_detect_video_on_two_workers_match_cpp(size, detector, tmp_path):
+    """Every dev input, each size group put into a lossless video, through detect_video on two workers."""
+    frames = size_groups()[size]
     images = [read_image(SAMPLES / e["image"]) for e in frames]
-    path = tmp_path / f"{video}.avi"  # PNG-coded frames: decoding gives the dev inputs' pixels back
+    path = tmp_path / f"{size}.avi"  # PNG-coded frames: decoding gives the dev inputs' pixels back
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"png "), 10, images[0].shape[1::-1])
     for image in images:
         writer.write(image)
