@@ -1,7 +1,7 @@
 """Each net's achieved GMAC/s and share of this machine's float32 GEMM peak, per ISA level and thread count.
 
 Writes ``results/bench/efficiency.json`` (layout: ``benchmarks/README.md``). Each level runs in a new
-process under that level's caps (:mod:`mtcnn_lab.isa`), so an AVX-512 machine also reports AVX2::
+process under that level's caps (:mod:`mtcnn_lab.lab.isa`), so an AVX-512 machine also reports AVX2::
 
     .venv/bin/python benchmarks/efficiency.py                      # 50 dev inputs, every level up to this CPU's
     .venv/bin/python benchmarks/efficiency.py --levels avx2 --limit 5 --repeats 1   # smoke run
@@ -14,9 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from mtcnn_lab.bench import dev_frames, machine_info, write_report
-from mtcnn_lab.efficiency import measure_efficiency
-from mtcnn_lab.isa import LEVELS, kernels_in_use, openblas_within, run_under_levels, runnable_levels
+from mtcnn_lab.lab.bench import dev_frames, machine_info, write_report
+from mtcnn_lab.lab.efficiency import measure_efficiency
+from mtcnn_lab.lab.isa import LEVELS, kernels_in_use, openblas_within, run_under_levels, runnable_levels
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "efficiency.json"

@@ -1,9 +1,9 @@
 """Frames per second of 1080x1920 portrait frames through ``MTCNN.detect_batch``, one process, per ISA level.
 
-The frames (``--frames``, default 40, of the portrait clip of :mod:`mtcnn_lab.bench_clips`) are decoded
+The frames (``--frames``, default 40, of the portrait clip of :mod:`mtcnn_lab.lab.bench_clips`) are decoded
 into memory first, so only detection is timed: one ``detect_batch`` call over all of them per round,
 ``--rounds`` rounds (default 5) after one untimed call, the machine's load average read before and after
-each. Each ISA level runs in a new process under its caps (:mod:`mtcnn_lab.isa`). Writes
+each. Each ISA level runs in a new process under its caps (:mod:`mtcnn_lab.lab.isa`). Writes
 ``results/bench/portrait_batch.json``::
 
     .venv/bin/python benchmarks/portrait_batch.py                  # every level this CPU runs, 2 threads
@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from mtcnn_lab import MTCNN
-from mtcnn_lab.bench import machine_info, pinned_threads, write_report
-from mtcnn_lab.bench_clips import portrait_clip
-from mtcnn_lab.frames import iter_video_frames
-from mtcnn_lab.isa import LEVELS, kernels_in_use, run_under_levels, runnable_levels
+from mtcnn_lab.io.frames import iter_video_frames
+from mtcnn_lab.lab.bench import machine_info, pinned_threads, write_report
+from mtcnn_lab.lab.bench_clips import portrait_clip
+from mtcnn_lab.lab.isa import LEVELS, kernels_in_use, run_under_levels, runnable_levels
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "portrait_batch.json"

@@ -14,9 +14,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mtcnn_lab import MTCNN, __version__
-from mtcnn_lab.bench import machine_info, pinned_threads, summarise, time_calls
-from mtcnn_lab.compare import load_cpp_reference
-from mtcnn_lab.frames import read_image
+from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.lab.bench import machine_info, pinned_threads, summarise, time_calls
+from mtcnn_lab.lab.compare import load_cpp_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 

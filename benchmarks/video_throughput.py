@@ -4,7 +4,7 @@
   portrait clip (faces of sample2/multi_face pasted on a portrait canvas, moving), a 640x480 clip
   (the first frames of ``multi_face.avi``) and a minute-long 640x480 clip (``multi_face.avi`` played
   in a loop; run with ``--workers`` only), all MPEG-4 (mp4v) in a temporary folder.
-* Streams each with :func:`mtcnn_lab.video.detect_video`, decode included, once with ``workers=1``
+* Streams each with :func:`mtcnn_lab.video.stream.detect_video`, decode included, once with ``workers=1``
   (decode thread + detection in this process, ``--threads`` threads) and once with ``--workers``
   worker processes (1 thread each), and reports frames per second: ``fps`` over the whole call
   (worker start-up included) and ``steady_fps`` over the second half of the clip (after the
@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from mtcnn_lab import MTCNN, __version__
-from mtcnn_lab.bench import machine_info, pinned_threads, summarise, time_calls
-from mtcnn_lab.bench_clips import portrait_clip, vga_clip
-from mtcnn_lab.frames import read_image
-from mtcnn_lab.video import detect_video
+from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.lab.bench import machine_info, pinned_threads, summarise, time_calls
+from mtcnn_lab.lab.bench_clips import portrait_clip, vga_clip
+from mtcnn_lab.video.stream import detect_video
 
 ROOT = Path(__file__).resolve().parents[1]
 

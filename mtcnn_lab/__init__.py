@@ -5,9 +5,9 @@ Public API: :class:`MTCNN`, :class:`Detections`, :func:`load_weights`.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .detections import Detections
-from .detector import MTCNN
-from .weights import load_weights
+from mtcnn_lab.detections import Detections
+from mtcnn_lab.detector import MTCNN
+from mtcnn_lab.weights.sets import load_weights
 
 try:
     __version__ = version("mtcnn-lab")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__
-from .errors import MtcnnLabError, OutputExists, ParameterError
-from .files import write_json
+from mtcnn_lab import __version__
+from mtcnn_lab.errors import MtcnnLabError, OutputExists, ParameterError
+from mtcnn_lab.files import write_json
 
 log = logging.getLogger("mtcnn_lab")
 
@@ -75,9 +75,9 @@ def partial_file(json_out: str | None, video: str) -> Path | None:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     """Run the detector on every path; write the design.md JSON; 1 if any path failed."""
-    from .detector import MTCNN
-    from .frames import is_video, iter_inputs
-    from .video import detect_video
+    from mtcnn_lab.detector import MTCNN
+    from mtcnn_lab.io.frames import is_video, iter_inputs
+    from mtcnn_lab.video.stream import detect_video
 
     if args.json is not None:  # fail before the run, not after it
         check_json_out(Path(args.json), args.force)
@@ -88,7 +88,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     limit_threads(args.threads)
     streamed = {p for p in args.paths if args.every is not None and is_video(p) and Path(p).is_file()}
     if streamed and args.workers > 1:
-        from .frame_workers import start_fork_server
+        from mtcnn_lab.video.workers import start_fork_server
 
         start_fork_server()  # it loads its modules while the detector is built here
     detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face, threads=args.threads)
@@ -138,7 +138,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Show the OpenFace model cache; with ``--accept-license`` download what is missing."""
-    from .models_cache import cache_status, install_openface_models, license_accepted
+    from mtcnn_lab.weights.models_cache import cache_status, install_openface_models, license_accepted
 
     root = Path(args.dir) if args.dir else None
     if license_accepted(args.accept_license):
@@ -157,8 +157,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_backends(args: argparse.Namespace) -> int:
     """List every backend: usable here or not, and why; the one ``auto`` picks."""
-    from .backends.select import AUTO_ORDER, backend_report
-    from .weights import load_weights
+    from mtcnn_lab.backends.select import AUTO_ORDER, backend_report
+    from mtcnn_lab.weights.sets import load_weights
 
     weights = load_weights(args.weights)
     rows = backend_report(weights)
@@ -175,12 +175,13 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Write ONNX or Core ML models of the three nets plus a JSON report into OUTDIR."""
-    from .weights import load_weights
+    from mtcnn_lab.weights.sets import load_weights
 
     weights = load_weights(args.weights)
     outdir = Path(args.outdir)
     if args.to == "onnx":
-        from .convert.onnx import export_onnx, onnx_report
+        from mtcnn_lab.convert.onnx import export_onnx
+        from mtcnn_lab.lab.conversion import onnx_report
 
         paths = export_onnx(weights, outdir, fp16=args.fp16, overwrite=args.overwrite)
         report = onnx_report(weights, paths, fp16=args.fp16)
@@ -188,7 +189,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         write_json(outdir / name, report, overwrite=True)
         paths["report"] = outdir / name
     else:
-        from .convert.coreml import convert_coreml
+        from mtcnn_lab.convert.coreml import convert_coreml
 
         paths = convert_coreml(weights, outdir, precision="fp16" if args.fp16 else "fp32",
                                compute_units=args.compute_units, overwrite=args.overwrite)
@@ -201,12 +202,13 @@ def cmd_workbench(args: argparse.Namespace) -> int:
     """Run the numbered notebooks headless into results/ and print what each wrote."""
     import time
 
-    from .workbench import RESULTS, parse_value, run_notebooks
+    from mtcnn_lab.lab.workbench import parse_value, run_notebooks
 
-    results = Path(args.results) if args.results else RESULTS
+    root = Path(args.root)
+    results = Path(args.results) if args.results else root / "results"
     parameters = {name: parse_value(value) for name, value in args.parameter or []}
     start = time.perf_counter()
-    runs = run_notebooks(only=args.only, quick=args.quick, parameters=parameters, results=results)
+    runs = run_notebooks(root, only=args.only, quick=args.quick, parameters=parameters, results=results)
     for run in runs:
         print(f"{run.name}: {run.seconds:.0f} s, {len(run.written)} table/figure files -> {run.output}")
         for path in run.written:
@@ -217,7 +219,7 @@ def cmd_workbench(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time backends (and pymtcnn with ``--pymtcnn``) on the same frames; write the JSON report."""
-    from .bench import bench_report, dev_frames, path_frames, write_report
+    from mtcnn_lab.lab.bench import bench_report, dev_frames, path_frames, write_report
 
     out = Path(args.out) if args.out else Path("results") / "bench" / (
         "backends_vs_pymtcnn.json" if args.pymtcnn else "backends.json")
@@ -257,7 +259,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
             raise ParameterError(f"{name} must be at least {least}, not {value}")
     if not args.verbose:  # Dask logs every scheduler and worker event at INFO; read when dask is imported
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    from .corpus import find_corpus, run_corpus
+    from mtcnn_lab.corpus import find_corpus, run_corpus
 
     source = Path(args.source)
     items = find_corpus(source)
@@ -325,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                        help="notebook parameter (repeatable), e.g. -p manifest /data/study/manifest.json")
     bench.add_argument("--only", nargs="+", metavar="NN", help="run only notebooks whose names start so, e.g. 01 05")
-    bench.add_argument("--results", help="results folder (default: results/ in the repository)")
+    bench.add_argument("--root", default=".", help="the repository (notebooks/, data/; default: this folder)")
+    bench.add_argument("--results", help="results folder (default: ROOT/results)")
     bench.set_defaults(func=cmd_workbench)
 
     timing = sub.add_parser("bench", help="time backends (and pymtcnn) on the same frames; write a JSON report")

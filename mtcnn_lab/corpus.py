@@ -37,9 +37,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import InputError, MtcnnLabError, ParameterError
-from .files import write_json
-from .frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError
+from mtcnn_lab.files import write_json
+from mtcnn_lab.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = ["find_corpus", "is_complete", "make_synthetic_corpus", "output_name", "process_video", "run_corpus"]
 
@@ -126,7 +126,7 @@ def _detector(backend: str, weights: str, threads: int):
         import cv2
         from threadpoolctl import threadpool_limits
 
-        from .detector import MTCNN
+        from mtcnn_lab.detector import MTCNN
 
         threadpool_limits(threads)
         cv2.setNumThreads(threads)
@@ -135,7 +135,7 @@ def _detector(backend: str, weights: str, threads: int):
 
 
 def _meta(detector, item: str, every: int) -> dict:
-    from . import __version__
+    from mtcnn_lab import __version__
 
     return {"backend": detector.backend.name, "weights": detector.weights.name,
             "weights_source": detector.weights.source,
@@ -145,8 +145,8 @@ def _meta(detector, item: str, every: int) -> dict:
 
 def _image_entries(detector, folder: Path, jsonl: Path):
     """Entries for the still images of a folder (sorted by name), resumable through ``jsonl``."""
-    from .frames import read_image
-    from .video import read_done_frames
+    from mtcnn_lab.io.entries import read_done_frames
+    from mtcnn_lab.io.frames import read_image
 
     done = read_done_frames(jsonl)
     if done:  # drop a torn last line
@@ -183,7 +183,7 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     An unusable input (:class:`MtcnnLabError`) gives an ``error`` row, writes no result file, and
     does not raise. ``crash_after_frames``: fault injection, see the module docstring.
     """
-    from .video import detect_video
+    from mtcnn_lab.video.stream import detect_video
 
     start = time.perf_counter()
     path, out_dir = Path(path), Path(out_dir)
@@ -229,7 +229,7 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
 
 
 def _done(jsonl: Path) -> dict:
-    from .video import read_done_frames
+    from mtcnn_lab.io.entries import read_done_frames
 
     return read_done_frames(jsonl)
 
@@ -276,7 +276,7 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
-    from .tables import save_table
+    from mtcnn_lab.io.tables import save_table
 
     if every < 1:
         raise ParameterError(f"every must be >= 1, got {every}")

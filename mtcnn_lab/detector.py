@@ -10,14 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends.base import Backend
-from .backends.select import pick_backend
-from .cascade import CascadeParams, run_cascade, run_cascade_batch
-from .detections import Detections
-from .errors import ParameterError
-from .frames import as_bgr_uint8
-from .stage_timer import NO_TIMER, StageTimer
-from .weights import WeightSet, load_weights
+from mtcnn_lab.backends.base import Backend
+from mtcnn_lab.backends.select import pick_backend
+from mtcnn_lab.cascade.stages import run_cascade, run_cascade_batch
+from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
+from mtcnn_lab.detections import Detections
+from mtcnn_lab.errors import ParameterError
+from mtcnn_lab.io.frames import as_bgr_uint8
+from mtcnn_lab.params import CascadeParams
+from mtcnn_lab.weights.netspec import WeightSet
+from mtcnn_lab.weights.sets import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class MTCNN:
 
         Images smaller than about 42 px on their short side give no faces (OpenFace throws).
         ``trace=True`` records the per-stage candidates in ``Detections.trace``; a
-        :class:`~mtcnn_lab.stage_timer.StageTimer` adds up the seconds spent in each stage.
+        :class:`~mtcnn_lab.cascade.timer.StageTimer` adds up the seconds spent in each stage.
         """
         return run_cascade(as_bgr_uint8(image), self.backend, self.params, trace, timer, self.resize_pool)
 
@@ -91,7 +93,7 @@ class MTCNN:
         """:meth:`detect` for each image, in order, with the same results bit for bit.
 
         Consecutive images of one size, up to ``batch`` at a time, go through the cascade together
-        (:func:`~mtcnn_lab.cascade.run_cascade_batch`): each net takes them in one call as far as the backend
+        (:func:`~mtcnn_lab.cascade.stages.run_cascade_batch`): each net takes them in one call as far as the backend
         measured, on this machine, that batching leaves every input's outputs unchanged, and one call per
         image beyond that.
         """

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import OutputExists
+from mtcnn_lab.errors import OutputExists
 
 
 def default_mode(directory: bool = False) -> int:

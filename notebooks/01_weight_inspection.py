@@ -37,10 +37,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtcnn_lab import figures
-from mtcnn_lab.models_cache import installed_dat_paths
-from mtcnn_lab.tables import save_table
-from mtcnn_lab.weights import NET_NAMES, PReLU, load_weights, read_dat, write_dat
+from mtcnn_lab.io.tables import save_table
+from mtcnn_lab.lab import figures
+from mtcnn_lab.weights.dat import read_dat, write_dat
+from mtcnn_lab.weights.models_cache import installed_dat_paths
+from mtcnn_lab.weights.netspec import NET_NAMES, PReLU
+from mtcnn_lab.weights.sets import load_weights
 
 results = Path(results_dir)
 if models_root is None and "OPENFACE_MODELS_DIR" not in os.environ and Path("../../shared/OpenFaceModels").exists():

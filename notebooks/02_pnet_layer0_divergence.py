@@ -36,11 +36,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtcnn_lab import divergence, figures
-from mtcnn_lab.compare import compare_with_cpp_layers
-from mtcnn_lab.frames import read_image
-from mtcnn_lab.tables import save_table
-from mtcnn_lab.weights import load_weights
+from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.io.tables import save_table
+from mtcnn_lab.lab import divergence, figures
+from mtcnn_lab.lab.compare import compare_with_cpp_layers
+from mtcnn_lab.weights.sets import load_weights
 
 results, shared = Path(results_dir), Path(shared_dir)
 layers_dir = shared / "reference" / "layers"

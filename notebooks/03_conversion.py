@@ -43,16 +43,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtcnn_lab import figures
 from mtcnn_lab.backends.coreml import coreml_available
 from mtcnn_lab.backends.select import make_backend
-from mtcnn_lab.compare import backend_layer_differences, cascade_net_inputs
 from mtcnn_lab.convert.coreml import convert_coreml, import_coremltools, tree_bytes
-from mtcnn_lab.convert.onnx import export_onnx, onnx_report
-from mtcnn_lab.dataset import load_manifest
+from mtcnn_lab.convert.onnx import export_onnx
 from mtcnn_lab.errors import MtcnnLabError
-from mtcnn_lab.tables import save_table
-from mtcnn_lab.weights import NET_NAMES, load_weights
+from mtcnn_lab.io.tables import save_table
+from mtcnn_lab.lab import figures
+from mtcnn_lab.lab.compare import backend_layer_differences, cascade_net_inputs
+from mtcnn_lab.lab.conversion import onnx_report
+from mtcnn_lab.lab.dataset import load_manifest
+from mtcnn_lab.weights.netspec import NET_NAMES
+from mtcnn_lab.weights.sets import load_weights
 
 results = Path(results_dir)
 weights = load_weights("zhang2016")  # bit-identical to OpenFace's .dat (notebook 01)

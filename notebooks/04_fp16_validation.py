@@ -40,21 +40,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtcnn_lab import MTCNN, figures
+from mtcnn_lab import MTCNN
 from mtcnn_lab.backends.base import PRECISIONS
 from mtcnn_lab.backends.coreml import coreml_available
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.backends.select import make_backend
-from mtcnn_lab.compare import (
+from mtcnn_lab.io.tables import save_table
+from mtcnn_lab.lab import figures
+from mtcnn_lab.lab.compare import (
     agreement,
     backend_layer_differences,
     cascade_net_inputs,
     pnet_offset_shift,
     summarise_agreement,
 )
-from mtcnn_lab.dataset import load_manifest
-from mtcnn_lab.tables import save_table
-from mtcnn_lab.weights import NET_NAMES, load_weights
+from mtcnn_lab.lab.dataset import load_manifest
+from mtcnn_lab.weights.netspec import NET_NAMES
+from mtcnn_lab.weights.sets import load_weights
 
 results = Path(results_dir)
 weights = load_weights("zhang2016")  # bit-identical to OpenFace's .dat (notebook 01)

@@ -39,8 +39,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtcnn_lab import figures
-from mtcnn_lab.compare import (
+from mtcnn_lab.detector import MTCNN
+from mtcnn_lab.errors import MtcnnLabError
+from mtcnn_lab.io.tables import save_table
+from mtcnn_lab.lab import figures
+from mtcnn_lab.lab.compare import (
     DELTA_FIELDS,
     compare_with_cpp,
     format_iou_cell,
@@ -49,10 +52,7 @@ from mtcnn_lab.compare import (
     pivot_summary,
     summarise_comparisons,
 )
-from mtcnn_lab.dataset import load_manifest
-from mtcnn_lab.detector import MTCNN
-from mtcnn_lab.errors import MtcnnLabError
-from mtcnn_lab.tables import save_table
+from mtcnn_lab.lab.dataset import load_manifest
 
 results = Path(results_dir)
 dataset = load_manifest(manifest, quick=6 if quick else None)
@@ -192,7 +192,7 @@ with figures.paper_style():
 # lists each matched pair's IoU.
 
 # %%
-from mtcnn_lab.widgets import FrameViewer
+from mtcnn_lab.lab.widgets import FrameViewer
 
 viewer = FrameViewer([(item.id, image) for item, image in frames], detections,
                      cpp=[item.cpp_faces for item, _ in frames], min_iou=min_iou)

@@ -40,13 +40,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtcnn_lab import MTCNN, figures
+from mtcnn_lab import MTCNN
 from mtcnn_lab.backends.select import backend_report
-from mtcnn_lab.bench import benchmark_detector, machine_info
-from mtcnn_lab.dataset import load_manifest
-from mtcnn_lab.efficiency import efficiency_markdown, efficiency_table, measure_efficiency
-from mtcnn_lab.tables import save_table
-from mtcnn_lab.weights import load_weights
+from mtcnn_lab.io.tables import save_table
+from mtcnn_lab.lab import figures
+from mtcnn_lab.lab.bench import benchmark_detector, machine_info
+from mtcnn_lab.lab.dataset import load_manifest
+from mtcnn_lab.lab.efficiency import efficiency_markdown, efficiency_table, measure_efficiency
+from mtcnn_lab.weights.sets import load_weights
 
 results = Path(results_dir)
 if quick:
@@ -125,7 +126,7 @@ else:
 # ## Efficiency: each net's share of the machine's float32 GEMM peak
 # The multiply-accumulates of every net call (pyramid level sizes, crop counts from the trace) over the
 # seconds the cascade spent in that net, against a GEMM measured in the same run at the same thread
-# count (`mtcnn_lab.efficiency`). Rows `here` are measured now with the default backend; the other rows
+# count (`mtcnn_lab.lab.efficiency`). Rows `here` are measured now with the default backend; the other rows
 # come from `benchmarks/efficiency.py`, which runs every ISA level this CPU can emulate
 # (`results/bench/efficiency.json`).
 

@@ -57,18 +57,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # use this checkout's mtcnn_lab, installed or not
 
-from mtcnn_lab.weights import (  # noqa: E402
-    BUNDLED_FILE,
-    FC,
-    Conv,
-    MaxPool,
-    NetSpec,
-    PReLU,
-    WeightSet,
-    load_npz,
-    save_npz,
-    write_dat,
-)
+from mtcnn_lab.weights.dat import write_dat  # noqa: E402
+from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, NetSpec, PReLU, WeightSet  # noqa: E402
+from mtcnn_lab.weights.sets import BUNDLED_FILE, bundled_data, load_npz, save_npz  # noqa: E402
 
 PACKAGE = "facenet-pytorch"
 VERSION = "2.6.0"
@@ -76,7 +67,7 @@ KNOWN_WHEEL = "facenet_pytorch-2.6.0-py3-none-any.whl"
 KNOWN_WHEEL_SHA256 = "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca"
 LICENSE_MEMBER = f"facenet_pytorch-{VERSION}.dist-info/LICENSE.md"
 
-NPZ_NAME = BUNDLED_FILE.name
+NPZ_NAME = BUNDLED_FILE
 JSON_NAME = "zhang2016_mtcnn.json"
 LICENSE_NAME = "LICENSE-zhang2016.md"
 
@@ -427,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Build mtcnn_lab/data/zhang2016_mtcnn.npz from the facenet-pytorch wheel.")
     parser.add_argument("--wheel", type=Path, help=f"use this {KNOWN_WHEEL} instead of "
                         "downloading it")
-    parser.add_argument("--out", type=Path, default=BUNDLED_FILE.parent,
+    parser.add_argument("--out", type=Path, default=Path(str(bundled_data())),
                         help="output folder (default: mtcnn_lab/data)")
     args = parser.parse_args(argv)
     try:

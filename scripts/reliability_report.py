@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from mtcnn_lab.errors import MtcnnLabError
-from mtcnn_lab.tables import save_table
+from mtcnn_lab.io.tables import save_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,8 @@ def classify(call) -> tuple[str, str]:
 
 
 def dat_cases(rng: np.random.Generator, n: int):
-    from mtcnn_lab.weights import load_weights, read_dat, write_dat
+    from mtcnn_lab.weights.dat import read_dat, write_dat
+    from mtcnn_lab.weights.sets import load_weights
 
     weights = load_weights("zhang2016")
     bases = {name: write_dat(getattr(weights, name)) for name in ("pnet", "rnet", "onet")}
@@ -104,7 +105,7 @@ def _sample_images(folder: Path) -> dict[str, bytes]:
 
 
 def image_cases(rng: np.random.Generator, n: int, folder: Path):
-    from mtcnn_lab.frames import read_image
+    from mtcnn_lab.io.frames import read_image
 
     samples = _sample_images(folder)
     suffixes = sorted(samples)
@@ -147,7 +148,7 @@ def _sample_videos(folder: Path) -> dict[str, bytes]:
 
 
 def _decode_all(path: Path) -> None:
-    from mtcnn_lab.frames import count_frames, iter_video_frames
+    from mtcnn_lab.io.frames import count_frames, iter_video_frames
 
     count_frames(path)
     for _ in iter_video_frames(path, step=2):

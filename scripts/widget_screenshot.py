@@ -196,7 +196,8 @@ def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
     try:
         workdir = tmp / "nb"
         workdir.mkdir()
-        parameterised_copy(workdir, {"quick": bool(quick), "results_dir": str(tmp / "results")})
+        parameterised_copy(workdir, {"quick": bool(quick), "results_dir": str(tmp / "results"),
+                                     "manifest": str(REPO / "data" / "manifest.json")})
         settings = tmp / "lab-settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
         (settings / "notification.jupyterlab-settings").write_text(

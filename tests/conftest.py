@@ -27,7 +27,7 @@ def require_shared(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def openface_weights():
     """OpenFace's weights from ``../shared/OpenFaceModels`` (skips when absent)."""
-    from mtcnn_lab.weights import load_weights
+    from mtcnn_lab.weights.sets import load_weights
 
     return load_weights("openface", models_root=require_shared("OpenFaceModels"))
 
@@ -35,7 +35,7 @@ def openface_weights():
 @pytest.fixture(scope="session")
 def bundled_weights():
     """The bundled MIT weights (always available)."""
-    from mtcnn_lab.weights import load_weights
+    from mtcnn_lab.weights.sets import load_weights
 
     return load_weights("zhang2016")
 

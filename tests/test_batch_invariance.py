@@ -11,7 +11,7 @@ import pytest
 
 from mtcnn_lab.backends.batch_invariance import PROBE_SIZES, measure_batch_limits
 from mtcnn_lab.backends.numpy import NumpyBackend
-from mtcnn_lab.cascade import call_groups, run_cascade, run_cascade_batch
+from mtcnn_lab.cascade.stages import call_groups, run_cascade, run_cascade_batch
 
 
 class SwitchingBackend(NumpyBackend):

@@ -1,4 +1,4 @@
-"""The benchmark harness (mtcnn_lab.bench runners, benchmarks/bench_backends.py, ``mtcnn-lab bench``).
+"""The benchmark harness (mtcnn_lab.lab.bench runners, benchmarks/bench_backends.py, ``mtcnn-lab bench``).
 
 Timing logic is tested with fake runners on a fake clock (exact, sleep-free); the pymtcnn-missing
 path by hiding the module; a real smoke run with pymtcnn only where pymtcnn is importable
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtcnn_lab import bench
-from mtcnn_lab.bench import BoxesResult, Runner, RunnerUnavailable, bench_runners, parity_summary
+from mtcnn_lab.cascade.timer import StageTimer
 from mtcnn_lab.cli import main
-from mtcnn_lab.stage_timer import StageTimer
+from mtcnn_lab.lab import bench
+from mtcnn_lab.lab.bench import BoxesResult, Runner, RunnerUnavailable, bench_runners, parity_summary
 
 from .conftest import require_shared
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mtcnn_lab.boxes import apply_regression, iou, nms, openface_correction, square_boxes
+from mtcnn_lab.cascade.boxes import apply_regression, iou, nms, openface_correction, square_boxes
 
 
 def multimap_nms(boxes, scores, threshold, mode):

@@ -16,24 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtcnn_lab.weights import (
-    BUNDLED_FILE,
-    FC,
-    Conv,
-    MaxPool,
-    NetSpec,
-    PReLU,
-    WeightSet,
-    load_weights,
-    read_dat,
-    save_npz,
-    write_dat,
-)
+from mtcnn_lab.weights.dat import read_dat, write_dat
+from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, NetSpec, PReLU, WeightSet
+from mtcnn_lab.weights.sets import BUNDLED_FILE, bundled_data, load_weights, save_npz
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "make_bundled_weights.py"
-RECORD = BUNDLED_FILE.parent / "zhang2016_mtcnn.json"
-LICENSE = BUNDLED_FILE.parent / "LICENSE-zhang2016.md"
+DATA = Path(str(bundled_data()))  # a folder in a source or editable install
+NPZ = DATA / BUNDLED_FILE
+RECORD = DATA / "zhang2016_mtcnn.json"
+LICENSE = DATA / "LICENSE-zhang2016.md"
 SHARED = REPO.parent / "shared"
 DAT_DIR = (SHARED / "OpenFaceModels" / "2.2.0" / "originals" / "lib" / "local"
            / "LandmarkDetector" / "model" / "mtcnn_detector")
@@ -107,7 +99,7 @@ def shared_dat(net: str) -> Path:
 
 def test_bundled_set_loads(bundled):
     assert bundled.name == "zhang2016"
-    assert Path(bundled.source) == BUNDLED_FILE
+    assert Path(bundled.source) == NPZ
     assert [spec.name for spec in bundled.nets().values()] == ["pnet", "rnet", "onet"]
 
 
@@ -141,8 +133,8 @@ def test_record_pins_openface_hashes(record):
 
 
 def test_record_matches_bundled_npz(record):
-    assert record["npz"]["file"] == BUNDLED_FILE.name
-    assert hashlib.sha256(BUNDLED_FILE.read_bytes()).hexdigest() == record["npz"]["sha256"]
+    assert record["npz"]["file"] == BUNDLED_FILE
+    assert hashlib.sha256(NPZ.read_bytes()).hexdigest() == record["npz"]["sha256"]
 
 
 @pytest.mark.parametrize("net", ["pnet", "rnet", "onet"])

@@ -23,9 +23,11 @@ from matplotlib import cbook
 
 import mtcnn_lab
 from mtcnn_lab import MTCNN
-from mtcnn_lab import models_cache as mc
 from mtcnn_lab.cli import main
-from mtcnn_lab.weights import NET_NAMES, load_weights, write_dat
+from mtcnn_lab.weights import models_cache as mc
+from mtcnn_lab.weights.dat import write_dat
+from mtcnn_lab.weights.netspec import NET_NAMES
+from mtcnn_lab.weights.sets import load_weights
 
 from .conftest import MODELS, require_shared
 

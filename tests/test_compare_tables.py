@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtcnn_lab.boxes import iou
-from mtcnn_lab.compare import (
+from mtcnn_lab.cascade.boxes import iou
+from mtcnn_lab.detections import Detections
+from mtcnn_lab.lab.compare import (
     box_deltas,
     compare_with_cpp,
     format_iou_cell,
@@ -15,7 +16,6 @@ from mtcnn_lab.compare import (
     pivot_summary,
     summarise_comparisons,
 )
-from mtcnn_lab.detections import Detections
 
 
 def detections(boxes: list[list[float]], confidences: list[float] | None = None) -> Detections:

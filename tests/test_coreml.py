@@ -30,8 +30,8 @@ from mtcnn_lab.convert.coreml import (
     tree_bytes,
 )
 from mtcnn_lab.errors import BackendUnavailable, MtcnnLabError, ParameterError
-from mtcnn_lab.pyramid import level_size, pyramid_scales
-from mtcnn_lab.weights import NET_NAMES
+from mtcnn_lab.params import level_size, pyramid_scales
+from mtcnn_lab.weights.netspec import NET_NAMES
 
 try:
     ct = import_coremltools()
@@ -133,7 +133,7 @@ def test_compute_units_are_case_insensitive_and_validated_by_the_backend_too(bun
 
 
 def test_export_module_computes_what_openfacenet_does(bundled_weights):
-    from mtcnn_lab.torch_nets import OpenFaceNet
+    from mtcnn_lab.nets.torch import OpenFaceNet
 
     rng = np.random.default_rng(0)
     for net, spec in bundled_weights.nets().items():

@@ -1,4 +1,4 @@
-"""Tests for mtcnn_lab.dataset: manifests, evaluation items, C++ reference attachment, errors."""
+"""Tests for mtcnn_lab.lab.dataset: manifests, evaluation items, C++ reference attachment, errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mtcnn_lab import dataset as D
 from mtcnn_lab.errors import InputError
+from mtcnn_lab.lab import dataset as D
 
 from .conftest import DEV_REFERENCE as REFERENCE
 from .conftest import NO_SHARED, SAMPLES, needs_shared
@@ -23,6 +23,8 @@ SAMPLE_VIDEOS = {
     "default.wmv": [57, 144, 230],
     "multi_face.avi": [140, 351, 561],
 }
+
+REPO_MANIFEST = Path(__file__).resolve().parents[1] / "data" / "manifest.json"
 
 
 def _sha(image: np.ndarray) -> str:
@@ -51,7 +53,7 @@ def _raises(fn, *args, match: str | None = None, names: object = None, **kwargs)
 def samples_dataset():
     if not REFERENCE.is_file() or not SAMPLES.is_dir():
         pytest.skip(NO_SHARED)
-    return D.load_manifest(D.DEFAULT_MANIFEST)
+    return D.load_manifest(REPO_MANIFEST)
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +70,13 @@ def _reference_name(item: D.EvalItem) -> str:
     return f"frames/{Path(item.id.split('#')[0]).stem}_f{item.frame}.png"
 
 
-def test_default_manifest_is_the_repo_file(monkeypatch):
-    assert D.DEFAULT_MANIFEST == Path(__file__).resolve().parents[1] / "data" / "manifest.json"
-    assert D.DEFAULT_MANIFEST.is_file()
+def test_default_manifest_is_data_manifest_json_of_the_working_directory(monkeypatch, tmp_path):
     monkeypatch.delenv(D.MANIFEST_ENV, raising=False)
-    assert D.default_manifest() == D.DEFAULT_MANIFEST
+    monkeypatch.chdir(REPO_MANIFEST.parents[1])
+    assert D.default_manifest() == D.DEFAULT_MANIFEST and D.DEFAULT_MANIFEST.resolve() == REPO_MANIFEST
+    monkeypatch.chdir(tmp_path)  # elsewhere: a one-line error naming the fix
+    with pytest.raises(InputError, match="manifest"):
+        D.load_manifest()
 
 
 @needs_shared
@@ -120,16 +124,16 @@ def test_default_manifest_decoded_video_frames(samples_dataset):
 
 @needs_shared
 def test_default_manifest_quick(samples_dataset):
-    quick = D.load_manifest(D.DEFAULT_MANIFEST, quick=6)
-    again = D.load_manifest(D.DEFAULT_MANIFEST, quick=6)
+    quick = D.load_manifest(REPO_MANIFEST, quick=6)
+    again = D.load_manifest(REPO_MANIFEST, quick=6)
     assert [it.id for it in quick] == [it.id for it in again]
     assert len(quick) == 6
     assert set(quick.groups) == set(samples_dataset.groups)  # one per group
     full_ids = [it.id for it in samples_dataset]
     assert [it.id for it in quick] == [i for i in full_ids if i in {it.id for it in quick}]  # original order
     assert "multi_face.avi#351" in {it.id for it in quick}  # the middle frame
-    assert len(D.load_manifest(D.DEFAULT_MANIFEST, quick=12).by_group()["stills"]) == 2
-    assert len(D.load_manifest(D.DEFAULT_MANIFEST, quick=500)) == 50
+    assert len(D.load_manifest(REPO_MANIFEST, quick=12).by_group()["stills"]) == 2
+    assert len(D.load_manifest(REPO_MANIFEST, quick=500)) == 50
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +385,7 @@ def test_write_manifest_errors(videos, tmp_path):
 
 def test_missing_shared_message(tmp_path):
     # the default manifest's paths, from a folder with no ../shared beside it
-    data = json.loads(D.DEFAULT_MANIFEST.read_text())
+    data = json.loads(REPO_MANIFEST.read_text())
     folder = tmp_path / "checkout" / "data"
     folder.mkdir(parents=True)
     m = _manifest(folder, data, "manifest.json")

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from matplotlib import cbook
 
 from mtcnn_lab import MTCNN, Detections
-from mtcnn_lab.cascade import run_cascade_batch
+from mtcnn_lab.cascade.stages import run_cascade_batch
 from mtcnn_lab.errors import BackendUnavailable, InputError, MtcnnLabError, ParameterError, WeightsError
-from mtcnn_lab.models_cache import dat_path
-from mtcnn_lab.weights import NET_NAMES, write_dat
+from mtcnn_lab.weights.dat import write_dat
+from mtcnn_lab.weights.models_cache import dat_path
+from mtcnn_lab.weights.netspec import NET_NAMES
 
 HOPPER = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 

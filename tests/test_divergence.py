@@ -1,4 +1,4 @@
-"""The PNet layer-0 divergence investigation (``mtcnn_lab.divergence``).
+"""The PNet layer-0 divergence investigation (``mtcnn_lab.lab.divergence``).
 
 The reported divergence (max |diff| 8.86, mean 0.153, channel-1 correlation -0.72 on a 384x216
 level, RNet/ONet matching to 1e-6) is reproduced by feeding B,G,R instead of R,G,B; every other
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from mtcnn_lab.divergence import (
+from mtcnn_lab.lab.divergence import (
     DUMPED_IMAGES,
     INVESTIGATED,
     MISTAKES,
@@ -57,7 +57,7 @@ def cases():
 @pytest.fixture(scope="module")
 def hd_frames():
     """1920x1080 frames made from the dumped images (scale 0.2 gives the reported 384x216 level)."""
-    from mtcnn_lab.frames import read_image
+    from mtcnn_lab.io.frames import read_image
 
     return {name: hd_frame(read_image(require_shared(*rel.split("/")))) for name, rel in DUMPED_IMAGES.items()}
 
@@ -252,7 +252,7 @@ def test_format_table(hd_rows):
 
 @pytest.fixture(scope="module")
 def sample1_image():
-    from mtcnn_lab.frames import read_image
+    from mtcnn_lab.io.frames import read_image
 
     return read_image(require_shared("samples", "sample1.jpg"))
 

@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from mtcnn_lab.efficiency import efficiency_markdown, efficiency_rows, efficiency_table, gemm_peak, net_macs, trace_macs
+from mtcnn_lab.lab.efficiency import (
+    efficiency_markdown,
+    efficiency_rows,
+    efficiency_table,
+    gemm_peak,
+    net_macs,
+    trace_macs,
+)
 
 # By hand from the layer shapes (tests/test_weights.py checks those shapes against the files):
 # RNet 24x24: conv 3->28 k3 -> 22x22; pool 3/2 -> round(9.5)+1 = 11; conv 28->48 k3 -> 9x9; pool 3/2 -> 4;

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mtcnn_lab.detections import Detections
-from mtcnn_lab.figures import (
+from mtcnn_lab.lab.figures import (
     COLORS,
     PAPER_RC,
     as_arrays,
@@ -44,7 +44,7 @@ FIGURE_SCRIPT = textwrap.dedent("""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from mtcnn_lab.figures import COLORS, overlay, paper_style, save_figure
+    from mtcnn_lab.lab.figures import COLORS, overlay, paper_style, save_figure
 
     faces = [{"bbox": [10, 12, 30, 28], "confidence": 0.99,
               "landmarks": [[20, 20], [30, 20], [25, 27], [20, 33], [30, 33]]}]
@@ -219,7 +219,7 @@ def test_overlay_draws_boxes_where_they_are():
 
 
 def test_import_mtcnn_lab_needs_no_plotting_or_widgets():
-    code = ("import sys, mtcnn_lab, mtcnn_lab.figures; "
+    code = ("import sys, mtcnn_lab, mtcnn_lab.lab.figures; "
             "print(sorted(m for m in ('matplotlib', 'ipywidgets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
@@ -228,7 +228,7 @@ def test_import_mtcnn_lab_needs_no_plotting_or_widgets():
 def test_layer_axis_labels_each_layer_and_uses_a_log_scale():
     import matplotlib.pyplot as plt
 
-    from mtcnn_lab.figures import layer_axis
+    from mtcnn_lab.lab.figures import layer_axis
 
     fig, ax = plt.subplots()
     layer_axis(ax, ["l00_conv", "l01_prelu"], "pnet")

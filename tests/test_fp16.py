@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from mtcnn_lab import MTCNN
-from mtcnn_lab.compare import agreement, load_cpp_reference, summarise_agreement
-from mtcnn_lab.frames import read_image
+from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.lab.compare import agreement, load_cpp_reference, summarise_agreement
 
 from .conftest import REFERENCE, SAMPLES, require_shared
 

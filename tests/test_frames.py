@@ -1,4 +1,4 @@
-"""Tests for mtcnn_lab.frames: reading images and videos, frame selection, input validation."""
+"""Tests for mtcnn_lab.io.frames: reading images and videos, frame selection, input validation."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtcnn_lab import frames as F
 from mtcnn_lab.errors import InputError, ParameterError
+from mtcnn_lab.io import frames as F
 
 from .conftest import DEV_REFERENCE as REFERENCE
 from .conftest import NO_SHARED, SAMPLES, needs_shared

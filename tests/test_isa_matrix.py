@@ -1,7 +1,7 @@
 """The parity and batch-identity tests under every instruction-set level this CPU can emulate.
 
 Each level runs in a new process whose runtimes are capped by environment variables
-(:mod:`mtcnn_lab.isa`): an AVX-512 machine also proves what an AVX2-only or SSE4.2 laptop computes, for the
+(:mod:`mtcnn_lab.lab.isa`): an AVX-512 machine also proves what an AVX2-only or SSE4.2 laptop computes, for the
 runtimes that honour a cap. Slow (a few minutes): ``./run_tests.sh -m "not slow"`` leaves it out.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mtcnn_lab.isa import LEVELS, capped_environment, runnable_levels
+from mtcnn_lab.lab.isa import LEVELS, capped_environment, runnable_levels
 
 from .conftest import DEV_REFERENCE, NO_SHARED
 
@@ -55,7 +55,7 @@ def test_parity_and_batch_identity_hold_under_the_cap(level):
     if not DEV_REFERENCE.is_file():
         pytest.skip(NO_SHARED)
     env = capped_environment(level)
-    probe = subprocess.run([sys.executable, "-c", "import json; from mtcnn_lab.isa import kernels_in_use; "
+    probe = subprocess.run([sys.executable, "-c", "import json; from mtcnn_lab.lab.isa import kernels_in_use; "
                             "print(json.dumps(kernels_in_use()))"], env=env, cwd=ROOT, capture_output=True,
                            text=True, timeout=300)
     assert probe.returncode == 0, probe.stderr[-2000:]
@@ -69,7 +69,7 @@ def test_parity_and_batch_identity_hold_under_the_cap(level):
 
 
 def test_openblas_is_within_a_level_when_its_kernels_are_that_level_s_or_lower():
-    from mtcnn_lab.isa import openblas_within
+    from mtcnn_lab.lab.isa import openblas_within
 
     assert openblas_within("avx2", "Haswell") and openblas_within("avx512", "Haswell")
     assert not openblas_within("sse4.2", "Haswell") and not openblas_within("avx2", "SkylakeX")
@@ -77,7 +77,7 @@ def test_openblas_is_within_a_level_when_its_kernels_are_that_level_s_or_lower()
 
 
 def test_the_isa_command_runs_a_command_under_the_cap_and_refuses_unknown_levels(capfd):
-    from mtcnn_lab.isa import main
+    from mtcnn_lab.lab.isa import main
 
     assert main(["avx2", sys.executable, "-c", "import os; print(os.environ['ONEDNN_MAX_CPU_ISA'])"]) == 0
     assert capfd.readouterr().out.strip() == "AVX2"

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtcnn_lab import models_cache as mc
 from mtcnn_lab.errors import LicenseNotAccepted, WeightsError
+from mtcnn_lab.weights import models_cache as mc
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_MODELS = SHARED / "OpenFaceModels"

@@ -7,10 +7,11 @@ import pytest
 
 from mtcnn_lab.backends.base import ONE_INPUT_PER_CALL
 from mtcnn_lab.backends.numpy import NumpyBackend
-from mtcnn_lab.cascade import CascadeParams, stage_pnet
-from mtcnn_lab.compare import cascade_net_inputs, pnet_offset_shift
-from mtcnn_lab.frames import read_image
-from mtcnn_lab.pyramid import pyramid_levels
+from mtcnn_lab.cascade.pyramid import pyramid_levels
+from mtcnn_lab.cascade.stages import stage_pnet
+from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.lab.compare import cascade_net_inputs, pnet_offset_shift
+from mtcnn_lab.params import CascadeParams
 
 from .conftest import require_shared
 

@@ -6,15 +6,20 @@ papermill ``parameters`` cell, and that each ends in a written conclusion.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jupytext
 import nbformat
 import pytest
 
-from mtcnn_lab.workbench import NOTEBOOKS, notebook_paths, run_notebook
+from mtcnn_lab.lab.workbench import notebook_paths, run_notebook
 
 from .conftest import require_shared
 
-PATHS = notebook_paths()
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+PATHS = notebook_paths(ROOT)
+MANIFEST = str(ROOT / "data" / "manifest.json")
 
 
 def test_there_are_six_numbered_notebooks():
@@ -34,7 +39,7 @@ def test_notebook_is_paired_and_parameterised(path):
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
 def test_notebook_runs_in_quick_mode(path, tmp_path):
     require_shared("reference", "cpp_mtcnn_dev.json")
-    run = run_notebook(path, {"quick": True, "results_dir": str(tmp_path)}, results=tmp_path)
+    run = run_notebook(path, {"quick": True, "results_dir": str(tmp_path), "manifest": MANIFEST}, results=tmp_path)
     executed = nbformat.read(run.output, as_version=4)
     last = executed.cells[-1]
     texts = [o.get("data", {}).get("text/markdown", "") for o in last.get("outputs", [])]
@@ -43,8 +48,15 @@ def test_notebook_runs_in_quick_mode(path, tmp_path):
     assert any(p.suffix == ".json" for p in run.written)
 
 
+def test_a_folder_without_notebooks_is_named_with_the_fix(tmp_path):
+    from mtcnn_lab.lab.workbench import NotebookFailed
+
+    with pytest.raises(NotebookFailed, match="no notebook in .* --root DIR"):
+        notebook_paths(tmp_path)
+
+
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
-    from mtcnn_lab.workbench import NotebookFailed
+    from mtcnn_lab.lab.workbench import NotebookFailed
 
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
                                                            "display_name": "Python 3"}})

@@ -13,16 +13,10 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 pytest.importorskip("onnxconverter_common")
 
-from mtcnn_lab import reference  # noqa: E402
 from mtcnn_lab.backends.onnx import OPTIMIZATION_LEVELS, OnnxBackend, choose_providers  # noqa: E402
-from mtcnn_lab.convert.onnx import (  # noqa: E402
-    ConversionError,
-    OutputExists,
-    export_onnx,
-    fp16_model,
-    onnx_model_bytes,
-)
+from mtcnn_lab.convert.onnx import ConversionError, OutputExists, export_onnx, fp16_model, onnx_model_bytes  # noqa: E402
 from mtcnn_lab.errors import MtcnnLabError, ParameterError  # noqa: E402
+from mtcnn_lab.nets import reference  # noqa: E402
 
 TOL = 1e-4
 FP16_TOL = 0.05  # measured on the bundled weights: about 0.005 (PNet), 0.002 (RNet), 0.003 (ONet)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from mtcnn_lab import MTCNN
-from mtcnn_lab.compare import load_cpp_reference, parity_row
-from mtcnn_lab.frames import read_image
-from mtcnn_lab.video import detect_video, stream_frames
+from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.lab.compare import load_cpp_reference, parity_row
+from mtcnn_lab.video.stream import detect_video, stream_frames
 
 from .conftest import REFERENCE, SAMPLES, require_shared
 

@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from mtcnn_lab import MTCNN, frame_workers
+from mtcnn_lab import MTCNN
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cli import main
 from mtcnn_lab.errors import BackendUnavailable, InputError, ParameterError
-from mtcnn_lab.frame_workers import detect_in_workers
-from mtcnn_lab.video import detect_video, frame_entry, read_done_frames, stream_frames
+from mtcnn_lab.io.entries import frame_entry, read_done_frames
+from mtcnn_lab.video import workers as frame_workers
+from mtcnn_lab.video.stream import detect_video, stream_frames
+from mtcnn_lab.video.workers import detect_in_workers
 
 N_FRAMES = 12
 

@@ -30,20 +30,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mtcnn_lab.errors import WeightsError
-from mtcnn_lab.weights import (
-    FC,
-    Conv,
-    MaxPool,
-    NetSpec,
-    PReLU,
-    Sigmoid,
-    WeightSet,
-    load_npz,
-    load_weights,
-    read_dat,
-    save_npz,
-    write_dat,
-)
+from mtcnn_lab.weights.dat import read_dat, write_dat
+from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, NetSpec, PReLU, Sigmoid, WeightSet
+from mtcnn_lab.weights.sets import load_npz, load_weights, save_npz
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS_ROOT = SHARED / "OpenFaceModels"

@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from mtcnn_lab.boxes import iou  # noqa: E402
+from mtcnn_lab.cascade.boxes import iou  # noqa: E402
 from mtcnn_lab.detections import Detections  # noqa: E402
-from mtcnn_lab.figures import to_bgr  # noqa: E402
-from mtcnn_lab.widgets import FrameViewer  # noqa: E402
+from mtcnn_lab.lab.figures import to_bgr  # noqa: E402
+from mtcnn_lab.lab.widgets import FrameViewer  # noqa: E402
 
 
 def make_detections(boxes: list[list[float]], confidences: list[float] | None = None) -> Detections:

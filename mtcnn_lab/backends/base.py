@@ -77,7 +77,7 @@ squared proposals across integer boundaries and changes later NMS decisions (all
 
 def fp16_nets(precision: str) -> tuple[str, ...]:
     """The nets that run in FP16 under ``precision`` (one of :data:`PRECISIONS`)."""
-    from ..errors import ParameterError
+    from mtcnn_lab.errors import ParameterError
 
     if precision not in PRECISIONS:
         raise ParameterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")

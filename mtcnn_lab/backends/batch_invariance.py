@@ -4,7 +4,7 @@ Float kernels (oneDNN, MLAS, OpenBLAS) choose their blocking and vector width by
 so one input's outputs can differ in the last bits between a batch of one and a batch of many: on one
 CPU and not on another, for one net and not another. :func:`measure_batch_limits` finds, for each
 net, the largest batch size up to which every probed size gives each input the bits it gets alone;
-the cascade (:func:`mtcnn_lab.cascade.run_cascade_batch`) joins images into one call only up to that
+the cascade (:func:`mtcnn_lab.cascade.stages.run_cascade_batch`) joins images into one call only up to that
 size, so batched results equal one-image results on whatever CPU this runs.
 """
 
@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-from .base import Backend
+from mtcnn_lab.backends.base import Backend
 
 log = logging.getLogger(__name__)
 

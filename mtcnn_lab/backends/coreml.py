@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..convert.coreml import (
+from mtcnn_lab.backends.base import fp16_nets, precision_suffix
+from mtcnn_lab.backends.batch_invariance import PROBE_SIZES, measure_batch_limits
+from mtcnn_lab.convert.coreml import (
     CROP_SIZES,
     DEFAULT_FRAME_SIZES,
     INPUT_NAME,
@@ -37,10 +39,8 @@ from ..convert.coreml import (
     model_filename,
     net_digest,
 )
-from ..errors import BackendUnavailable, ConversionError, ParameterError
-from ..weights import NET_NAMES, WeightSet
-from .base import fp16_nets, precision_suffix
-from .batch_invariance import PROBE_SIZES, measure_batch_limits
+from mtcnn_lab.errors import BackendUnavailable, ConversionError, ParameterError
+from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
 
 
 class CoreMLShapeWarning(UserWarning):
@@ -159,7 +159,7 @@ class CoreMLBackend:
 
     def _numpy(self):
         if self._fallback is None:
-            from .numpy import NumpyBackend
+            from mtcnn_lab.backends.numpy import NumpyBackend
 
             self._fallback = NumpyBackend(self._weights, precision=self.precision)
         return self._fallback

@@ -1,13 +1,14 @@
-"""The reference backend (:mod:`mtcnn_lab.reference`, numpy, OpenFace's C++ semantics) and its FP16 emulation."""
+"""The reference backend (:mod:`mtcnn_lab.nets.reference`, numpy, OpenFace's C++ semantics) and its FP16 emulation."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import reference
-from ..weights import NET_NAMES, WeightSet, rounded_weights
-from .base import NetRunner, fp16_nets, precision_suffix
-from .batch_invariance import measure_batch_limits
+from mtcnn_lab.backends.base import NetRunner, fp16_nets, precision_suffix
+from mtcnn_lab.backends.batch_invariance import measure_batch_limits
+from mtcnn_lab.nets import reference
+from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
+from mtcnn_lab.weights.sets import rounded_weights
 
 
 class NumpyBackend(NetRunner):

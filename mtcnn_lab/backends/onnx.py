@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConversionError, ParameterError
-from ..weights import NET_NAMES, WeightSet
-from .base import NetRunner, fp16_nets, precision_suffix
-from .batch_invariance import measure_batch_limits
+from mtcnn_lab.backends.base import NetRunner, fp16_nets, precision_suffix
+from mtcnn_lab.backends.batch_invariance import measure_batch_limits
+from mtcnn_lab.errors import BackendUnavailable, ConversionError, ParameterError
+from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
 
 PROVIDER_PREFERENCE = (
     "TensorrtExecutionProvider",
@@ -113,7 +113,7 @@ class OnnxBackend(NetRunner):
         self.batch_limits = measure_batch_limits(self)
 
     def _model(self, net: str, model_dir: str | Path | None, taps: bool = False) -> bytes:
-        from ..convert.onnx import fp16_model, model_file_name, onnx_model_bytes
+        from mtcnn_lab.convert.onnx import fp16_model, model_file_name, onnx_model_bytes
 
         if model_dir is not None and not taps:
             path = Path(model_dir) / model_file_name(net, net in self.half)
@@ -136,7 +136,7 @@ class OnnxBackend(NetRunner):
         return np.asarray(self.sessions[net].run(None, {"input": x})[0], np.float32)
 
     def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Every layer's output for a batch, keyed like :func:`mtcnn_lab.reference.forward_layers`.
+        """Every layer's output for a batch, keyed like :func:`mtcnn_lab.nets.reference.forward_layers`.
 
         Uses the net's taps export (built on first use, from ``weights``, FP16 if the backend is).
         """

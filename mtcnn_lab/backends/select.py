@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BackendUnavailable, MtcnnLabError, ParameterError
-from ..weights import WeightSet
-from .base import Backend
-from .numpy import NumpyBackend
+from mtcnn_lab.backends.base import Backend
+from mtcnn_lab.backends.numpy import NumpyBackend
+from mtcnn_lab.errors import BackendUnavailable, MtcnnLabError, ParameterError
+from mtcnn_lab.weights.netspec import WeightSet
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ FP16_TOLERANCE = 0.1
 
 def _onnx(weights: WeightSet, gpu: bool | None, precision: str = "fp32", threads: int | None = None) -> Backend:
     try:
-        from .onnx import OnnxBackend, choose_providers
+        from mtcnn_lab.backends.onnx import OnnxBackend, choose_providers
     except ImportError as err:
         raise BackendUnavailable(f"onnxruntime is not installed ({err}); pip install 'mtcnn-lab[onnx]'") from None
     providers = choose_providers()
@@ -46,7 +46,7 @@ def _onnx(weights: WeightSet, gpu: bool | None, precision: str = "fp32", threads
 
 
 def _openvino(weights: WeightSet, threads: int | None) -> Backend:
-    from .openvino import OpenVinoBackend
+    from mtcnn_lab.backends.openvino import OpenVinoBackend
 
     return OpenVinoBackend(weights, threads=threads)
 
@@ -67,7 +67,7 @@ def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
     if device in ("gpu", "cuda") and not gpu_driver_present():
         raise BackendUnavailable(f"no GPU driver here (none of {', '.join(GPU_DRIVER_FILES)}); torch was not loaded")
     try:
-        from .torch import TorchBackend, available_devices
+        from mtcnn_lab.backends.torch import TorchBackend, available_devices
     except ImportError as err:
         raise BackendUnavailable(f"torch is not installed ({err}); pip install torch") from None
     devices = available_devices()
@@ -83,7 +83,7 @@ def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
 
 def _coreml(weights: WeightSet, precision: str) -> Backend:
     try:
-        from .coreml import CoreMLBackend, coreml_available
+        from mtcnn_lab.backends.coreml import CoreMLBackend, coreml_available
     except ImportError as err:
         raise BackendUnavailable(f"coremltools is not installed ({err}); pip install 'mtcnn-lab[coreml]'") from None
     ok, reason = coreml_available()
@@ -167,7 +167,7 @@ def pick_backend(name: str, weights: WeightSet, threads: int | None = None) -> t
     returns ``(choice name, backend)``, so that ``"auto"``'s choice can be built again elsewhere.
 
     ``threads`` sizes the runtime's own thread pool where it has one (onnxruntime, OpenVINO); numpy,
-    OpenCV and torch follow the process-wide limits (``threadpoolctl``, :func:`mtcnn_lab.bench.pinned_threads`).
+    OpenCV and torch follow the process-wide limits (``threadpoolctl``, :func:`mtcnn_lab.lab.bench.pinned_threads`).
     """
     if name == "auto":
         for candidate in AUTO_ORDER:

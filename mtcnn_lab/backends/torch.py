@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..weights import NET_NAMES, WeightSet
-from .base import NetRunner, fp16_nets, precision_suffix
-from .batch_invariance import measure_batch_limits
+from mtcnn_lab.backends.base import NetRunner, fp16_nets, precision_suffix
+from mtcnn_lab.backends.batch_invariance import measure_batch_limits
+from mtcnn_lab.errors import ParameterError
+from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
 
 
 def available_devices() -> list[str]:
@@ -34,7 +34,7 @@ class TorchBackend(NetRunner):
     def __init__(self, weights: WeightSet, device: str = "auto", precision: str = "fp32"):
         import torch
 
-        from ..torch_nets import OpenFaceNet
+        from mtcnn_lab.nets.torch import OpenFaceNet
 
         self.torch = torch
         devices = available_devices()

@@ -1,6 +1,6 @@
 """Core ML export of PNet, RNet and ONet (``.mlpackage`` ML programs, FP32 or FP16).
 
-Each :class:`~mtcnn_lab.torch_nets.OpenFaceNet` is traced with ``torch.jit.trace`` and converted
+Each :class:`~mtcnn_lab.nets.torch.OpenFaceNet` is traced with ``torch.jit.trace`` and converted
 with ``coremltools.convert(..., convert_to="mlprogram")`` for macOS 13 / iOS 16 and later. The
 models take one float32 input ``input`` (normalised R,G,B, as every backend) and give one float32
 output ``output`` (the raw last layer); an FP16 model casts to float16 after the input and back to
@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConversionError, OutputExists, ParameterError
-from ..files import normalise_permissions
-from ..pyramid import level_size, pyramid_scales
-from ..weights import NET_NAMES, NetSpec, WeightSet
+from mtcnn_lab.errors import ConversionError, OutputExists, ParameterError
+from mtcnn_lab.files import normalise_permissions
+from mtcnn_lab.params import level_size, pyramid_scales
+from mtcnn_lab.weights.netspec import NET_NAMES, NetSpec, WeightSet
 
 DEFAULT_FRAME_SIZES: tuple[tuple[int, int], ...] = ((1920, 1080), (1080, 1920), (1280, 720), (640, 480))
 """Frame sizes as (width, height) whose pyramid levels PNet models accept by default."""
@@ -109,8 +109,8 @@ def pnet_input_shapes(frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES
                       factor: float = 0.709) -> list[tuple[int, int, int, int]]:
     """Every distinct PNet input ``(1, 3, h, w)`` of the pyramids of ``frame_sizes`` (width, height).
 
-    The sizes come from :func:`~mtcnn_lab.pyramid.pyramid_scales` and
-    :func:`~mtcnn_lab.pyramid.level_size`, so they are exactly what the cascade feeds PNet; they
+    The sizes come from :func:`~mtcnn_lab.cascade.pyramid.pyramid_scales` and
+    :func:`~mtcnn_lab.cascade.pyramid.level_size`, so they are exactly what the cascade feeds PNet; they
     are sorted largest area first (the first is the models' default shape).
     """
     shapes = set()
@@ -170,7 +170,7 @@ def _input_type(ct, net: str, shapes: list[tuple[int, int, int, int]], max_batch
 
 
 def export_module(spec: NetSpec):
-    """The :class:`~mtcnn_lab.torch_nets.OpenFaceNet` of ``spec`` as an ``nn.Sequential`` ready to
+    """The :class:`~mtcnn_lab.nets.torch.OpenFaceNet` of ``spec`` as an ``nn.Sequential`` ready to
     trace, with every PReLU that follows a fully connected layer run on (N, C, 1, 1) maps.
 
     coremltools lowers a PReLU on rank-2 input through a rank-3 ``prelu`` op, which it allows only
@@ -179,7 +179,7 @@ def export_module(spec: NetSpec):
     """
     from torch import nn
 
-    from ..torch_nets import OpenFaceNet
+    from mtcnn_lab.nets.torch import OpenFaceNet
 
     class VectorPReLU(nn.Module):
         def __init__(self, prelu: nn.PReLU):

@@ -1,6 +1,6 @@
 """Export PNet, RNet and ONet to ONNX, in FP32 or FP16.
 
-The graphs come from :class:`~mtcnn_lab.torch_nets.OpenFaceNet` through PyTorch's TorchScript
+The graphs come from :class:`~mtcnn_lab.nets.torch.OpenFaceNet` through PyTorch's TorchScript
 exporter (``torch.onnx.export(..., dynamo=False)``): it maps ``nn.PReLU`` straight onto ONNX's
 native ``PRelu`` node (checked by the tests), works offline without ``onnxscript`` (which the
 dynamo exporter needs), and writes the same bytes every time for the same weights. Each model has:
@@ -11,7 +11,7 @@ dynamo exporter needs), and writes the same bytes every time for the same weight
   OpenFace's order (logit non-face, logit face, dx1, dy1, dx2, dy2, ONet: 5 landmark x, 5 y).
 
 ``taps=True`` builds a variant whose outputs are every layer's output instead, named like
-:func:`mtcnn_lab.reference.forward_layers` (``l00_conv``, ``l01_prelu``, ... plus ``lNN_fcin`` for
+:func:`mtcnn_lab.nets.reference.forward_layers` (``l00_conv``, ``l01_prelu``, ... plus ``lNN_fcin`` for
 the flattened input of RNet's and ONet's first FC layer), for layer-by-layer comparisons.
 """
 
@@ -21,9 +21,9 @@ import io
 import warnings
 from pathlib import Path
 
-from ..errors import ConversionError, OutputExists
-from ..files import write_atomic
-from ..weights import NetSpec, WeightSet
+from mtcnn_lab.errors import ConversionError, OutputExists
+from mtcnn_lab.files import write_atomic
+from mtcnn_lab.weights.netspec import NetSpec, WeightSet
 
 MIN_OPSET = 17
 INPUT_NAME = "input"
@@ -37,7 +37,8 @@ OUTPUT_DESCRIPTION = {
 INPUT_DESCRIPTION = "(N, 3, H, W) float32, channels R, G, B, values (v - 127.5) * 0.0078125"
 
 
-def _require_onnx():
+def require_onnx():
+    """The onnx module, or ConversionError saying how to install it."""
     try:
         import onnx
     except ImportError:
@@ -47,7 +48,7 @@ def _require_onnx():
 
 def tap_names(spec: NetSpec) -> list[str]:
     """The taps model's output names, one per OpenFace layer plus ``lNN_fcin`` before the first FC."""
-    from ..torch_nets import build_layers
+    from mtcnn_lab.nets.torch import build_layers
 
     return list(build_layers(spec))
 
@@ -102,7 +103,7 @@ def onnx_model_bytes(spec: NetSpec, opset: int = MIN_OPSET, taps: bool = False) 
 
     ``opset`` must be at least 17 (and at most what the installed PyTorch exporter supports).
     """
-    onnx = _require_onnx()
+    onnx = require_onnx()
     try:
         import torch
         from torch import nn
@@ -110,7 +111,7 @@ def onnx_model_bytes(spec: NetSpec, opset: int = MIN_OPSET, taps: bool = False) 
         raise ConversionError("exporting to ONNX needs PyTorch (the CPU build is enough): pip install torch; "
                               "or run ONNX files exported elsewhere (OnnxBackend(model_dir=...))") from None
 
-    from ..torch_nets import OpenFaceNet
+    from mtcnn_lab.nets.torch import OpenFaceNet
 
     if spec.name not in INPUT_SIZES:
         raise ConversionError(f"unknown net {spec.name!r}; expected pnet, rnet or onet")
@@ -168,7 +169,7 @@ def fp16_model(model_bytes: bytes) -> bytes:
     activations. On CPU, onnxruntime runs any node that has no FP16 kernel there in FP32 between
     Casts it inserts itself, so the model always runs; the speed-up is for GPUs.
     """
-    onnx = _require_onnx()
+    onnx = require_onnx()
     try:
         from onnxconverter_common import float16
     except ImportError:
@@ -215,34 +216,3 @@ def export_onnx(weights: WeightSet, outdir: str | Path, fp16: bool = False, opse
                 raise
             raise ConversionError(f"{path}: cannot write ({err.strerror})") from None
     return paths
-
-
-def onnx_report(weights: WeightSet, paths: dict[str, Path], fp16: bool = False) -> dict:
-    """What ``export_onnx`` wrote: per model its size, SHA-256, opset, op counts, and the max/mean
-    |difference| of its outputs from the numpy reference on fixed random inputs."""
-    import hashlib
-    from collections import Counter
-
-    import numpy as np
-
-    from ..backends.onnx import OnnxBackend
-    from ..compare import backend_layer_differences
-
-    onnx = _require_onnx()
-    backend = OnnxBackend(weights, providers=["CPUExecutionProvider"], precision="fp16-all" if fp16 else "fp32",
-                          model_dir=next(iter(paths.values())).parent)
-    shapes = {"pnet": (1, 3, 216, 384), "rnet": (16, 3, 24, 24), "onet": (16, 3, 48, 48)}
-    rng = np.random.default_rng(0)
-    models = {}
-    for net, path in paths.items():
-        model = onnx.load(str(path))
-        x = rng.uniform(-1, 1, shapes[net]).astype(np.float32)
-        models[net] = {
-            "file": path.name, "bytes": path.stat().st_size,
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-            "ops": dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
-            "vs_numpy_reference": {"input_shape": list(shapes[net]),
-                                   **backend_layer_differences(backend, weights, net, x)["output"]},
-        }
-    return {"format": "onnx", "fp16": fp16, "weights": weights.name, "models": models}
