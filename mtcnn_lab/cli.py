@@ -15,9 +15,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mtcnn_lab import __version__
 from mtcnn_lab.errors import MtcnnLabError, OutputExists, ParameterError
 from mtcnn_lab.files import write_json
+from mtcnn_lab.version import __version__
 
 log = logging.getLogger("mtcnn_lab")
 
@@ -74,7 +74,7 @@ def partial_file(json_out: str | None, video: str) -> Path | None:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    """Run the detector on every path; write the design.md JSON; 1 if any path failed."""
+    """Run the detector on every path; write the results JSON (the C++ reference's fields); 1 if any failed."""
     from mtcnn_lab.detector import MTCNN
     from mtcnn_lab.io.frames import is_video, iter_inputs
     from mtcnn_lab.video.stream import detect_video

@@ -8,7 +8,7 @@ becomes one task, :func:`process_video`, run on a Dask worker; :func:`run_corpus
 Guarantees:
 
 * **One result file per item**, ``OUT/<relative path with / as __>.json`` in the
-  ``detect --json`` schema (design.md), written atomically (never half-written). It holds no
+  ``detect --json`` schema, written atomically (never half-written). It holds no
   timings, host names or worker ids, so a run on 1 worker and a run on N workers give byte-identical
   files. Timings and errors go to ``OUT/summary.json`` and ``OUT/summary.csv``.
 * **Resume**: an item whose result file exists (and was made with the same ``every``) is skipped.
@@ -135,7 +135,7 @@ def _detector(backend: str, weights: str, threads: int):
 
 
 def _meta(detector, item: str, every: int) -> dict:
-    from mtcnn_lab import __version__
+    from mtcnn_lab.version import __version__
 
     return {"backend": detector.backend.name, "weights": detector.weights.name,
             "weights_source": detector.weights.source,

@@ -46,6 +46,7 @@ class MTCNN:
             raise ParameterError(f"threads must be a positive integer or None, not {threads!r}")
         self.resize_pool = None if threads == 1 else ThreadPoolExecutor(1, thread_name_prefix="mtcnn-resize")
         self._backend_name: str | None = None  # the choice a worker process can build again
+        self._closed = False
         if isinstance(backend, str):
             self._backend_name, self.backend = pick_backend(backend, self.weights, threads)
         else:
@@ -54,11 +55,15 @@ class MTCNN:
                  self.backend.name)
 
     def close(self) -> None:
-        """Stop the resizing helper thread; later calls resize on the calling thread alone. Also
-        ``with MTCNN(...) as detector:``."""
+        """Stop the resizing helper thread and close the backend when this detector built it (a backend
+        given as an object stays the caller's). Also ``with MTCNN(...) as detector:``. Detecting afterwards
+        raises ParameterError."""
+        self._closed = True
         if self.resize_pool is not None:
             self.resize_pool.shutdown()
             self.resize_pool = None
+        if self._backend_name is not None:
+            self.backend.close()
 
     def __enter__(self) -> MTCNN:
         return self
@@ -87,7 +92,12 @@ class MTCNN:
         ``trace=True`` records the per-stage candidates in ``Detections.trace``; a
         :class:`~mtcnn_lab.cascade.timer.StageTimer` adds up the seconds spent in each stage.
         """
+        self._check_open()
         return run_cascade(as_bgr_uint8(image), self.backend, self.params, trace, timer, self.resize_pool)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ParameterError("this MTCNN detector was closed; build a new one to detect again")
 
     def detect_batch(self, images: Iterable[np.ndarray], batch: int = 4) -> list[Detections]:
         """:meth:`detect` for each image, in order, with the same results bit for bit.
@@ -99,6 +109,7 @@ class MTCNN:
         """
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ParameterError(f"batch must be a positive integer, not {batch!r}")
+        self._check_open()
         results: list[Detections] = []
         group: list[np.ndarray] = []
         for image in map(as_bgr_uint8, images):

@@ -1,4 +1,4 @@
-"""Box arithmetic against straightforward re-statements of OpenFace's C++ (spec §6, §8, §9)."""
+"""Box arithmetic against straightforward re-statements of OpenFace's C++ (docs/openface_mtcnn.md §6, §8, §9)."""
 
 from __future__ import annotations
 

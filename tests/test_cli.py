@@ -1,4 +1,4 @@
-"""Tests of the ``mtcnn-lab`` command: the JSON contract of design.md and every kind of bad input.
+"""Tests of the ``mtcnn-lab`` command: the JSON contract (the fields of the C++ reference) and every kind of bad input.
 
 The command runs in-process (``mtcnn_lab.cli.main``) on the bundled weights, matplotlib's
 ``grace_hopper.jpg`` (one face) and small MJPG videos written here; one test runs the installed

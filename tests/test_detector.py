@@ -380,14 +380,25 @@ def test_one_thread_means_no_resize_helper_and_more_threads_give_the_same_faces(
     assert a.trace == b.trace
 
 
-def test_close_stops_the_resize_thread_and_the_detector_still_detects(hopper, hopper_result):
+def test_close_stops_the_resize_thread_closes_the_backend_it_built_and_refuses_to_detect(hopper):
     import threading
 
-    with MTCNN(backend="numpy", weights="zhang2016", threads=2) as det:
+    with MTCNN(backend="openvino", weights="zhang2016", threads=2) as det:
         pool = det.resize_pool
-        assert pool is not None
-        first = det.detect(hopper)
+        det.detect(hopper)
         assert any(t.name.startswith("mtcnn-resize") for t in threading.enumerate())
-    assert det.resize_pool is None and pool._shutdown
-    assert_same(det.detect(hopper), first)
+    assert det.resize_pool is None and pool._shutdown and det.backend.compiled == {}
+    with pytest.raises(ParameterError, match="closed"):
+        det.detect(hopper)
+    with pytest.raises(ParameterError, match="closed"):
+        det.detect_batch([hopper])
     det.close()  # twice is fine
+
+
+def test_close_leaves_a_backend_given_as_an_object_to_its_owner(hopper, hopper_result):
+    from mtcnn_lab.backends.select import make_backend
+
+    backend = make_backend("openvino", MTCNN(backend="numpy", weights="zhang2016").weights)
+    MTCNN(backend=backend, weights="zhang2016").close()
+    assert backend.compiled  # still usable by its owner
+    assert len(MTCNN(backend=backend, weights="zhang2016").detect(hopper)) == 1

@@ -37,6 +37,18 @@ class Backend(Protocol):
         """(N, 3, 48, 48) crops -> (N, 16) outputs."""
         ...
 
+    layer_taps: bool
+    """Whether :meth:`run_layers` gives every layer's output (Core ML's compiled programs do not)."""
+
+    def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every layer's output of ``net`` (``pnet``, ``rnet``, ``onet``) on ``batch``, keyed like the
+        reference's layer outputs (``l00_conv`` ...); BackendUnavailable when ``layer_taps`` is False."""
+        ...
+
+    def close(self) -> None:
+        """Release the runtime's models, sessions and files; the backend cannot run afterwards."""
+        ...
+
 
 ONE_INPUT_PER_CALL = MappingProxyType({"pnet": 1, "rnet": 1, "onet": 1})
 """The ``batch_limits`` of a backend that may not join inputs of several images in one call."""
@@ -49,9 +61,13 @@ class NetRunner:
     """
 
     name: str
+    layer_taps = True
 
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to release beyond what garbage collection frees (runtimes override this)."""
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""

@@ -139,6 +139,20 @@ class CoreMLBackend:
         # shape that is not enumerated would fall back to numpy
         self.batch_limits = {"pnet": max(PROBE_SIZES["pnet"]), **measure_batch_limits(self, ("rnet", "onet"))}
 
+    layer_taps = False
+
+    def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Not available: a compiled Core ML program gives only its outputs."""
+        raise BackendUnavailable(f"{self.name} gives no per-layer outputs (Core ML runs compiled programs); "
+                                 "compare layers with the numpy, torch, onnx or openvino backend")
+
+    def close(self) -> None:
+        """Drop the models and delete the temporary folder of models this backend converted."""
+        self.models = {}
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
     def _predict(self, net: str, batch: np.ndarray) -> np.ndarray:
         result = self.models[net].predict({INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
         return np.asarray(result[OUTPUT_NAME], np.float32)

@@ -128,6 +128,10 @@ class OnnxBackend(NetRunner):
         except ConversionError as err:
             raise BackendUnavailable(str(err)) from None
 
+    def close(self) -> None:
+        """Drop the inference sessions (onnxruntime frees them with the last reference)."""
+        self.sessions, self._tap_sessions = {}, {}
+
     def _session(self, model: bytes):
         return self.ort.InferenceSession(model, sess_options=self.options, providers=self.providers)
 

@@ -105,6 +105,13 @@ class OpenVinoBackend(NetRunner):
                 del requests[next(iter(requests))]
         return entry[1]
 
+    def close(self) -> None:
+        """Drop the compiled models and infer requests (OpenVINO frees them with the last reference)."""
+        with self._fixed_lock:
+            self.compiled, self._tap_requests = {}, {}
+            self._fixed = {net: OrderedDict() for net in FIXED_SHAPE_NETS}
+        self._local = threading.local()
+
     def _compile(self, model):
         return self.core.compile_model(model, "CPU", self.config).create_infer_request()
 

@@ -53,6 +53,10 @@ class TorchBackend(NetRunner):
             x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device, self.dtypes[net])
             return self.nets[net](x).float().cpu().numpy()
 
+    def close(self) -> None:
+        """Drop the modules (and the device memory they hold)."""
+        self.nets = {}
+
     def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every layer's output of ``net`` (``pnet``, ``rnet``, ``onet``), keyed like the reference."""
         torch = self.torch

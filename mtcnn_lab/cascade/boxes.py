@@ -4,7 +4,7 @@ Boxes are float32 arrays (N, 4) of ``x, y, width, height`` in pixels. Inside the
 follow OpenFace's 1-based MATLAB convention (a square box ``[X, Y, s, s]`` covers the 0-based
 pixels ``X-1 .. X+s-1``); the final corrected boxes are used by OpenFace as 0-based rectangles.
 Every function reproduces the float32/int arithmetic of ``FaceDetectorMTCNN.cpp``
-(``openface_mtcnn_spec.md`` §6, §8, §9).
+(``docs/openface_mtcnn.md`` §6, §8, §9).
 """
 
 from __future__ import annotations

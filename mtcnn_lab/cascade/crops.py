@@ -1,4 +1,4 @@
-"""Cutting square boxes out of the image for RNet and ONet (spec §7)."""
+"""Cutting square boxes out of the image for RNet and ONet (``docs/openface_mtcnn.md`` §7)."""
 
 from __future__ import annotations
 

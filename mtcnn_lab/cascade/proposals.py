@@ -1,4 +1,5 @@
-"""PNet's output turned into candidate boxes (``generate_bounding_boxes``, spec §5)."""
+"""PNet's output turned into candidate boxes (OpenFace's ``generate_bounding_boxes``,
+``docs/openface_mtcnn.md`` §5)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """OpenFace's bilinear resizing, compiled and fused with MTCNN's input normalisation.
 
 OpenFace converts the frame to float32 once, then calls ``cv::resize(..., INTER_LINEAR)`` for every
-pyramid level and every zero-padded RNet/ONet crop buffer (spec §5, §7). Its OpenCV (Debian's 4.6,
+pyramid level and every zero-padded RNet/ONet crop buffer (``docs/openface_mtcnn.md`` §5, §7). Its OpenCV (Debian's 4.6,
 built without Intel IPP) runs the generic separable path, which these kernels reproduce bit for bit
 (checked against the C++ dumps in ``shared/reference/layers``, tests/test_resize.py):
 

@@ -2,7 +2,8 @@
 
 pyramid -> PNet proposals -> per-scale NMS 0.5 -> cross-scale NMS 0.7 -> regression -> squaring
 -> RNet (score >= 0.7) -> NMS 0.7 -> regression -> squaring -> ONet (score >= 0.7) -> regression
-(+1) -> NMS 0.7 "min" -> OpenFace's final correction. See ``openface_mtcnn_spec.md`` §5-§9.
+(+1) -> NMS 0.7 "min" -> OpenFace's final correction. See ``docs/openface_mtcnn.md``
+§5-§9 (``FaceDetectorMTCNN.cpp``, ``DetectFaces``).
 The cascade is runtime-agnostic: the networks are evaluated by a backend.
 """
 

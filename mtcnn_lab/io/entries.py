@@ -8,9 +8,15 @@ frame by frame keep their entries in a JSON Lines file, one entry a line, append
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from mtcnn_lab.errors import MtcnnLabError
+
+log = logging.getLogger(__name__)
 
 
 def read_done_frames(jsonl: Path) -> dict[int, dict]:
@@ -34,3 +40,12 @@ def frame_entry(detector, image: str, index: int, frame: np.ndarray, detections=
     found = detector.detect(frame) if detections is None else detections
     return {"image": image, "frame": index, "width": frame.shape[1], "height": frame.shape[0],
             "faces": found.faces()}
+
+
+def log_batch_failure(image: str, frames: Sequence[int], err: Exception) -> None:
+    """Log that frames ``frames`` of ``image`` failed as one batch and are detected one by one instead:
+    at INFO for an input or parameter problem (:class:`~mtcnn_lab.errors.MtcnnLabError`, raised again by
+    its frame), at WARNING for anything else, which would be a bug of the batched path."""
+    level = logging.INFO if isinstance(err, MtcnnLabError) else logging.WARNING
+    log.log(level, "%s: frames %d-%d failed as one batch (%s: %s); detecting them one by one", image,
+            frames[0], frames[-1], type(err).__name__, err)

@@ -731,7 +731,7 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
     line and only mtcnn-lab's backends are timed. ``models_root``: the OpenFace model cache for
     mtcnn-lab (default: the bench cache, else mtcnn-lab's own default).
     """
-    from mtcnn_lab import __version__
+    from mtcnn_lab.version import __version__
 
     backends = list(backends or [default_cpu_backend()])
     if not images:

@@ -89,9 +89,9 @@ def backend_layer_differences(backend, weights: WeightSet, net: str, batch: np.n
     input batch for that net. Keys are layer names (``l00_conv`` ...) and ``output``.
     """
     expected = forward_layers(weights.nets()[net], batch)
-    table = layer_differences(backend.run_layers(net, batch), expected) if hasattr(backend, "run_layers") else {}
+    table = layer_differences(backend.run_layers(net, batch), expected) if backend.layer_taps else {}
     last = weights.nets()[net].layer_keys()[-1]
-    output = getattr(backend, f"run_{net}")(batch)
+    output = {"pnet": backend.run_pnet, "rnet": backend.run_rnet, "onet": backend.run_onet}[net](batch)
     table["output"] = layer_differences({last: output}, {last: expected[last]})[last]
     return table
 

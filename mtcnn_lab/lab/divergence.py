@@ -7,7 +7,7 @@ there (:mod:`mtcnn_lab.nets.reference` matches every dumped C++ layer), so the p
 mistake. This module recomputes layer 0 under a list of plausible mistakes and measures each one's
 *signature* against the correct values, so a notebook can show which mistake has the reported one.
 
-The correct pipeline (spec §3, §5) has five stages, and a mistake replaces one or more of them:
+The correct pipeline (``docs/openface_mtcnn.md`` §3, §5) has five stages, and a mistake replaces one or more of them:
 
 1. ``resize``: float32 BGR image -> pyramid level (h, w, 3), ``cv2.resize`` INTER_LINEAR;
 2. ``buffer``: how the resized (h, w, 3) buffer is read (correct: as it is);

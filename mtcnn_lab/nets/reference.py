@@ -1,7 +1,7 @@
 """The reference CNN: numpy with OpenFace's exact C++ semantics, able to return every layer.
 
 Inputs are batches (N, 3, H, W) float32 in OpenFace's normalised units, channels **R, G, B**.
-Semantics copied from ``CNN::Inference`` (``openface_mtcnn_spec.md`` §4):
+Semantics copied from ``CNN::Inference`` (``docs/openface_mtcnn.md`` §4):
 
 * convolution: im2col with columns ordered (input map, kernel x, kernel y) and a constant-1 column
   so the bias is added inside one float32 GEMM, as OpenFace's ``sgemm`` call does;

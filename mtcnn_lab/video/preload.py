@@ -12,8 +12,8 @@ import contextlib
 
 import numpy as np
 
-from mtcnn_lab import detector  # noqa: F401  (imported for the workers)
 from mtcnn_lab.cascade import boxes, crops, proposals, resize
+from mtcnn_lab.detector import MTCNN  # noqa: F401  (imported for the workers)
 from mtcnn_lab.video import stream  # noqa: F401  (imported for the workers)
 
 with contextlib.suppress(ImportError):  # the default CPU runtime

@@ -9,7 +9,6 @@ nothing; running again with the same file resumes after the last frame written.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -22,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mtcnn_lab.errors import ParameterError
-from mtcnn_lab.io.entries import frame_entry, read_done_frames
+from mtcnn_lab.io.entries import frame_entry, log_batch_failure, read_done_frames
 from mtcnn_lab.io.frames import iter_video_frames
 
 _END = object()
@@ -111,9 +110,11 @@ def _group_entries(detector, image: str, group: list[tuple[int, np.ndarray | Non
     todo = [(index, frame) for index, frame in group if frame is not None]
     found: dict[int, object] = {}
     if len(todo) > 1:
-        with contextlib.suppress(Exception):
+        try:
             found = dict(zip([index for index, _ in todo],
                              detector.detect_batch([frame for _, frame in todo], batch=len(todo)), strict=True))
+        except Exception as err:  # the frames are detected one by one below, where the error raises again
+            log_batch_failure(image, [index for index, _ in todo], err)
     for index, frame in group:
         yield done[index] if frame is None else frame_entry(detector, image, index, frame, found.get(index))
 

@@ -102,13 +102,14 @@ def _work(image: str, cpu: int | None, conn: Connection) -> None:
 def _entries(detector, image: str, indices: list[int], frames: list[np.ndarray]) -> list[dict | Exception]:
     """The result entries of frames detected in one pass (``MTCNN.detect_batch``); when that fails, frame
     by frame, each failing frame's entry replaced by its exception."""
-    from mtcnn_lab.io.entries import frame_entry
+    from mtcnn_lab.io.entries import frame_entry, log_batch_failure
 
     try:
         found = detector.detect_batch(frames, batch=len(frames))
         return [frame_entry(detector, image, index, frame, detections)
                 for index, frame, detections in zip(indices, frames, found, strict=True)]
-    except Exception:
+    except Exception as err:  # frame by frame below: the failing frame's error goes back to the caller
+        log_batch_failure(image, indices, err)
         entries: list[dict | Exception] = []
         for index, frame in zip(indices, frames, strict=True):
             try:
