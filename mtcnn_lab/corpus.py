@@ -37,6 +37,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError
 from mtcnn_lab.files import write_json
 from mtcnn_lab.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -278,10 +279,8 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
 
     from mtcnn_lab.io.tables import save_table
 
-    if every < 1:
-        raise ParameterError(f"every must be >= 1, got {every}")
-    if n_workers is not None and n_workers < 1:
-        raise ParameterError(f"--workers must be at least 1, not {n_workers}")
+    positive_int(every, "every")
+    positive_int(n_workers, "n_workers", optional=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     items = [Path(item).resolve() for item in items]

@@ -14,6 +14,7 @@ from mtcnn_lab.backends.base import Backend
 from mtcnn_lab.backends.select import pick_backend
 from mtcnn_lab.cascade.stages import run_cascade, run_cascade_batch
 from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
+from mtcnn_lab.checks import positive_int
 from mtcnn_lab.detections import Detections
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.frames import as_bgr_uint8
@@ -42,8 +43,7 @@ class MTCNN:
                  models_root: str | Path | None = None, threads: int | None = None, **params):
         self.weights = weights if isinstance(weights, WeightSet) else load_weights(weights, models_root)
         self.params = CascadeParams(**params)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ParameterError(f"threads must be a positive integer or None, not {threads!r}")
+        positive_int(threads, "threads", optional=True)
         self.resize_pool = None if threads == 1 else ThreadPoolExecutor(1, thread_name_prefix="mtcnn-resize")
         self._backend_name: str | None = None  # the choice a worker process can build again
         self._closed = False
@@ -107,8 +107,7 @@ class MTCNN:
         measured, on this machine, that batching leaves every input's outputs unchanged, and one call per
         image beyond that.
         """
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ParameterError(f"batch must be a positive integer, not {batch!r}")
+        positive_int(batch, "batch")
         self._check_open()
         results: list[Detections] = []
         group: list[np.ndarray] = []

@@ -402,3 +402,14 @@ def test_close_leaves_a_backend_given_as_an_object_to_its_owner(hopper, hopper_r
     MTCNN(backend=backend, weights="zhang2016").close()
     assert backend.compiled  # still usable by its owner
     assert len(MTCNN(backend=backend, weights="zhang2016").detect(hopper)) == 1
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
+def test_positive_int_refuses_what_is_not_a_whole_number_from_1(value):
+    from mtcnn_lab.checks import positive_int
+
+    with pytest.raises(ParameterError, match=r"^workers must be a positive integer, not "):
+        positive_int(value, "workers")
+    assert positive_int(3, "workers") == 3 and positive_int(None, "threads", optional=True) is None
+    with pytest.raises(ParameterError, match="or None"):
+        positive_int(value, "threads", optional=True)

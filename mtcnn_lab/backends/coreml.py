@@ -28,7 +28,6 @@ import numpy as np
 from mtcnn_lab.backends.base import fp16_nets, precision_suffix
 from mtcnn_lab.backends.batch_invariance import PROBE_SIZES, measure_batch_limits
 from mtcnn_lab.convert.coreml import (
-    CROP_SIZES,
     DEFAULT_FRAME_SIZES,
     INPUT_NAME,
     METADATA_PREFIX,
@@ -40,7 +39,7 @@ from mtcnn_lab.convert.coreml import (
     net_digest,
 )
 from mtcnn_lab.errors import BackendUnavailable, ConversionError, ParameterError
-from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
+from mtcnn_lab.weights.netspec import CROP_SIZES, NET_NAMES, WeightSet
 
 
 class CoreMLShapeWarning(UserWarning):

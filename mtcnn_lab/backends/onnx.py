@@ -14,6 +14,7 @@ import numpy as np
 
 from mtcnn_lab.backends.base import NetRunner, fp16_nets, precision_suffix
 from mtcnn_lab.backends.batch_invariance import measure_batch_limits
+from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import BackendUnavailable, ConversionError, ParameterError
 from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
 
@@ -85,8 +86,7 @@ class OnnxBackend(NetRunner):
         if optimization not in OPTIMIZATION_LEVELS:
             raise ParameterError(f"unknown ONNX optimization level {optimization!r}; "
                                  f"choose one of {', '.join(OPTIMIZATION_LEVELS)}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ParameterError(f"threads must be a positive integer or None, not {threads!r}")
+        positive_int(threads, "threads", optional=True)
         available = ort.get_available_providers()
         if providers is None:
             providers = choose_providers(available)

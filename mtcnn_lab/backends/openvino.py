@@ -12,7 +12,7 @@ import numpy as np
 
 from mtcnn_lab.backends.base import NetRunner
 from mtcnn_lab.backends.batch_invariance import measure_batch_limits
-from mtcnn_lab.errors import ParameterError
+from mtcnn_lab.checks import positive_int
 from mtcnn_lab.nets.openvino import import_openvino, openvino_model
 from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
 
@@ -41,8 +41,7 @@ class OpenVinoBackend(NetRunner):
 
     def __init__(self, weights: WeightSet, threads: int | None = None):
         ov, _ = import_openvino()
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ParameterError(f"threads must be a positive integer or None, not {threads!r}")
+        positive_int(threads, "threads", optional=True)
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads

@@ -23,6 +23,7 @@ from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
 from mtcnn_lab.detections import Detections
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.params import CascadeParams
+from mtcnn_lab.weights.netspec import CROP_SIZES
 
 F32 = np.float32
 
@@ -185,9 +186,9 @@ def run_cascade_batch(images: Sequence[np.ndarray], backend: Backend, params: Ca
     traces: list[dict | None] = [{"pnet_scales": []} if trace else None for _ in images]
     boxes = stage_pnet_batch(images, backend, params, traces, timer, pool)
     limits = backend.batch_limits
-    outputs = run_on_crops(images, boxes, backend.run_rnet, 24, 6, limits["rnet"], timer, "rnet", pool)
+    outputs = run_on_crops(images, boxes, backend.run_rnet, CROP_SIZES["rnet"], 6, limits["rnet"], timer, "rnet", pool)
     boxes = [rnet_refine(b, o, params, t, timer) for b, o, t in zip(boxes, outputs, traces, strict=True)]
-    outputs = run_on_crops(images, boxes, backend.run_onet, 48, 16, limits["onet"], timer, "onet", pool)
+    outputs = run_on_crops(images, boxes, backend.run_onet, CROP_SIZES["onet"], 16, limits["onet"], timer, "onet", pool)
     return [onet_detections(b, o, params, t) for b, o, t in zip(boxes, outputs, traces, strict=True)]
 
 

@@ -35,10 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import ConversionError, OutputExists, ParameterError
 from mtcnn_lab.files import normalise_permissions
-from mtcnn_lab.params import level_size, pyramid_scales
-from mtcnn_lab.weights.netspec import NET_NAMES, NetSpec, WeightSet
+from mtcnn_lab.params import CascadeParams, level_size, pyramid_scales
+from mtcnn_lab.weights.netspec import CROP_SIZES, NET_NAMES, NetSpec, WeightSet
 
 DEFAULT_FRAME_SIZES: tuple[tuple[int, int], ...] = ((1920, 1080), (1080, 1920), (1280, 720), (640, 480))
 """Frame sizes as (width, height) whose pyramid levels PNet models accept by default."""
@@ -56,7 +57,6 @@ DEPLOYMENT_TARGET = "macOS13"
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-CROP_SIZES = {"rnet": 24, "onet": 48}
 METADATA_PREFIX = "mtcnn_lab."
 
 
@@ -105,8 +105,9 @@ def _check_frame_sizes(frame_sizes: Iterable[Sequence[int]]) -> list[tuple[int, 
     return sizes
 
 
-def pnet_input_shapes(frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES, min_face: float = 60.0,
-                      factor: float = 0.709) -> list[tuple[int, int, int, int]]:
+def pnet_input_shapes(frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES,
+                      min_face: float = CascadeParams.min_face,
+                      factor: float = CascadeParams.factor) -> list[tuple[int, int, int, int]]:
     """Every distinct PNet input ``(1, 3, h, w)`` of the pyramids of ``frame_sizes`` (width, height).
 
     The sizes come from :func:`~mtcnn_lab.cascade.pyramid.pyramid_scales` and
@@ -259,13 +260,6 @@ def convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple[
 # writing
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 def _refuse_existing(targets: Iterable[Path]) -> None:
     existing = [str(p) for p in targets if p.exists() or p.is_symlink()]
     if existing:
@@ -275,8 +269,8 @@ def _refuse_existing(targets: Iterable[Path]) -> None:
 
 def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp32",
                    frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES, max_batch: int = 256,
-                   compute_units: str = "ALL", overwrite: bool = False, min_face: float = 60.0,
-                   factor: float = 0.709) -> dict[str, Path]:
+                   compute_units: str = "ALL", overwrite: bool = False, min_face: float = CascadeParams.min_face,
+                   factor: float = CascadeParams.factor) -> dict[str, Path]:
     """Convert PNet, RNet and ONet to Core ML ``.mlpackage`` files in ``outdir``.
 
     Writes ``pnet.mlpackage``, ``rnet.mlpackage``, ``onet.mlpackage`` (``*_fp16.mlpackage`` for
@@ -295,8 +289,7 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
     """
     precision = check_precision(precision)
     compute_units = check_compute_units(compute_units)
-    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-        raise ParameterError(f"max_batch must be a positive integer, got {max_batch!r}")
+    positive_int(max_batch, "max_batch")
     frame_sizes = _check_frame_sizes(frame_sizes)
     shapes = pnet_input_shapes(frame_sizes, min_face, factor)
     if not shapes:

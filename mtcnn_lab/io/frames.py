@@ -29,7 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mtcnn_lab.errors import InputError, ParameterError
+from mtcnn_lab.checks import positive_int
+from mtcnn_lab.errors import InputError
 
 __all__ = [
     "DEFAULT_POSITIONS",
@@ -461,9 +462,7 @@ def iter_video_frames(
     p = _fspath(path)
     _check_file(p)
     wanted = None if indices is None else _check_indices(indices, p)
-    if decode_threads is not None and (isinstance(decode_threads, bool) or not isinstance(decode_threads, int)
-                                       or decode_threads < 1):
-        raise ParameterError(f"decode_threads must be a positive integer or None, not {decode_threads!r}")
+    positive_int(decode_threads, "decode_threads", optional=True)
     return _decode(_open_video(p, decode_threads), p, wanted, _check_every(step))
 
 

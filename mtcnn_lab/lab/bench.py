@@ -103,9 +103,6 @@ def benchmark_detector(detector, images: dict[str, np.ndarray], repeats: int = 5
 BENCH_SCHEMA = "mtcnn-lab/bench-backends/1"
 """``schema`` value of the JSON :func:`bench_report` writes (see ``benchmarks/README.md``)."""
 
-PYMTCNN_VERSION = "1.2.0"
-"""The pymtcnn release the harness is written against (its ONNX CPU backend)."""
-
 GPU_MARKS = ("gpu", "cuda", "mps", "coreml")
 """Backend names containing one of these do not run on the CPU."""
 

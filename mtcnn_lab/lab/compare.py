@@ -17,7 +17,7 @@ from mtcnn_lab.backends.base import ONE_INPUT_PER_CALL
 from mtcnn_lab.cascade.boxes import iou
 from mtcnn_lab.detections import Detections
 from mtcnn_lab.nets.reference import apply_layer, fc_input, forward_layers
-from mtcnn_lab.weights.netspec import NetSpec, WeightSet
+from mtcnn_lab.weights.netspec import CROP_SIZES, NetSpec, WeightSet
 
 
 def layer_differences(outputs: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -234,7 +234,8 @@ def cascade_net_inputs(image: np.ndarray, weights: WeightSet, params=None,
         raise ValueError(f"image of {image.shape[1]}x{image.shape[0]} px is too small for min_face={params.min_face}")
     trace = run_cascade(image, NumpyBackend(weights), params, trace=True).trace
     batches = {"pnet": levels[0][1][None]}
-    for net, key, size in (("rnet", "rnet_input_boxes", 24), ("onet", "onet_input_boxes", 48)):
+    for net, key in (("rnet", "rnet_input_boxes"), ("onet", "onet_input_boxes")):
+        size = CROP_SIZES[net]
         boxes = np.asarray(trace[key], np.int64).reshape(-1, 4)[:max_crops]
         batches[net] = crop_boxes(image, boxes, size) if len(boxes) else np.zeros((0, 3, size, size), np.float32)
     return batches

@@ -266,15 +266,10 @@ def _stage(mistake: Mistake | None, name: str, default: Callable) -> Callable:
     return default if value is None else value
 
 
-def level_hw(height: int, width: int, scale: float) -> tuple[int, int]:
-    """OpenFace's pyramid level size ``(ceil(H * scale), ceil(W * scale))``."""
-    return level_size(height, width, scale)
-
-
 def network_input(image: Array, scale: float, mistake: str | Mistake | None = None) -> Array:
     """PNet's float32 (3, h, w) input for a BGR uint8 image at ``scale``, under ``mistake``."""
     m = get_mistake(mistake) if not isinstance(mistake, Mistake) else mistake
-    size = level_hw(image.shape[0], image.shape[1], scale)
+    size = level_size(image.shape[0], image.shape[1], scale)
     resized = _stage(m, "resize", correct_resize)(image.astype(np.float32), size)
     values = _stage(m, "normalise", correct_normalise)(_stage(m, "buffer", _identity)(resized))
     return _stage(m, "layout", correct_layout)(values)

@@ -19,9 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mtcnn_lab.nets.reference import pool_output_size
-from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, NetSpec, WeightSet
-
-CROP_SIZES = {"rnet": 24, "onet": 48}
+from mtcnn_lab.weights.netspec import CROP_SIZES, FC, Conv, MaxPool, NetSpec, WeightSet
 
 
 def net_macs(spec: NetSpec, height: int, width: int) -> int:

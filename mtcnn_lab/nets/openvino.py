@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mtcnn_lab.errors import BackendUnavailable
-from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, NetSpec, PReLU
-
-CROP_SIDES = {"rnet": 24, "onet": 48}
+from mtcnn_lab.weights.netspec import CROP_SIZES, FC, Conv, MaxPool, NetSpec, PReLU
 
 
 def import_openvino():
@@ -31,7 +29,7 @@ def openvino_model(spec: NetSpec, taps: bool = False):
     ``taps=True``: one output per layer instead, named like the reference's layer outputs
     (``l00_conv`` ..., and ``lNN_fcin`` for the flatten before the first FC layer)."""
     ov, ops = import_openvino()
-    side = CROP_SIDES.get(spec.name)
+    side = CROP_SIZES.get(spec.name)
     shape = [-1, 3, -1, -1] if side is None else [-1, 3, side, side]
     data = ops.parameter(ov.PartialShape(shape), np.float32, name="input")
     x, maps, outputs = data, True, {}

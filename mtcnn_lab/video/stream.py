@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.entries import frame_entry, log_batch_failure, read_done_frames
 from mtcnn_lab.io.frames import iter_video_frames
@@ -135,8 +136,7 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     where the runtime's sums do not depend on its thread count (OpenBLAS's and torch's do). Closing the
     generator stops the workers.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ParameterError(f"workers must be a positive integer, not {workers!r}")
+    positive_int(workers, "workers")
     if workers > 1:
         from mtcnn_lab.detector import MTCNN
         from mtcnn_lab.video.workers import detect_in_workers

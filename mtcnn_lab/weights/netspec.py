@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 NET_NAMES = ("pnet", "rnet", "onet")
+CROP_SIZES = {"rnet": 24, "onet": 48}
+"""The side in pixels of RNet's and ONet's square inputs (PNet takes a pyramid level of any size)."""
 
 
 @dataclass(frozen=True, eq=False)
