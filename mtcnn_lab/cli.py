@@ -76,6 +76,7 @@ def partial_file(json_out: str | None, video: str) -> Path | None:
 def cmd_detect(args: argparse.Namespace) -> int:
     """Run the detector on every path; write the results JSON (the C++ reference's fields); 1 if any failed."""
     from mtcnn_lab.detector import MTCNN
+    from mtcnn_lab.io.entries import error_entry, result_entry, result_meta
     from mtcnn_lab.io.frames import is_video, iter_inputs
     from mtcnn_lab.video.stream import detect_video
 
@@ -105,7 +106,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                                             progress=not args.quiet and sys.stderr.isatty(), workers=args.workers))
             except MtcnnLabError as err:
                 failed += 1
-                results.append({"image": path, "frame": None, "error": str(err)})
+                results.append(error_entry(path, None, str(err)))
                 print(f"error: {err}", file=sys.stderr)
                 continue
             results.extend(entries)
@@ -113,24 +114,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 print(f"{path}: {len(entries)} frames, {sum(len(e['faces']) for e in entries)} face(s)")
             continue
         for item in iter_inputs([path], positions=args.frames, every=args.every):
-            entry = {"image": item.path, "frame": item.frame}
             if item.error is not None:
                 failed += 1
-                entry["error"] = item.error
+                entry = error_entry(item.path, item.frame, item.error)
                 print(f"error: {item.error}", file=sys.stderr)
             else:
                 detections = detector.detect(item.image)
-                entry.update(width=item.image.shape[1], height=item.image.shape[0], faces=detections.faces())
+                entry = result_entry(item.path, item.frame, item.image, detections)
                 if not args.quiet:
                     where = item.path if item.frame is None else f"{item.path} frame {item.frame}"
                     print(f"{where}: {len(detections)} face(s)")
             results.append(entry)
     if args.json is not None:
-        meta = {"backend": detector.backend.name, "weights": detector.weights.name,
-                "weights_source": detector.weights.source,
-                "params": {k: getattr(detector.params, k) for k in detector.params.__dataclass_fields__},
-                "version": __version__}
-        write_json_out({"meta": meta, "results": results}, Path(args.json), args.force)
+        write_json_out({"meta": result_meta(detector), "results": results}, Path(args.json), args.force)
         for path in streamed:  # the final JSON holds them now
             partial_file(args.json, path).unlink(missing_ok=True)
     return 1 if failed else 0

@@ -135,36 +135,23 @@ def _detector(backend: str, weights: str, threads: int):
     return _DETECTORS[key]
 
 
-def _meta(detector, item: str, every: int) -> dict:
-    from mtcnn_lab.version import __version__
-
-    return {"backend": detector.backend.name, "weights": detector.weights.name,
-            "weights_source": detector.weights.source,
-            "params": {k: getattr(detector.params, k) for k in detector.params.__dataclass_fields__},
-            "version": __version__, "item": item, "every": every}
-
-
 def _image_entries(detector, folder: Path, jsonl: Path):
     """Entries for the still images of a folder (sorted by name), resumable through ``jsonl``."""
-    from mtcnn_lab.io.entries import read_done_frames
+    from mtcnn_lab.io.entries import error_entry, result_entry, resume_jsonl
     from mtcnn_lab.io.frames import read_image
 
-    done = read_done_frames(jsonl)
-    if done:  # drop a torn last line
-        jsonl.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
+    done = resume_jsonl(jsonl)
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     with jsonl.open("a") as handle:
         for index, path in enumerate(images):
             entry = done.get(index)
             if entry is None:
-                entry = {"image": str(path), "frame": index}
                 try:
                     image = read_image(path)
                 except InputError as err:
-                    entry["error"] = str(err)
+                    entry = error_entry(str(path), index, str(err))
                 else:
-                    entry.update(width=image.shape[1], height=image.shape[0],
-                                 faces=detector.detect(image).faces())
+                    entry = result_entry(str(path), index, image, detector.detect(image))
                 handle.write(json.dumps(entry) + "\n")
                 handle.flush()
             yield entry
@@ -184,6 +171,7 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     An unusable input (:class:`MtcnnLabError`) gives an ``error`` row, writes no result file, and
     does not raise. ``crash_after_frames``: fault injection, see the module docstring.
     """
+    from mtcnn_lab.io.entries import result_meta
     from mtcnn_lab.video.stream import detect_video
 
     start = time.perf_counter()
@@ -215,7 +203,8 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
                 os._exit(1)  # fault injection: the worker process dies mid-video
         if not results:
             raise InputError(f"{path}: no images found in the folder")
-        write_json(out_dir / name, {"meta": _meta(detector, str(path), every), "results": results}, overwrite=True)
+        meta = result_meta(detector, item=str(path), every=every)
+        write_json(out_dir / name, {"meta": meta, "results": results}, overwrite=True)
     except MtcnnLabError as err:  # an unusable input: nothing to resume
         jsonl.unlink(missing_ok=True)
         row.update(status="error", error=str(err))

@@ -10,13 +10,24 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from mtcnn_lab.errors import MtcnnLabError
+from mtcnn_lab.version import __version__
 
 log = logging.getLogger(__name__)
+
+
+def resume_jsonl(jsonl: Path) -> dict[int, dict]:
+    """:func:`read_done_frames`, and the file rewritten without a torn last line, so that appending
+    starts on a clean line."""
+    done = read_done_frames(jsonl)
+    if done:
+        jsonl.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
+    return done
 
 
 def read_done_frames(jsonl: Path) -> dict[int, dict]:
@@ -34,12 +45,29 @@ def read_done_frames(jsonl: Path) -> dict[int, dict]:
     return done
 
 
+def result_entry(image: str, frame: int | None, pixels: np.ndarray, detections) -> dict:
+    """The entry of one image (``frame`` None) or video frame: its size in pixels and its faces."""
+    return {"image": image, "frame": frame, "width": pixels.shape[1], "height": pixels.shape[0],
+            "faces": detections.faces()}
+
+
+def error_entry(image: str, frame: int | None, error: str) -> dict:
+    """The entry of an input that could not be read, with the one-line reason."""
+    return {"image": image, "frame": frame, "error": error}
+
+
 def frame_entry(detector, image: str, index: int, frame: np.ndarray, detections=None) -> dict:
-    """The result entry of frame ``index`` of video ``image``: the fields of the ``detect --json`` results.
-    ``detections``: the frame's, when already detected (else ``detector.detect(frame)``)."""
-    found = detector.detect(frame) if detections is None else detections
-    return {"image": image, "frame": index, "width": frame.shape[1], "height": frame.shape[0],
-            "faces": found.faces()}
+    """The result entry of frame ``index`` of video ``image``. ``detections``: the frame's, when already
+    detected (else ``detector.detect(frame)``)."""
+    return result_entry(image, index, frame, detector.detect(frame) if detections is None else detections)
+
+
+def result_meta(detector, **extra) -> dict:
+    """The ``meta`` of a results file: backend, weight set and its source, cascade parameters, version,
+    then ``extra``."""
+    return {"backend": detector.backend.name, "weights": detector.weights.name,
+            "weights_source": detector.weights.source, "params": asdict(detector.params), "version": __version__,
+            **extra}
 
 
 def log_batch_failure(image: str, frames: Sequence[int], err: Exception) -> None:

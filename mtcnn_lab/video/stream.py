@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import ParameterError
-from mtcnn_lab.io.entries import frame_entry, log_batch_failure, read_done_frames
+from mtcnn_lab.io.entries import frame_entry, log_batch_failure, resume_jsonl
 from mtcnn_lab.io.frames import iter_video_frames
 
 _END = object()
@@ -147,9 +147,7 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
         recipe = detector.recipe(threads=1)
     path = os.fspath(path)
     out = Path(jsonl) if jsonl is not None else None
-    done = read_done_frames(out) if out is not None else {}
-    if out is not None and done:  # drop a torn last line so appending starts on a clean line
-        out.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
+    done = resume_jsonl(out) if out is not None else {}
     total = frame_count_estimate(path)
     bar = tqdm(total=None if total is None else -(-total // every), desc=Path(path).name, unit="frame",
                disable=not progress, leave=False)
