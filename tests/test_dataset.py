@@ -394,11 +394,13 @@ def test_missing_shared_message(tmp_path):
 
 
 def test_cli(videos, tmp_path, capsys):
+    from mtcnn_lab.cli import main
+
     out = tmp_path / "cli.json"
-    assert D.main(["write", str(videos), str(out), "--positions", "0.5"]) == 0
+    assert main(["manifest", "write", str(videos), str(out), "--positions", "0.5"]) == 0
     assert "2 items in 2 groups" in capsys.readouterr().out
-    assert D.main(["show", str(out)]) == 0
+    assert main(["manifest", "show", str(out)]) == 0
     assert "a.avi#10" in capsys.readouterr().out
-    assert D.main(["show", str(tmp_path / "missing.json")]) == 2
+    assert main(["manifest", "show", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1

@@ -21,12 +21,10 @@ file and the fix.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -81,7 +79,7 @@ _PNG_FRAME = re.compile(r"^(?P<stem>.+)_f(?P<index>\d+)\.png$")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _README = "see data/README.md"
 _HOW_TO_POINT = (f"point the workbench at your own data with {MANIFEST_ENV}=/path/manifest.json "
-                 "(write one with: python -m mtcnn_lab.lab.dataset write VIDEO_FOLDER manifest.json)")
+                 "(write one with: mtcnn-lab manifest write VIDEO_FOLDER manifest.json)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -858,59 +856,3 @@ def write_manifest_for_folder(
     except OSError as err:
         raise InputError(f"cannot write {_q(out_p)} ({err.strerror or err}); choose a writable folder") from None
     return out_p
-
-
-# --------------------------------------------------------------------------------------------
-# python -m mtcnn_lab.lab.dataset
-# --------------------------------------------------------------------------------------------
-
-
-def _positions_arg(text: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers, e.g. 0.2,0.5,0.8") \
-            from None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mtcnn_lab.lab.dataset write FOLDER OUT`` / ``show [MANIFEST]``."""
-    parser = argparse.ArgumentParser(prog="python -m mtcnn_lab.lab.dataset",
-                                     description="Write or inspect a workbench manifest (data/README.md).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    write = sub.add_parser("write", help="write a manifest for a folder of videos")
-    write.add_argument("folder")
-    write.add_argument("out")
-    write.add_argument("--positions", type=_positions_arg, default=list(DEFAULT_POSITIONS),
-                       help="fractions of each video's length (default 0.2,0.5,0.8)")
-    write.add_argument("--reference", help="JSON of C++ results, image paths relative to FOLDER")
-    write.add_argument("--name")
-    write.add_argument("--overwrite", action="store_true")
-    show = sub.add_parser("show", help="list the groups and items of a manifest")
-    show.add_argument("manifest", nargs="?", help=f"default: ${MANIFEST_ENV} or data/manifest.json")
-    show.add_argument("--quick", type=int)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "write":
-            out = write_manifest_for_folder(args.folder, args.out, args.positions, args.reference,
-                                            name=args.name, overwrite=args.overwrite)
-            dataset = load_manifest(out)
-            print(f"wrote {out}: {len(dataset)} items in {len(dataset.groups)} groups")
-            return 0
-        dataset = load_manifest(args.manifest, quick=args.quick)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{dataset.name}: {len(dataset)} items, manifest {dataset.manifest}, root {dataset.root}, "
-          f"reference {dataset.reference or 'none'}")
-    for group, members in dataset.by_group().items():
-        with_ref = sum(item.has_reference for item in members)
-        print(f"  {group}: {len(members)} items ({with_ref} with C++ faces): "
-              f"{', '.join(item.id for item in members[:4])}{', ...' if len(members) > 4 else ''}")
-    for note in dataset.notes:
-        print(f"  note: {note}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

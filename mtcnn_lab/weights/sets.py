@@ -14,6 +14,9 @@ from mtcnn_lab.errors import WeightsError
 from mtcnn_lab.weights.dat import read_dat
 from mtcnn_lab.weights.netspec import FC, NET_NAMES, Conv, Layer, MaxPool, NetSpec, PReLU, Sigmoid, WeightSet
 
+WEIGHT_SET_NAMES = ("openface", "zhang2016")
+"""The named weight sets :func:`load_weights` takes (and ``"auto"``)."""
+
 BUNDLED_FILE = "zhang2016_mtcnn.npz"
 """The file of the bundled MIT weights in :func:`bundled_data`."""
 
@@ -118,4 +121,4 @@ def load_weights(name: str = "auto", models_root: str | Path | None = None) -> W
         if installed_dat_paths(root_path) is not None:
             return load_openface_weights(root_path)
         return load_bundled()
-    raise WeightsError(f"unknown weight set {name!r}; use 'openface', 'zhang2016' or 'auto'")
+    raise WeightsError(f"unknown weight set {name!r}; use {', '.join(map(repr, WEIGHT_SET_NAMES))} or 'auto'")

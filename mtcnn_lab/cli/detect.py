@@ -1,0 +1,110 @@
+"""``mtcnn-lab detect``: detect faces in images and videos, write the results JSON."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mtcnn_lab.cli.options import WEIGHT_SETS, check_json_out, limit_threads, parse_positions, write_json_out
+from mtcnn_lab.errors import MtcnnLabError, ParameterError
+from mtcnn_lab.params import CascadeParams
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub) -> None:
+    """Register ``detect`` and its options."""
+    parser = sub.add_parser("detect", help="detect faces in images and videos")
+    parser.add_argument("paths", nargs="+", help="image or video files")
+    parser.add_argument("--backend", default="auto",
+                        help="auto (default: the best that passes its self-check) or a name from `mtcnn-lab backends`")
+    parser.add_argument("--weights", default="auto", choices=WEIGHT_SETS,
+                        help="weight set (default auto: OpenFace's when installed)")
+    parser.add_argument("--min-face", type=float, default=CascadeParams.min_face,
+                        help="smallest face in px (default %(default)g)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--frames", type=parse_positions, default=None,
+                       help="video frames by position, e.g. 0.2,0.5,0.8 (the default for videos)")
+    group.add_argument("--every", type=int, default=None, help="every N-th video frame")
+    parser.add_argument("--json", metavar="OUT", help="write all results to this JSON file")
+    parser.add_argument("--force", action="store_true", help="replace an existing --json file")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of the detector in this process: runtime, resizing, BLAS, OpenCV (default: all)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="detection processes for videos run with --every (default: the CPU count, here "
+                             "%(default)s; 1: detect in this process)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-image lines or progress")
+    parser.set_defaults(func=run)
+
+
+def partial_file(json_out: str | None, video: str) -> Path | None:
+    """Where ``detect --every`` keeps a video's per-frame results until the final JSON is written
+    (a hidden JSON Lines file beside ``--json``; a re-run resumes from it)."""
+    if json_out is None:
+        return None
+    out = Path(json_out)
+    return out.with_name(f".{out.name}.{Path(video).name}.frames.jsonl")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the detector on every path; write the results JSON (the C++ reference's fields); 1 if any failed."""
+    from mtcnn_lab.detector import MTCNN
+    from mtcnn_lab.io.entries import error_entry, result_entry, result_meta
+    from mtcnn_lab.io.frames import is_video, iter_inputs
+    from mtcnn_lab.video.stream import detect_video
+
+    if args.json is not None:  # fail before the run, not after it
+        check_json_out(Path(args.json), args.force)
+    if args.every is not None and args.every < 1:
+        raise ParameterError(f"--every must be >= 1, got {args.every}; e.g. --every 30 for one frame in 30")
+    if args.workers < 1:
+        raise ParameterError(f"--workers must be at least 1, not {args.workers}")
+    limit_threads(args.threads)
+    streamed = {p for p in args.paths if args.every is not None and is_video(p) and Path(p).is_file()}
+    if streamed and args.workers > 1:
+        from mtcnn_lab.video.workers import start_fork_server
+
+        start_fork_server()  # it loads its modules while the detector is built here
+    detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face, threads=args.threads)
+    log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
+    if args.weights == "auto" and not args.quiet:  # say which set "auto" chose
+        print(f"weights: {detector.weights.name} ({detector.weights.source}); backend: {detector.backend.name}",
+              file=sys.stderr)
+    results, failed = [], 0
+    quiet_bar = True if args.quiet or len(args.paths) < 2 else None  # None: a bar only on a terminal
+    for path in tqdm(args.paths, desc="detect", unit="file", disable=quiet_bar, leave=False):
+        if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
+            try:
+                entries = list(detect_video(detector, path, every=args.every, jsonl=partial_file(args.json, path),
+                                            progress=not args.quiet and sys.stderr.isatty(), workers=args.workers))
+            except MtcnnLabError as err:
+                failed += 1
+                results.append(error_entry(path, None, str(err)))
+                print(f"error: {err}", file=sys.stderr)
+                continue
+            results.extend(entries)
+            if not args.quiet:
+                print(f"{path}: {len(entries)} frames, {sum(len(e['faces']) for e in entries)} face(s)")
+            continue
+        for item in iter_inputs([path], positions=args.frames, every=args.every):
+            if item.error is not None:
+                failed += 1
+                entry = error_entry(item.path, item.frame, item.error)
+                print(f"error: {item.error}", file=sys.stderr)
+            else:
+                detections = detector.detect(item.image)
+                entry = result_entry(item.path, item.frame, item.image, detections)
+                if not args.quiet:
+                    where = item.path if item.frame is None else f"{item.path} frame {item.frame}"
+                    print(f"{where}: {len(detections)} face(s)")
+            results.append(entry)
+    if args.json is not None:
+        write_json_out({"meta": result_meta(detector), "results": results}, Path(args.json), args.force)
+        for path in streamed:  # the final JSON holds them now
+            partial_file(args.json, path).unlink(missing_ok=True)
+    return 1 if failed else 0

@@ -1,0 +1,55 @@
+"""What several ``mtcnn-lab`` subcommands share: weight-set names, the ``--json`` file, frame positions, threads."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mtcnn_lab.errors import OutputExists, ParameterError
+from mtcnn_lab.files import write_json
+from mtcnn_lab.weights.sets import WEIGHT_SET_NAMES
+
+WEIGHT_SETS = ["auto", *WEIGHT_SET_NAMES]
+"""The ``--weights`` choices."""
+
+
+def check_json_out(out: Path, force: bool) -> None:
+    """Raise ParameterError when ``out`` cannot be used as the ``--json`` file."""
+    if out.is_dir():
+        raise ParameterError(f"{out} is a directory; give a file path for --json, e.g. {out / 'detections.json'}")
+    if out.exists() and not force:
+        raise ParameterError(f"{out} already exists; pass --force to replace it or choose another --json path")
+
+
+def write_json_out(data: dict, out: Path, force: bool) -> None:
+    """Write the ``--json`` file atomically; a failure names the path and the fix."""
+    check_json_out(out, force)
+    try:
+        write_json(out, data, overwrite=force)
+    except OutputExists as err:
+        raise ParameterError(f"{out} already exists; pass --force to replace it or choose another --json path") from err
+    except OSError as err:
+        raise ParameterError(f"cannot write {out} ({err.strerror or err}); choose a --json path "
+                             "in a writable folder") from None
+
+
+def parse_positions(text: str) -> tuple[float, ...]:
+    """``"0.2,0.5,0.8"`` -> ``(0.2, 0.5, 0.8)`` (argparse type)."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers, "
+                                         "e.g. 0.2,0.5,0.8") from None
+
+
+def limit_threads(threads: int | None) -> None:
+    """Pin BLAS and OpenCV to ``threads`` threads (OpenFace's reference runs on 1)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ParameterError(f"--threads must be at least 1, not {threads}")
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    cv2.setNumThreads(threads)

@@ -1,0 +1,37 @@
+"""``mtcnn-lab workbench``: run the numbered notebooks headless into results/ (the lab)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    """Register ``workbench`` and its options."""
+    parser = sub.add_parser("workbench", help="run the numbered notebooks headless into results/")
+    parser.add_argument("--quick", action="store_true", help="small smoke run (a few frames, few repeats)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="notebook parameter (repeatable), e.g. -p manifest /data/study/manifest.json")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="run only notebooks whose names start so, e.g. 01 05")
+    parser.add_argument("--root", default=".", help="the repository (notebooks/, data/; default: this folder)")
+    parser.add_argument("--results", help="results folder (default: ROOT/results)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the numbered notebooks headless into results/ and print what each wrote."""
+    import time
+
+    from mtcnn_lab.lab.workbench import parse_value, run_notebooks
+
+    root = Path(args.root)
+    results = Path(args.results) if args.results else root / "results"
+    parameters = {name: parse_value(value) for name, value in args.parameter or []}
+    start = time.perf_counter()
+    runs = run_notebooks(root, only=args.only, quick=args.quick, parameters=parameters, results=results)
+    for run in runs:
+        print(f"{run.name}: {run.seconds:.0f} s, {len(run.written)} table/figure files -> {run.output}")
+        for path in run.written:
+            print(f"    {path.relative_to(results.parent) if path.is_relative_to(results.parent) else path}")
+    print(f"{len(runs)} notebooks in {time.perf_counter() - start:.0f} s; results in {results}")
+    return 0
