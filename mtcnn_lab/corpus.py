@@ -40,7 +40,7 @@ from pathlib import Path
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError
 from mtcnn_lab.files import write_json
-from mtcnn_lab.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = ["find_corpus", "is_complete", "make_synthetic_corpus", "output_name", "process_video", "run_corpus"]
 
@@ -138,7 +138,7 @@ def _detector(backend: str, weights: str, threads: int):
 def _image_entries(detector, folder: Path, jsonl: Path):
     """Entries for the still images of a folder (sorted by name), resumable through ``jsonl``."""
     from mtcnn_lab.io.entries import error_entry, result_entry, resume_jsonl
-    from mtcnn_lab.io.frames import read_image
+    from mtcnn_lab.io.images import read_image
 
     done = resume_jsonl(jsonl)
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))

@@ -17,7 +17,7 @@ from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.detections import Detections
 from mtcnn_lab.errors import ParameterError
-from mtcnn_lab.io.frames import as_bgr_uint8
+from mtcnn_lab.io.images import as_bgr_uint8
 from mtcnn_lab.params import CascadeParams
 from mtcnn_lab.weights.netspec import WeightSet
 from mtcnn_lab.weights.sets import load_weights

@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.io.images import read_image
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import divergence, figures
 from mtcnn_lab.lab.compare import compare_with_cpp_layers

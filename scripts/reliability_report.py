@@ -105,7 +105,7 @@ def _sample_images(folder: Path) -> dict[str, bytes]:
 
 
 def image_cases(rng: np.random.Generator, n: int, folder: Path):
-    from mtcnn_lab.io.frames import read_image
+    from mtcnn_lab.io.images import read_image
 
     samples = _sample_images(folder)
     suffixes = sorted(samples)
@@ -148,7 +148,7 @@ def _sample_videos(folder: Path) -> dict[str, bytes]:
 
 
 def _decode_all(path: Path) -> None:
-    from mtcnn_lab.io.frames import count_frames, iter_video_frames
+    from mtcnn_lab.io.videos import count_frames, iter_video_frames
 
     count_frames(path)
     for _ in iter_video_frames(path, step=2):

@@ -57,7 +57,7 @@ def cases():
 @pytest.fixture(scope="module")
 def hd_frames():
     """1920x1080 frames made from the dumped images (scale 0.2 gives the reported 384x216 level)."""
-    from mtcnn_lab.io.frames import read_image
+    from mtcnn_lab.io.images import read_image
 
     return {name: hd_frame(read_image(require_shared(*rel.split("/")))) for name, rel in DUMPED_IMAGES.items()}
 
@@ -252,7 +252,7 @@ def test_format_table(hd_rows):
 
 @pytest.fixture(scope="module")
 def sample1_image():
-    from mtcnn_lab.io.frames import read_image
+    from mtcnn_lab.io.images import read_image
 
     return read_image(require_shared("samples", "sample1.jpg"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from mtcnn_lab import MTCNN
-from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.io.images import read_image
 from mtcnn_lab.lab.compare import agreement, load_cpp_reference, summarise_agreement
 
 from .conftest import REFERENCE, SAMPLES, require_shared

@@ -1,4 +1,5 @@
-"""Tests for mtcnn_lab.io.frames: reading images and videos, frame selection, input validation."""
+"""Tests for mtcnn_lab.io (paths, images, videos, inputs): reading images and videos, frame selection,
+input validation."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtcnn_lab.errors import InputError, ParameterError
-from mtcnn_lab.io import frames as F
+from mtcnn_lab.io.images import _jpeg_is_truncated, as_bgr_uint8, read_image
+from mtcnn_lab.io.inputs import InputItem, iter_inputs
+from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_video
+from mtcnn_lab.io.videos import DEFAULT_POSITIONS, count_frames, frame_indices, iter_video_frames
 
 from .conftest import DEV_REFERENCE as REFERENCE
 from .conftest import NO_SHARED, SAMPLES, needs_shared
@@ -67,7 +71,7 @@ def test_reference_has_50_inputs():
 
 @pytest.mark.parametrize("entry", _reference_entries())
 def test_reference_pixels(entry):
-    image = F.read_image(SAMPLES / entry["image"])
+    image = read_image(SAMPLES / entry["image"])
     assert image.dtype == np.uint8 and image.flags.c_contiguous
     assert image.shape == (entry["height"], entry["width"], 3)
     assert _sha(image) == entry["pixels_bgr_sha256"]
@@ -79,7 +83,7 @@ def test_16bit_png_becomes_uint8_bgr(name):
     path = SAMPLES / name
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert raw.dtype == np.uint16  # the file really is 16-bit
-    image = F.read_image(path)
+    image = read_image(path)
     assert image.dtype == np.uint8 and image.shape == (400, 640, 3)
     high = (raw >> 8).astype(np.uint8)
     expected = np.repeat(high[:, :, None], 3, axis=2) if raw.ndim == 2 else high
@@ -92,7 +96,7 @@ def test_16bit_png_becomes_uint8_bgr(name):
 def sample_counts() -> dict[str, int]:
     if not SAMPLES.is_dir():
         pytest.skip(NO_SHARED)
-    return {name: F.count_frames(SAMPLES / name) for name in SAMPLE_VIDEOS}
+    return {name: count_frames(SAMPLES / name) for name in SAMPLE_VIDEOS}
 
 
 @needs_shared
@@ -109,7 +113,7 @@ def test_changelighting_header_lies(sample_counts):
 def test_sample_video_selection(sample_counts, name):
     n_expected, indices = SAMPLE_VIDEOS[name]
     assert sample_counts[name] == n_expected
-    assert F.frame_indices(n_expected, F.DEFAULT_POSITIONS) == indices
+    assert frame_indices(n_expected, DEFAULT_POSITIONS) == indices
     assert indices == [int(p * n_expected) for p in (0.2, 0.5, 0.8)]
     stem = Path(name).stem
     for index in indices:
@@ -121,7 +125,7 @@ def test_iter_inputs_sample_videos_match_reference_pngs():
     """Our own sequential decode gives the canonical PNG pixels (true for the opencv-python wheel
     that wrote them; README: Debian's OpenCV 4.6 differs on multi_face frame 140)."""
     names = sorted(SAMPLE_VIDEOS)
-    items = list(F.iter_inputs([SAMPLES / n for n in names]))
+    items = list(iter_inputs([SAMPLES / n for n in names]))
     assert [it.error for it in items] == [None] * 12
     assert [(Path(it.path).name, it.frame) for it in items] == [
         (n, i) for n in names for i in SAMPLE_VIDEOS[n][1]
@@ -184,11 +188,11 @@ def synth(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_count_frames_synthetic(synth):
-    assert F.count_frames(synth["video"]) == N_SYNTH
+    assert count_frames(synth["video"]) == N_SYNTH
 
 
 def test_iter_all_frames_in_order(synth):
-    got = list(F.iter_video_frames(synth["video"]))
+    got = list(iter_video_frames(synth["video"]))
     assert [i for i, _ in got] == list(range(N_SYNTH))
     for i, frame in got:
         assert frame.dtype == np.uint8 and frame.shape == (SIZE[1], SIZE[0], 3)
@@ -197,8 +201,8 @@ def test_iter_all_frames_in_order(synth):
 
 
 def test_one_decoding_thread_gives_the_same_frames(synth):
-    default = list(F.iter_video_frames(synth["video"]))
-    one = list(F.iter_video_frames(synth["video"], decode_threads=1))
+    default = list(iter_video_frames(synth["video"]))
+    one = list(iter_video_frames(synth["video"], decode_threads=1))
     assert [i for i, _ in one] == [i for i, _ in default]
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(one, default, strict=True))
 
@@ -206,21 +210,21 @@ def test_one_decoding_thread_gives_the_same_frames(synth):
 @pytest.mark.parametrize("threads", [0, 1.5, True])
 def test_decode_threads_must_be_a_positive_integer(synth, threads):
     with pytest.raises(ParameterError, match="decode_threads"):
-        F.iter_video_frames(synth["video"], decode_threads=threads)
+        iter_video_frames(synth["video"], decode_threads=threads)
 
 
 def test_iter_selected_frames_sorted_unique(synth):
-    got = list(F.iter_video_frames(str(synth["video"]), [20, 3, 3, 7, np.int64(0)]))
+    got = list(iter_video_frames(str(synth["video"]), [20, 3, 3, 7, np.int64(0)]))
     assert [i for i, _ in got] == [0, 3, 7, 20]
     assert [_identify(f) for _, f in got] == [0, 3, 7, 20]
-    assert list(F.iter_video_frames(synth["video"], [])) == []
+    assert list(iter_video_frames(synth["video"], [])) == []
 
 
 def test_iter_same_pixels_as_read(synth):
     cap = cv2.VideoCapture(str(synth["video"]))
     frames = [cap.read()[1] for _ in range(N_SYNTH)]
     cap.release()
-    for i, frame in F.iter_video_frames(synth["video"], [1, 9, 22]):
+    for i, frame in iter_video_frames(synth["video"], [1, 9, 22]):
         np.testing.assert_array_equal(frame, frames[i])
 
 
@@ -242,12 +246,12 @@ def test_iter_stops_after_last_wanted(synth, monkeypatch):
             return getattr(self._cap, name)
 
     monkeypatch.setattr(cv2, "VideoCapture", Counting)
-    assert [i for i, _ in F.iter_video_frames(synth["video"], [4])] == [4]
+    assert [i for i, _ in iter_video_frames(synth["video"], [4])] == [4]
     assert len(grabs) == 5
 
 
 def test_iter_index_beyond_end(synth):
-    it = F.iter_video_frames(synth["video"], [5, N_SYNTH])
+    it = iter_video_frames(synth["video"], [5, N_SYNTH])
     index, _ = next(it)
     assert index == 5
     with pytest.raises(InputError) as info:
@@ -258,15 +262,15 @@ def test_iter_index_beyond_end(synth):
 
 
 def test_iter_bad_indices(synth):
-    _raises(F.iter_video_frames, synth["video"], [-1], match="negative")
-    _raises(F.iter_video_frames, synth["video"], [1.5], match="whole number")
+    _raises(iter_video_frames, synth["video"], [-1], match="negative")
+    _raises(iter_video_frames, synth["video"], [1.5], match="whole number")
 
 
 def test_zero_frame_video(synth):
     path = synth["empty_video"]
-    _raises(F.count_frames, path, match=str(path))
-    _raises(F.iter_video_frames, path, match="0 frames")
-    (item,) = F.iter_inputs([path])
+    _raises(count_frames, path, match=str(path))
+    _raises(iter_video_frames, path, match="0 frames")
+    (item,) = iter_inputs([path])
     assert item.image is None and "0 frames" in item.error
 
 
@@ -276,32 +280,32 @@ def test_zero_frame_video(synth):
 
 
 def test_frame_indices_examples():
-    assert F.frame_indices(88, [0.2, 0.5, 0.8]) == [17, 44, 70]
-    assert F.frame_indices(88, [0.8, 0.2]) == [17, 70]
-    assert F.frame_indices(10, [0.0, 1.0]) == [0, 9]
-    assert F.frame_indices(10, 0.5) == [5]
-    assert F.frame_indices(1, F.DEFAULT_POSITIONS) == [0]
-    assert F.frame_indices(23, every=5) == [0, 5, 10, 15, 20]
-    assert F.frame_indices(3, every=10) == [0]
-    assert F.frame_indices(4) == [0, 1, 2, 3]
+    assert frame_indices(88, [0.2, 0.5, 0.8]) == [17, 44, 70]
+    assert frame_indices(88, [0.8, 0.2]) == [17, 70]
+    assert frame_indices(10, [0.0, 1.0]) == [0, 9]
+    assert frame_indices(10, 0.5) == [5]
+    assert frame_indices(1, DEFAULT_POSITIONS) == [0]
+    assert frame_indices(23, every=5) == [0, 5, 10, 15, 20]
+    assert frame_indices(3, every=10) == [0]
+    assert frame_indices(4) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), float("inf"), "0.5", True, None])
 def test_frame_indices_bad_position(bad):
-    _raises(F.frame_indices, 10, [0.2, bad], match="[0, 1]")
+    _raises(frame_indices, 10, [0.2, bad], match="[0, 1]")
 
 
 @pytest.mark.parametrize("bad", [0, -3, 1.5, True, "2"])
 def test_frame_indices_bad_every(bad):
-    _raises(F.frame_indices, 10, every=bad, match="every")
+    _raises(frame_indices, 10, every=bad, match="every")
 
 
 def test_frame_indices_other_errors():
-    _raises(F.frame_indices, 10, [0.5], every=2, match="not both")
-    _raises(F.frame_indices, 10, [], match="no frame positions")
-    _raises(F.frame_indices, 10, "0.5")
-    _raises(F.frame_indices, 0, match="n_frames")
-    _raises(F.frame_indices, 2.0, match="n_frames")
+    _raises(frame_indices, 10, [0.5], every=2, match="not both")
+    _raises(frame_indices, 10, [], match="no frame positions")
+    _raises(frame_indices, 10, "0.5")
+    _raises(frame_indices, 0, match="n_frames")
+    _raises(frame_indices, 2.0, match="n_frames")
 
 
 @given(
@@ -309,7 +313,7 @@ def test_frame_indices_other_errors():
     positions=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8),
 )
 def test_frame_indices_positions_property(n, positions):
-    got = F.frame_indices(n, positions)
+    got = frame_indices(n, positions)
     assert got == sorted(set(got))
     assert all(0 <= i < n for i in got)
     assert set(got) == {min(int(p * n), n - 1) for p in positions}
@@ -317,7 +321,7 @@ def test_frame_indices_positions_property(n, positions):
 
 @given(n=st.integers(1, 10_000), every=st.one_of(st.none(), st.integers(1, 500)))
 def test_frame_indices_every_property(n, every):
-    got = F.frame_indices(n, every=every)
+    got = frame_indices(n, every=every)
     assert got == sorted(set(got))
     assert all(0 <= i < n for i in got)
     assert got[0] == 0
@@ -330,9 +334,9 @@ def test_frame_indices_every_property(n, every):
 
 
 def test_read_image_png_and_jpg(synth):
-    png = F.read_image(synth["photo.png"])
+    png = read_image(synth["photo.png"])
     np.testing.assert_array_equal(png, synth["photo"])
-    jpg = F.read_image(str(synth["photo.jpg"]))
+    jpg = read_image(str(synth["photo.jpg"]))
     assert jpg.shape == (40, 50, 3) and jpg.dtype == np.uint8
     np.testing.assert_array_equal(jpg, cv2.imread(str(synth["photo.jpg"]), cv2.IMREAD_COLOR))
 
@@ -341,11 +345,11 @@ def test_read_image_16bit_and_alpha(tmp_path):
     rng = np.random.default_rng(1)
     gray16 = rng.integers(0, 65536, (12, 9), dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "g16.png"), gray16)
-    image = F.read_image(tmp_path / "g16.png")
+    image = read_image(tmp_path / "g16.png")
     np.testing.assert_array_equal(image, np.repeat((gray16 >> 8).astype(np.uint8)[..., None], 3, 2))
     bgra = rng.integers(0, 256, (12, 9, 4), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "a.png"), bgra)
-    np.testing.assert_array_equal(F.read_image(tmp_path / "a.png"), bgra[:, :, :3])
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), bgra[:, :, :3])
 
 
 @pytest.mark.parametrize(
@@ -362,7 +366,7 @@ def test_read_image_16bit_and_alpha(tmp_path):
 )
 def test_read_image_errors(synth, name, match):
     path = synth[name]
-    msg = _raises(F.read_image, path, match=match)
+    msg = _raises(read_image, path, match=match)
     assert str(path) in msg
 
 
@@ -378,23 +382,23 @@ def test_read_image_errors(synth, name, match):
 )
 def test_video_errors(synth, name, match):
     path = synth[name]
-    for fn in (F.count_frames, F.iter_video_frames):
+    for fn in (count_frames, iter_video_frames):
         assert str(path) in _raises(fn, path, match=match)
 
 
 def test_iter_video_frames_checks_path_eagerly(synth):
     with pytest.raises(InputError):
-        F.iter_video_frames(synth["missing"])  # no iteration needed
+        iter_video_frames(synth["missing"])  # no iteration needed
 
 
 def test_message_is_one_line_for_odd_names(tmp_path):
-    _raises(F.read_image, tmp_path / "a\nb.jpg", match="no such file")
-    _raises(F.read_image, 42, match="file path")
+    _raises(read_image, tmp_path / "a\nb.jpg", match="no such file")
+    _raises(read_image, 42, match="file path")
 
 
 def test_relative_missing_path_mentions_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    msg = _raises(F.read_image, "nope.png", match="'nope.png'")
+    msg = _raises(read_image, "nope.png", match="'nope.png'")
     assert str(tmp_path) in msg
 
 
@@ -415,17 +419,17 @@ def _jpeg_with(params: dict) -> bytes:
 )
 def test_jpeg_truncation_detection(params):
     data = _jpeg_with(params)
-    assert not F._jpeg_is_truncated(data)
-    assert not F._jpeg_is_truncated(data + b"trailing bytes\xff\xd8")
+    assert not _jpeg_is_truncated(data)
+    assert not _jpeg_is_truncated(data + b"trailing bytes\xff\xd8")
     for cut in (len(data) - 2, len(data) * 2 // 3, len(data) // 3, 300, 3):
-        assert F._jpeg_is_truncated(data[:cut]), cut
+        assert _jpeg_is_truncated(data[:cut]), cut
     # a complete thumbnail inside APP1 must not hide a truncated main image
     thumb = _jpeg_with({})
     app1 = b"\xff\xe1" + (len(thumb) + 2).to_bytes(2, "big") + thumb
     with_thumb = data[:2] + app1 + data[2:]
-    assert not F._jpeg_is_truncated(with_thumb)
-    assert F._jpeg_is_truncated(with_thumb[: len(with_thumb) - len(data) // 2])
-    assert not F._jpeg_is_truncated(b"\x89PNG not a jpeg")
+    assert not _jpeg_is_truncated(with_thumb)
+    assert _jpeg_is_truncated(with_thumb[: len(with_thumb) - len(data) // 2])
+    assert not _jpeg_is_truncated(b"\x89PNG not a jpeg")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -435,19 +439,19 @@ def test_jpeg_truncation_detection(params):
 
 def test_as_bgr_uint8_accepts():
     bgr = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
-    assert F.as_bgr_uint8(bgr) is bgr
+    assert as_bgr_uint8(bgr) is bgr
     flipped = bgr[:, ::-1]
-    out = F.as_bgr_uint8(flipped)
+    out = as_bgr_uint8(flipped)
     assert out.flags.c_contiguous
     np.testing.assert_array_equal(out, flipped)
     gray = np.arange(20, dtype=np.uint8).reshape(4, 5)
     for g in (gray, gray[:, :, None]):
-        out = F.as_bgr_uint8(g)
+        out = as_bgr_uint8(g)
         assert out.shape == (4, 5, 3) and out.flags.c_contiguous
         for c in range(3):
             np.testing.assert_array_equal(out[:, :, c], gray)
     bgra = np.arange(4 * 5 * 4, dtype=np.uint8).reshape(4, 5, 4)
-    out = F.as_bgr_uint8(bgra)
+    out = as_bgr_uint8(bgra)
     assert out.flags.c_contiguous
     np.testing.assert_array_equal(out, bgra[:, :, :3])
 
@@ -472,7 +476,7 @@ def test_as_bgr_uint8_accepts():
     ],
 )
 def test_as_bgr_uint8_rejects(value, match):
-    msg = _raises(F.as_bgr_uint8, value, name="frames[2]", match=match)
+    msg = _raises(as_bgr_uint8, value, name="frames[2]", match=match)
     assert msg.startswith("frames[2]")
     if isinstance(value, np.ndarray):
         assert str(value.dtype) in msg and str(value.shape) in msg
@@ -495,8 +499,8 @@ def test_iter_inputs_mixed(synth):
         synth["clip.bin"],
         synth["notes.txt"],
     ]
-    items = list(F.iter_inputs(paths))
-    expected_frames = F.frame_indices(N_SYNTH, F.DEFAULT_POSITIONS)
+    items = list(iter_inputs(paths))
+    expected_frames = frame_indices(N_SYNTH, DEFAULT_POSITIONS)
     assert expected_frames == [4, 11, 18]
     summary = [(it.path, it.frame, it.ok) for it in items]
     assert summary == [
@@ -522,31 +526,31 @@ def test_iter_inputs_mixed(synth):
 
 def test_iter_inputs_selection(synth):
     video = synth["video"]
-    assert [it.frame for it in F.iter_inputs([video], every=10)] == [0, 10, 20]
-    assert [it.frame for it in F.iter_inputs(video, positions=[1.0, 0.0])] == [0, N_SYNTH - 1]
-    assert [it.frame for it in F.iter_inputs([synth["photo.png"]], every=3)] == [None]
-    for it in F.iter_inputs([video], every=7):
+    assert [it.frame for it in iter_inputs([video], every=10)] == [0, 10, 20]
+    assert [it.frame for it in iter_inputs(video, positions=[1.0, 0.0])] == [0, N_SYNTH - 1]
+    assert [it.frame for it in iter_inputs([synth["photo.png"]], every=3)] == [None]
+    for it in iter_inputs([video], every=7):
         assert _identify(it.image) == it.frame
 
 
 def test_iter_inputs_bad_selection_raises_at_once(synth):
-    _raises(F.iter_inputs, [synth["video"]], positions=[0.5], every=2, match="not both")
-    _raises(F.iter_inputs, [synth["video"]], every=0, match="every")
-    _raises(F.iter_inputs, [synth["video"]], positions=[2.0], match="[0, 1]")
+    _raises(iter_inputs, [synth["video"]], positions=[0.5], every=2, match="not both")
+    _raises(iter_inputs, [synth["video"]], every=0, match="every")
+    _raises(iter_inputs, [synth["video"]], positions=[2.0], match="[0, 1]")
 
 
 def test_input_item_is_frozen():
-    item = F.InputItem("x.jpg", error="bad")
+    item = InputItem("x.jpg", error="bad")
     with pytest.raises(AttributeError):
         item.path = "y"  # type: ignore[misc]
     assert not item.ok and "image" not in repr(item)
 
 
 def test_suffixes():
-    assert F.is_video("a/B.AVI") and F.is_video(Path("x.wmv")) and not F.is_video("x.jpg")
-    assert not F.is_video("video")
-    for suffixes in (F.IMAGE_SUFFIXES, F.VIDEO_SUFFIXES):
+    assert is_video("a/B.AVI") and is_video(Path("x.wmv")) and not is_video("x.jpg")
+    assert not is_video("video")
+    for suffixes in (IMAGE_SUFFIXES, VIDEO_SUFFIXES):
         assert all(s.startswith(".") and s == s.lower() for s in suffixes)
-    assert not F.IMAGE_SUFFIXES & F.VIDEO_SUFFIXES
-    assert {".jpg", ".png"} <= F.IMAGE_SUFFIXES and {".avi", ".wmv", ".mp4"} <= F.VIDEO_SUFFIXES
-    assert os.path.splitext("x.tar.avi")[1] in F.VIDEO_SUFFIXES
+    assert not IMAGE_SUFFIXES & VIDEO_SUFFIXES
+    assert {".jpg", ".png"} <= IMAGE_SUFFIXES and {".avi", ".wmv", ".mp4"} <= VIDEO_SUFFIXES
+    assert os.path.splitext("x.tar.avi")[1] in VIDEO_SUFFIXES

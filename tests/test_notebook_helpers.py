@@ -9,7 +9,7 @@ from mtcnn_lab.backends.base import ONE_INPUT_PER_CALL
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cascade.pyramid import pyramid_levels
 from mtcnn_lab.cascade.stages import stage_pnet
-from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.io.images import read_image
 from mtcnn_lab.lab.compare import cascade_net_inputs, pnet_offset_shift
 from mtcnn_lab.params import CascadeParams
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mtcnn_lab import MTCNN
-from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.io.images import read_image
 from mtcnn_lab.lab.compare import load_cpp_reference, parity_row
 from mtcnn_lab.video.stream import detect_video, stream_frames
 

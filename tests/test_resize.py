@@ -14,7 +14,7 @@ from mtcnn_lab.cascade.crops import SPLIT_MIN, crop_boxes
 from mtcnn_lab.cascade.pyramid import pyramid_levels
 from mtcnn_lab.cascade.resize import resized_input
 from mtcnn_lab.errors import InputError
-from mtcnn_lab.io.frames import read_image
+from mtcnn_lab.io.images import read_image
 from mtcnn_lab.params import level_size
 
 from .conftest import require_shared

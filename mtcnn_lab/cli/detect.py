@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the detector on every path; write the results JSON (the C++ reference's fields); 1 if any failed."""
     from mtcnn_lab.detector import MTCNN
     from mtcnn_lab.io.entries import error_entry, result_entry, result_meta
-    from mtcnn_lab.io.frames import is_video, iter_inputs
+    from mtcnn_lab.io.inputs import iter_inputs
+    from mtcnn_lab.io.paths import is_video
     from mtcnn_lab.video.stream import detect_video
 
     if args.json is not None:  # fail before the run, not after it

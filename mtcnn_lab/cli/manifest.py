@@ -10,7 +10,7 @@ from mtcnn_lab.cli.options import parse_positions
 
 def add_parser(sub) -> None:
     """Register ``manifest write`` and ``manifest show`` and their options."""
-    from mtcnn_lab.io.frames import DEFAULT_POSITIONS
+    from mtcnn_lab.io.videos import DEFAULT_POSITIONS
 
     parser = sub.add_parser("manifest", help="write or show a workbench manifest (data/README.md)")
     actions = parser.add_subparsers(dest="action", required=True)

@@ -77,7 +77,7 @@ def benchmark_detector(detector, images: dict[str, np.ndarray], repeats: int = 5
     from contextlib import nullcontext
 
     from mtcnn_lab.cascade.timer import StageTimer
-    from mtcnn_lab.io.frames import as_bgr_uint8
+    from mtcnn_lab.io.images import as_bgr_uint8
 
     per_image, stages = {}, StageTimer()
     with pinned_threads(threads) if threads else nullcontext():
@@ -562,7 +562,7 @@ def bench_runners(runners: Sequence[Runner], images: dict[str, np.ndarray], repe
     if len(threads) != 1:
         raise ValueError(f"runners benchmarked together must share one thread count, got {sorted(threads, key=str)}")
     (n_threads,) = threads
-    from mtcnn_lab.io.frames import as_bgr_uint8
+    from mtcnn_lab.io.images import as_bgr_uint8
 
     images = {name: np.ascontiguousarray(as_bgr_uint8(image)) for name, image in images.items()}
     say = progress or (lambda text: None)
@@ -654,7 +654,7 @@ def path_frames(paths: Sequence[str], limit: int | None = None) -> tuple[dict[st
     import os
 
     from mtcnn_lab.errors import InputError
-    from mtcnn_lab.io.frames import iter_inputs
+    from mtcnn_lab.io.inputs import iter_inputs
 
     known: dict[tuple[str, int | None], object] = {}
     try:

@@ -11,7 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mtcnn_lab.io.frames import iter_video_frames, read_image
+from mtcnn_lab.io.images import read_image
+from mtcnn_lab.io.videos import iter_video_frames
 
 
 def portrait_clip(samples: Path, out: Path, frames: int) -> Path:

@@ -224,7 +224,7 @@ def cascade_net_inputs(image: np.ndarray, weights: WeightSet, params=None,
     from mtcnn_lab.cascade.crops import crop_boxes
     from mtcnn_lab.cascade.pyramid import pyramid_levels
     from mtcnn_lab.cascade.stages import run_cascade
-    from mtcnn_lab.io.frames import as_bgr_uint8
+    from mtcnn_lab.io.images import as_bgr_uint8
     from mtcnn_lab.params import CascadeParams
 
     image = as_bgr_uint8(image)
@@ -281,7 +281,7 @@ def pnet_offset_shift(image: np.ndarray, reference, other, params=None) -> dict:
     ``proposals_other`` and ``identical`` (reference proposals found exactly among them).
     """
     from mtcnn_lab.cascade.stages import stage_pnet
-    from mtcnn_lab.io.frames import as_bgr_uint8
+    from mtcnn_lab.io.images import as_bgr_uint8
     from mtcnn_lab.params import CascadeParams
 
     image = as_bgr_uint8(image)

@@ -33,15 +33,9 @@ import numpy as np
 
 from mtcnn_lab.errors import InputError, OutputExists
 from mtcnn_lab.files import write_json
-from mtcnn_lab.io.frames import (
-    DEFAULT_POSITIONS,
-    IMAGE_SUFFIXES,
-    VIDEO_SUFFIXES,
-    count_frames,
-    frame_indices,
-    iter_video_frames,
-    read_image,
-)
+from mtcnn_lab.io.images import read_image
+from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mtcnn_lab.io.videos import DEFAULT_POSITIONS, count_frames, frame_indices, iter_video_frames
 
 __all__ = [
     "ALL_IN_REFERENCE",

@@ -434,7 +434,7 @@ class DumpedCase:
 
 def dumped_cases(shared: str | Path) -> Iterator[DumpedCase]:
     """Every dumped PNet level (first and last scale of each image) under ``shared/``."""
-    from mtcnn_lab.io.frames import read_image
+    from mtcnn_lab.io.images import read_image
 
     shared = Path(shared)
     for name, rel in DUMPED_IMAGES.items():

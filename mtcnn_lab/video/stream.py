@@ -23,7 +23,7 @@ from tqdm import tqdm
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.entries import frame_entry, log_batch_failure, resume_jsonl
-from mtcnn_lab.io.frames import iter_video_frames
+from mtcnn_lab.io.videos import iter_video_frames
 
 _END = object()
 
