@@ -39,7 +39,7 @@ from IPython.display import Markdown, display
 from mtcnn_lab.io.images import read_image
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import divergence, figures
-from mtcnn_lab.lab.compare import compare_with_cpp_layers
+from mtcnn_lab.lab.layers import compare_with_cpp_layers
 from mtcnn_lab.weights.sets import load_weights
 
 results, shared = Path(results_dir), Path(shared_dir)

@@ -50,9 +50,9 @@ from mtcnn_lab.convert.onnx import export_onnx
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures
-from mtcnn_lab.lab.compare import backend_layer_differences, cascade_net_inputs
 from mtcnn_lab.lab.conversion import onnx_report
 from mtcnn_lab.lab.dataset import load_manifest
+from mtcnn_lab.lab.layers import backend_layer_differences, cascade_net_inputs
 from mtcnn_lab.weights.netspec import NET_NAMES
 from mtcnn_lab.weights.sets import load_weights
 

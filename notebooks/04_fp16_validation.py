@@ -47,14 +47,9 @@ from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.backends.select import make_backend
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures
-from mtcnn_lab.lab.compare import (
-    agreement,
-    backend_layer_differences,
-    cascade_net_inputs,
-    pnet_offset_shift,
-    summarise_agreement,
-)
+from mtcnn_lab.lab.agreement import agreement, pnet_offset_shift, summarise_agreement
 from mtcnn_lab.lab.dataset import load_manifest
+from mtcnn_lab.lab.layers import backend_layer_differences, cascade_net_inputs
 from mtcnn_lab.weights.netspec import NET_NAMES
 from mtcnn_lab.weights.sets import load_weights
 

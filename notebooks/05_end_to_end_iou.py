@@ -43,7 +43,8 @@ from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures
-from mtcnn_lab.lab.compare import (
+from mtcnn_lab.lab.dataset import load_manifest
+from mtcnn_lab.lab.parity import (
     DELTA_FIELDS,
     compare_with_cpp,
     format_iou_cell,
@@ -52,7 +53,6 @@ from mtcnn_lab.lab.compare import (
     pivot_summary,
     summarise_comparisons,
 )
-from mtcnn_lab.lab.dataset import load_manifest
 
 results = Path(results_dir)
 dataset = load_manifest(manifest, quick=6 if quick else None)

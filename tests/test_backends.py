@@ -10,7 +10,7 @@ import pytest
 from mtcnn_lab.backends import select
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.errors import BackendUnavailable, ParameterError
-from mtcnn_lab.lab.compare import backend_layer_differences
+from mtcnn_lab.lab.layers import backend_layer_differences
 
 FP32_BACKENDS = ["torch", "onnx", "openvino"]
 INPUTS = {"pnet": (2, 3, 57, 83), "rnet": (5, 3, 24, 24), "onet": (5, 3, 48, 48)}

@@ -7,7 +7,7 @@ import pytest
 
 from mtcnn_lab.cascade.boxes import iou
 from mtcnn_lab.detections import Detections
-from mtcnn_lab.lab.compare import (
+from mtcnn_lab.lab.parity import (
     box_deltas,
     compare_with_cpp,
     format_iou_cell,

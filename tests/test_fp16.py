@@ -11,7 +11,8 @@ import pytest
 
 from mtcnn_lab import MTCNN
 from mtcnn_lab.io.images import read_image
-from mtcnn_lab.lab.compare import agreement, load_cpp_reference, summarise_agreement
+from mtcnn_lab.lab.agreement import agreement, summarise_agreement
+from mtcnn_lab.lab.parity import load_cpp_reference
 
 from .conftest import REFERENCE, SAMPLES, require_shared
 

@@ -10,7 +10,8 @@ from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cascade.pyramid import pyramid_levels
 from mtcnn_lab.cascade.stages import stage_pnet
 from mtcnn_lab.io.images import read_image
-from mtcnn_lab.lab.compare import cascade_net_inputs, pnet_offset_shift
+from mtcnn_lab.lab.agreement import pnet_offset_shift
+from mtcnn_lab.lab.layers import cascade_net_inputs
 from mtcnn_lab.params import CascadeParams
 
 from .conftest import require_shared

@@ -17,7 +17,7 @@ import pytest
 
 from mtcnn_lab import MTCNN
 from mtcnn_lab.io.images import read_image
-from mtcnn_lab.lab.compare import load_cpp_reference, parity_row
+from mtcnn_lab.lab.parity import load_cpp_reference, parity_row
 from mtcnn_lab.video.stream import detect_video, stream_frames
 
 from .conftest import REFERENCE, SAMPLES, require_shared

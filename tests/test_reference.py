@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mtcnn_lab.lab.compare import compare_with_cpp_layers
+from mtcnn_lab.lab.layers import compare_with_cpp_layers
 from mtcnn_lab.nets import reference
 from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, PReLU
 

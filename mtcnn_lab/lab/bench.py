@@ -455,11 +455,11 @@ def parity_summary(results: dict[str, BoxesResult], cpp_faces: dict[str, list[di
                    tolerance_px: float = PARITY_PX) -> dict | None:
     """A runner's boxes against C++ OpenFace on the frames that have a reference; None when none has.
 
-    Faces are matched greedily by IoU (:func:`mtcnn_lab.lab.compare.agreement`); ``max_px_error`` is the
+    Faces are matched greedily by IoU (:func:`mtcnn_lab.lab.agreement.agreement`); ``max_px_error`` is the
     largest |Δ| of x, y, w or h over matched faces; ``within_tolerance``: every frame has C++'s face
     count, every face matched, and ``max_px_error <= tolerance_px``.
     """
-    from mtcnn_lab.lab.compare import agreement, match_faces, summarise_agreement
+    from mtcnn_lab.lab.agreement import agreement, match_faces, summarise_agreement
 
     rows, conf, frames_off = [], [], []
     for name, ours in results.items():

@@ -10,7 +10,7 @@ import numpy as np
 
 from mtcnn_lab.backends.onnx import OnnxBackend
 from mtcnn_lab.convert.onnx import require_onnx
-from mtcnn_lab.lab.compare import backend_layer_differences
+from mtcnn_lab.lab.layers import backend_layer_differences
 from mtcnn_lab.weights.netspec import WeightSet
 
 

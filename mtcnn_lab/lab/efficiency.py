@@ -164,7 +164,7 @@ def efficiency_table(levels: Mapping[str, Mapping]) -> list[dict]:
 def efficiency_markdown(rows: list[dict]) -> str:
     """:func:`efficiency_table` rows as a Markdown table: a row per net, a column per level and thread
     count, each cell ``share of peak (GMAC/s achieved / GMAC/s peak)``."""
-    from mtcnn_lab.lab.compare import markdown_table
+    from mtcnn_lab.lab.parity import markdown_table
 
     summary = [dict(row, run=f"{row['level']}, {row['threads']} thread{'s' if row['threads'] > 1 else ''}")
                for row in rows]

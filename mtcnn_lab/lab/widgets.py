@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from mtcnn_lab.detections import Detections
-from mtcnn_lab.lab.compare import match_faces
+from mtcnn_lab.lab.agreement import match_faces
 from mtcnn_lab.lab.figures import COLORS, LABELS, draw_faces, faces_to_arrays, to_bgr
 
 try:
@@ -36,7 +36,7 @@ class FrameViewer:
     ``frames``: ``(label, BGR image)`` per frame. ``results``: backend name -> one
     :class:`~mtcnn_lab.detections.Detections` per frame. ``cpp``: the C++ reference ``faces`` list per
     frame, or ``None``. Frames wider than ``max_width`` are shown downscaled (boxes scaled with them).
-    Faces are paired with :func:`~mtcnn_lab.lab.compare.match_faces` (IoU >= ``min_iou``). Display it
+    Faces are paired with :func:`~mtcnn_lab.lab.agreement.match_faces` (IoU >= ``min_iou``). Display it
     with ``display(viewer.widget)`` or just ``viewer`` as a cell's last line.
     """
 
@@ -129,7 +129,7 @@ class FrameViewer:
     def stats(self, index: int, backend: str | None = None) -> dict[str, Any]:
         """Face counts and the matched pairs of one frame as a dict.
 
-        ``pairs`` are ``(python index, cpp index, iou)`` from :func:`~mtcnn_lab.lab.compare.match_faces`;
+        ``pairs`` are ``(python index, cpp index, iou)`` from :func:`~mtcnn_lab.lab.agreement.match_faces`;
         ``mean_iou`` is over the pairs (``None`` without pairs or without a C++ reference).
         """
         backend = self._backend(backend)
