@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mtcnn_lab.lab.bench import bench_report, dev_frames, path_frames, write_report
+from mtcnn_lab.lab.bench.report import bench_report, dev_frames, path_frames, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "backends_vs_pymtcnn.json"

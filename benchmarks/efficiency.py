@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from mtcnn_lab.lab.bench import dev_frames, machine_info, write_report
+from mtcnn_lab.lab.bench.report import dev_frames, write_report
+from mtcnn_lab.lab.bench.system import machine_info
 from mtcnn_lab.lab.efficiency import measure_efficiency
 from mtcnn_lab.lab.isa import LEVELS, kernels_in_use, openblas_within, run_under_levels, runnable_levels
 

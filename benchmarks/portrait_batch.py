@@ -22,7 +22,9 @@ from pathlib import Path
 
 from mtcnn_lab import MTCNN
 from mtcnn_lab.io.videos import iter_video_frames
-from mtcnn_lab.lab.bench import machine_info, pinned_threads, write_report
+from mtcnn_lab.lab.bench.report import write_report
+from mtcnn_lab.lab.bench.system import machine_info
+from mtcnn_lab.lab.bench.timing import pinned_threads
 from mtcnn_lab.lab.bench_clips import portrait_clip
 from mtcnn_lab.lab.isa import LEVELS, kernels_in_use, run_under_levels, runnable_levels
 

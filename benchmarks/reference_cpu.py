@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from mtcnn_lab import MTCNN, __version__
 from mtcnn_lab.io.images import read_image
-from mtcnn_lab.lab.bench import machine_info, pinned_threads, summarise, time_calls
+from mtcnn_lab.lab.bench.system import machine_info
+from mtcnn_lab.lab.bench.timing import pinned_threads, summarise, time_calls
 from mtcnn_lab.lab.parity import load_cpp_reference
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,7 +36,8 @@ import numpy as np
 
 from mtcnn_lab import MTCNN, __version__
 from mtcnn_lab.io.images import read_image
-from mtcnn_lab.lab.bench import machine_info, pinned_threads, summarise, time_calls
+from mtcnn_lab.lab.bench.system import machine_info
+from mtcnn_lab.lab.bench.timing import pinned_threads, summarise, time_calls
 from mtcnn_lab.lab.bench_clips import portrait_clip, vga_clip
 from mtcnn_lab.video.stream import detect_video
 

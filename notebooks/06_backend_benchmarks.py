@@ -44,7 +44,8 @@ from mtcnn_lab import MTCNN
 from mtcnn_lab.backends.select import backend_report
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures
-from mtcnn_lab.lab.bench import benchmark_detector, machine_info
+from mtcnn_lab.lab.bench.system import machine_info
+from mtcnn_lab.lab.bench.timing import benchmark_detector
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.efficiency import efficiency_markdown, efficiency_table, measure_efficiency
 from mtcnn_lab.weights.sets import load_weights

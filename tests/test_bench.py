@@ -17,8 +17,19 @@ import pytest
 
 from mtcnn_lab.cascade.timer import StageTimer
 from mtcnn_lab.cli import main
-from mtcnn_lab.lab import bench
-from mtcnn_lab.lab.bench import BoxesResult, Runner, RunnerUnavailable, bench_runners, parity_summary
+from mtcnn_lab.lab.bench import report as report_module
+from mtcnn_lab.lab.bench.harness import bench_runners, parity_summary
+from mtcnn_lab.lab.bench.pymtcnn import _instrumented, _PinnedOrt, _stage_wrappers, pymtcnn_runner
+from mtcnn_lab.lab.bench.report import BENCH_SCHEMA, bench_report, dev_frames, write_report
+from mtcnn_lab.lab.bench.runners import (
+    GPU_MARKS,
+    BoxesResult,
+    Runner,
+    RunnerUnavailable,
+    as_boxes_result,
+    default_cpu_backend,
+    mtcnn_runner,
+)
 
 from .conftest import require_shared
 
@@ -125,13 +136,13 @@ def test_boxes_result_reads_detections_and_pymtcnn_tuples():
     from mtcnn_lab.detections import Detections
 
     d = Detections.empty()
-    assert len(bench.as_boxes_result(d)) == 0
-    r = bench.as_boxes_result((np.array([[1.0, 2, 3, 4]]), np.zeros((1, 5, 2))))
+    assert len(as_boxes_result(d)) == 0
+    r = as_boxes_result((np.array([[1.0, 2, 3, 4]]), np.zeros((1, 5, 2))))
     assert r.boxes.shape == (1, 4) and np.isnan(r.confidences).all()
     with pytest.raises(ValueError):
         BoxesResult.of([[1, 2, 3, 4]], [0.5, 0.6])
     with pytest.raises(TypeError):
-        bench.as_boxes_result(42)
+        as_boxes_result(42)
 
 
 def test_stage_wrappers_time_each_method_exclusively():
@@ -148,8 +159,8 @@ def test_stage_wrappers_time_each_method_exclusively():
             clock.now += 2.0
 
     detector, timer = Detector(), StageTimer()
-    wrappers = bench._stage_wrappers(timer, {"outer": "pyramid", "inner": "pnet"}, clock=clock)
-    with bench._instrumented(detector, wrappers):
+    wrappers = _stage_wrappers(timer, {"outer": "pyramid", "inner": "pnet"}, clock=clock)
+    with _instrumented(detector, wrappers):
         assert detector.outer() == "done"
     assert dict(timer.seconds) == {"pyramid": 1.5, "pnet": 2.0}
     assert "outer" not in vars(detector) and "inner" not in vars(detector)  # restored
@@ -157,7 +168,7 @@ def test_stage_wrappers_time_each_method_exclusively():
 
 def test_pinned_ort_sets_threads_and_delegates_the_rest():
     ort = pytest.importorskip("onnxruntime")
-    proxy = bench._PinnedOrt(ort, 2)
+    proxy = _PinnedOrt(ort, 2)
     options = proxy.SessionOptions()
     assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
     assert proxy.GraphOptimizationLevel is ort.GraphOptimizationLevel
@@ -166,11 +177,11 @@ def test_pinned_ort_sets_threads_and_delegates_the_rest():
 def test_missing_pymtcnn_is_one_line_and_our_backends_still_run(monkeypatch, images, tmp_path):
     monkeypatch.setitem(sys.modules, "pymtcnn", None)  # import pymtcnn -> ImportError
     with pytest.raises(RunnerUnavailable, match="pymtcnn is not importable"):
-        bench.pymtcnn_runner(1)
+        pymtcnn_runner(1)
     clock, log = FakeClock(), []
-    monkeypatch.setattr(bench, "mtcnn_runner", lambda b, t, **kw: fake_runner(b, clock, 1.0, log, threads=t))
+    monkeypatch.setattr(report_module, "mtcnn_runner", lambda b, t, **kw: fake_runner(b, clock, 1.0, log, threads=t))
     lines: list[str] = []
-    report = bench.bench_report(images, backends=["fast"], threads=(1, 2), repeats=1, warmup=0, say=lines.append)
+    report = bench_report(images, backends=["fast"], threads=(1, 2), repeats=1, warmup=0, say=lines.append)
     assert sum("pymtcnn not benchmarked" in line for line in lines) == 1
     assert report["pymtcnn"]["available"] is False and "not importable" in report["pymtcnn"]["reason"]
     assert set(report["runs"]) == {"1", "2"}
@@ -179,18 +190,18 @@ def test_missing_pymtcnn_is_one_line_and_our_backends_still_run(monkeypatch, ima
 
 def test_report_json_layout(monkeypatch, images, tmp_path):
     clock, log = FakeClock(), []
-    monkeypatch.setattr(bench, "mtcnn_runner",
+    monkeypatch.setattr(report_module, "mtcnn_runner",
                         lambda b, t, **kw: fake_runner(b, clock, 1.0 if b == "ours" else 2.5, log, threads=t,
                                                        boxes=[[10, 10, 50, 50]]))
-    monkeypatch.setattr(bench, "pymtcnn_runner", lambda t, cache=None: fake_runner("pym", clock, 2.0, log, t,
+    monkeypatch.setattr(report_module, "pymtcnn_runner", lambda t, cache=None: fake_runner("pym", clock, 2.0, log, t,
                                                                                  boxes=[[10, 10, 50, 50]]))
     cpp = {name: [{"bbox": [10, 10, 50, 50], "confidence": 0.9}] for name in images}
     entries = {name: {"timing_ms": {"median_1thread": 5.0, "median_2threads": 4.0}} for name in images}
-    report = bench.bench_report(images, cpp, backends=["ours", "other"], threads=[1], repeats=2, warmup=1,
+    report = bench_report(images, cpp, backends=["ours", "other"], threads=[1], repeats=2, warmup=1,
                                 cpp_entries=entries, say=lambda text: None, clock=clock)
-    path = bench.write_report(report, tmp_path / "bench" / "out.json")
+    path = write_report(report, tmp_path / "bench" / "out.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == bench.BENCH_SCHEMA
+    assert data["schema"] == BENCH_SCHEMA
     assert {"schema", "version", "created", "machine", "settings", "pymtcnn", "runs", "ratios", "parity",
             "cpp_reference_timing"} <= set(data)
     assert data["settings"]["baseline"] == "ours" and data["settings"]["frame_ids"] == list(images)
@@ -212,7 +223,7 @@ def test_report_json_layout(monkeypatch, images, tmp_path):
 
 
 def test_real_numpy_runner_times_every_stage():
-    runner = bench.mtcnn_runner("numpy", 1, weights="zhang2016")
+    runner = mtcnn_runner("numpy", 1, weights="zhang2016")
     image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), np.uint8)
     out = bench_runners([runner], {"noise": image}, repeats=1, warmup=0)
     result = out["runners"][runner.name]
@@ -221,14 +232,14 @@ def test_real_numpy_runner_times_every_stage():
 
 
 def test_default_cpu_backend_is_not_a_gpu_one():
-    name = bench.default_cpu_backend()
-    assert not any(mark in name for mark in bench.GPU_MARKS)
+    name = default_cpu_backend()
+    assert not any(mark in name for mark in GPU_MARKS)
 
 
 def test_cli_bench_writes_the_report(monkeypatch, tmp_path, images, capsys):
     clock, log = FakeClock(), []
-    monkeypatch.setattr(bench, "mtcnn_runner", lambda b, t, **kw: fake_runner(b, clock, 1.0, log, threads=t))
-    monkeypatch.setattr(bench, "dev_frames", lambda limit=None, manifest=None: (
+    monkeypatch.setattr(report_module, "mtcnn_runner", lambda b, t, **kw: fake_runner(b, clock, 1.0, log, threads=t))
+    monkeypatch.setattr(report_module, "dev_frames", lambda limit=None, manifest=None: (
         dict(list(images.items())[:limit]), {}, {}))
     monkeypatch.setitem(sys.modules, "pymtcnn", None)
     out = tmp_path / "b.json"
@@ -261,9 +272,9 @@ def test_script_help_runs():
                     reason="pymtcnn is not installed here (only in .venv-bench: benchmarks/setup_bench_env.sh)")
 def test_pymtcnn_smoke_on_two_frames():
     require_shared("reference", "cpp_mtcnn_dev.json")
-    images, faces, _ = bench.dev_frames(limit=2)
+    images, faces, _ = dev_frames(limit=2)
     try:
-        runner = bench.pymtcnn_runner(1)
+        runner = pymtcnn_runner(1)
     except RunnerUnavailable as err:
         pytest.skip(f"pymtcnn is installed but not ready: {err}")
     sessions = runner.info["onnxruntime_sessions"]

@@ -167,7 +167,7 @@ def pick_backend(name: str, weights: WeightSet, threads: int | None = None) -> t
     returns ``(choice name, backend)``, so that ``"auto"``'s choice can be built again elsewhere.
 
     ``threads`` sizes the runtime's own thread pool where it has one (onnxruntime, OpenVINO); numpy,
-    OpenCV and torch follow the process-wide limits (``threadpoolctl``, :func:`mtcnn_lab.lab.bench.pinned_threads`).
+    OpenCV and torch follow the process-wide limits (``threadpoolctl``, the lab's benchmark timing).
     """
     if name == "auto":
         for candidate in AUTO_ORDER:

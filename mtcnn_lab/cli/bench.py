@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Time backends (and pymtcnn with ``--pymtcnn``) on the same frames; write the JSON report."""
-    from mtcnn_lab.lab.bench import bench_report, dev_frames, path_frames, write_report
+    from mtcnn_lab.lab.bench.report import bench_report, dev_frames, path_frames, write_report
 
     out = Path(args.out) if args.out else Path("results") / "bench" / (
         "backends_vs_pymtcnn.json" if args.pymtcnn else "backends.json")

@@ -129,7 +129,7 @@ def measure_efficiency(images: Mapping[str, np.ndarray], backend: str = "auto", 
     :func:`gemm_peak` measurements (``numpy_within_cap`` passed on), before and after the detections."""
     from mtcnn_lab.cascade.timer import StageTimer
     from mtcnn_lab.detector import MTCNN
-    from mtcnn_lab.lab.bench import pinned_threads
+    from mtcnn_lab.lab.bench.timing import pinned_threads
 
     detector = MTCNN(backend=backend, weights=weights, threads=threads)
     macs = {"pnet": 0, "rnet": 0, "onet": 0}
