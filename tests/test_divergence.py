@@ -12,22 +12,19 @@ import math
 import numpy as np
 import pytest
 
-from mtcnn_lab.lab.divergence import (
+from mtcnn_lab.lab.divergence.cases import (
     DUMPED_IMAGES,
-    INVESTIGATED,
-    MISTAKES,
-    available,
-    colour_opponency,
-    divergence_signature,
     dumped_cases,
     flatten_orders_differ,
-    format_table,
-    get_mistake,
     hd_frame,
-    investigate,
-    layer0,
     net_output_divergence,
-    network_input,
+)
+from mtcnn_lab.lab.divergence.mistakes import INVESTIGATED, MISTAKES, available, get_mistake, layer0, network_input
+from mtcnn_lab.lab.divergence.signatures import (
+    colour_opponency,
+    divergence_signature,
+    format_table,
+    investigate,
     reproduces_report,
     swap_parts,
 )
