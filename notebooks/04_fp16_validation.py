@@ -48,6 +48,7 @@ from mtcnn_lab.backends.select import make_backend
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures
 from mtcnn_lab.lab.agreement import agreement, pnet_offset_shift, summarise_agreement
+from mtcnn_lab.lab.conclusions import fp16_conclusion
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.layers import backend_layer_differences, cascade_net_inputs
 from mtcnn_lab.weights.netspec import NET_NAMES
@@ -223,51 +224,6 @@ if not culprits:
     print("no image departs from FP32 under all-FP16 in this run")
 
 # %%
-row = {r["variant"]: r for r in summary_rows}
-emu, emu_all, onnx16, onnx16_all = (row[v] for v in ("numpy-fp16", "numpy-fp16-all", "onnx-fp16", "onnx-fp16-all"))
-out = {(r["variant"], r["net"]): r["max_abs"] for r in layer_rows if r["layer"] == "output"}
-n = len(images)
-
-
-def num(value, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
-
-
-def lost(r: dict) -> int:
-    return r["faces_a"] - r["matched"]
-
-
-def score(r: dict) -> tuple:
-    return (r["images_same_count"], -lost(r), r["iou_mean"] or 0.0)
-
-
-all_worse = score(emu_all) < score(emu) or score(onnx16_all) < score(onnx16)
 rescued = [key for key in culprits if not departs(per_image[("numpy-fp16", key)])]
-display(Markdown(
-    f"**Conclusion.** FP16 rounding changes the raw outputs by at most {out[('numpy-fp16-all', 'pnet')]:.1e} "
-    f"(PNet), {out[('numpy-fp16-all', 'rnet')]:.1e} (RNet) and {out[('numpy-fp16-all', 'onet')]:.1e} (ONet) in the "
-    f"emulation ({out[('onnx-fp16-all', 'pnet')]:.1e}, {out[('onnx-fp16-all', 'rnet')]:.1e} and "
-    f"{out[('onnx-fp16-all', 'onet')]:.1e} with ONNX Runtime). On {n} images of {dataset.name}, the default policy "
-    f"(PNet FP32, RNet/ONet FP16) finds the same number of faces as FP32 on {onnx16['images_same_count']}/{n} "
-    f"images with ONNX FP16 and {emu['images_same_count']}/{n} in the emulation, {lost(onnx16)} and {lost(emu)} "
-    f"faces lost, mean IoU {num(onnx16['iou_mean'], '.4f')} and {num(emu['iou_mean'], '.4f')}, box errors up to "
-    f"{num(onnx16['max_px_error'], '.2f')} and {num(emu['max_px_error'], '.2f')} px. With all three nets in FP16: "
-    f"same count on {onnx16_all['images_same_count']}/{n} (ONNX) and {emu_all['images_same_count']}/{n} "
-    f"(emulation), {lost(onnx16_all)} and {lost(emu_all)} faces lost, mean IoU {num(onnx16_all['iou_mean'], '.4f')} "
-    f"and {num(emu_all['iou_mean'], '.4f')}, min IoU {num(onnx16_all['iou_min'], '.3f')} and "
-    f"{num(emu_all['iou_min'], '.3f')}, box errors up to {num(onnx16_all['max_px_error'], '.1f')} and "
-    f"{num(emu_all['max_px_error'], '.1f')} px. "
-    + (f"The loss comes from PNet: of the {len(culprits)} images on which all-FP16 departs from FP32, "
-       f"{len(rescued)} agree again once PNet alone is FP32; with FP32 scores and only FP16 box offsets, "
-       f"{moved} of {proposals} PNet proposals ({moved / proposals:.1%}) cross an integer boundary and move by a "
-       "pixel, so RNet scores shifted crops and NMS keeps other boxes. **PNet stays FP32**; RNet and ONet run "
-       "FP16. " if all_worse else
-       f"On this {'quick subset' if quick else 'data set'} all-FP16 is not measurably worse, although {moved} of "
-       f"{proposals} PNet proposals ({moved / proposals:.1%}) already move by a pixel under FP16 box offsets"
-       + (" (run the full data set to measure what that costs). " if quick else ". "))
-    + ("These numbers include real Core ML runs: " + ", ".join(
-        f"`{v}` same count {row[v]['images_same_count']}/{n}, mean IoU {num(row[v]['iou_mean'], '.4f')}"
-        for v in ("coreml", "coreml-fp16-all")) + "."
-       if "coreml" in row else
-       f"Core ML could not run here ({coreml_reason.split(';')[0]}), so the numpy FP16 emulation stands in for "
-       "Core ML on the Neural Engine (`numpy-fp16` for `coreml`, `numpy-fp16-all` for `coreml-fp16-all`).")))
+display(Markdown(fp16_conclusion(summary_rows, layer_rows, len(images), dataset.name, culprits, rescued, moved,
+                                 proposals, quick, coreml_reason)))

@@ -43,6 +43,7 @@ from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures
+from mtcnn_lab.lab.conclusions import number, parity_conclusion
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.parity import (
     DELTA_FIELDS,
@@ -90,17 +91,14 @@ save_table(summary, "05_summary", results / "tables",
            meta={"dataset": dataset.name, "weights": weights, "min_iou": min_iou, "quick": quick, "skipped": skipped})
 
 
-def num(value, spec):
-    return "–" if value is None else format(value, spec)
-
-
 display(Markdown(
     "| backend | images agree | faces C++ / Python / matched | IoU mean | median | min | > 0.99 | max 1 − IoU "
     "| centre max \\|Δ\\| px | size max \\|Δ\\| px | seconds |\n|" + "---|" * 11 + "\n" + "\n".join(
         f"| {r['backend']} | {r['images_agree']}/{r['images']} | {r['faces_cpp']} / {r['faces_python']} / "
-        f"{r['matched']} | {num(r['iou_mean'], '.7f')} | {num(r['iou_median'], '.7f')} | {num(r['iou_min'], '.7f')} "
-        f"| {num(r['share_iou_above_0.99'], '.0%')} | {num(r['one_minus_iou_max'], '.1e')} "
-        f"| {num(r['centre_max_abs'], '.1e')} | {num(r['size_max_abs'], '.1e')} | {r['seconds']:.1f} |"
+        f"{r['matched']} | {number(r['iou_mean'], '.7f')} | {number(r['iou_median'], '.7f')} "
+        f"| {number(r['iou_min'], '.7f')} "
+        f"| {number(r['share_iou_above_0.99'], '.0%')} | {number(r['one_minus_iou_max'], '.1e')} "
+        f"| {number(r['centre_max_abs'], '.1e')} | {number(r['size_max_abs'], '.1e')} | {r['seconds']:.1f} |"
         for r in summary)))
 
 # %% [markdown]
@@ -199,24 +197,5 @@ viewer = FrameViewer([(item.id, image) for item, image in frames], detections,
 display(viewer.widget)
 
 # %%
-fp32 = [r["one_minus_iou_max"] for r in summary if "fp16" not in r["backend"] and r["matched"]]
-fp16 = [r for r in summary if "fp16" in r["backend"] and r["matched"]]
-
-
-def describe(r):
-    return (f"`{r['backend']}` agrees on {r['images_agree']}/{r['images']} frames, IoU mean "
-            f"{num(r['iou_mean'], '.7f')} (min {num(r['iou_min'], '.7f')}), box centres within "
-            f"{num(r['centre_max_abs'], '.1e')} px and sizes within {num(r['size_max_abs'], '.1e')} px")
-
-
-display(Markdown(
-    f"**Conclusion.** On {len(frames)} frames of {len({item.group for item, _ in frames})} groups "
-    f"({sum(len(item.cpp_faces) for item, _ in frames)} C++ faces), "
-    + ("every backend finds exactly C++ OpenFace's faces" if all(r["images_agree"] == r["images"] for r in summary)
-       else "not every backend finds exactly C++ OpenFace's faces (unmatched faces are listed in `05_per_face`)")
-    + ": " + "; ".join(describe(r) for r in summary) + ". "
-    + (f"The FP32 backends differ from C++ by at most 1 − IoU = {max(fp32):.1e}, float32 rounding of the box "
-       "arithmetic; " if fp32 else "")
-    + (f"the FP16 policies by at most {max(r['one_minus_iou_max'] for r in fp16):.1e} (every FP16 face has IoU > 0.99: "
-       f"{'yes' if all(r['share_iou_above_0.99'] == 1 for r in fp16) else 'no'}). " if fp16 else "")
-    + (f"Skipped here: {', '.join(f'`{k}` ({v})' for k, v in skipped.items())}." if skipped else "")))
+display(Markdown(parity_conclusion(summary, len(frames), len({item.group for item, _ in frames}),
+                                   sum(len(item.cpp_faces) for item, _ in frames), skipped)))
