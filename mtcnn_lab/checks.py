@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from mtcnn_lab.errors import ParameterError
 
+__all__ = ["positive_int"]
+
 
 def positive_int(value: object, name: str, optional: bool = False) -> int | None:
     """``value`` when it is an int >= 1 (bool is not); None too when ``optional``. Otherwise a

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["Detections"]
+
 
 @dataclass(frozen=True, eq=False)
 class Detections:

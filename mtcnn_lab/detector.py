@@ -22,6 +22,8 @@ from mtcnn_lab.params import CascadeParams
 from mtcnn_lab.weights.netspec import WeightSet
 from mtcnn_lab.weights.sets import load_weights
 
+__all__ = ["MTCNN"]
+
 log = logging.getLogger(__name__)
 
 

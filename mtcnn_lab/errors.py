@@ -4,6 +4,11 @@ Every error the package raises on bad input derives from :class:`MtcnnLabError`,
 print ``error: <message>`` without a traceback and callers can catch one type.
 """
 
+__all__ = [
+    "MtcnnLabError", "WeightsError", "LicenseNotAccepted", "InputError", "ParameterError", "BackendUnavailable",
+    "ConversionError", "OutputExists",
+]
+
 
 class MtcnnLabError(Exception):
     """Base class: a problem the user can fix; ``str(err)`` is a complete one-line message."""

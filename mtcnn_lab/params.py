@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from mtcnn_lab.errors import ParameterError
 
+__all__ = ["OPENFACE_CORRECTION", "CascadeParams", "FACE_CELL", "pyramid_scales", "level_size"]
+
 OPENFACE_CORRECTION = (-0.0075, 0.2459, 1.0323, 0.7751)
 """OpenFace's final box correction: x += w*c0, y += h*c1, w *= c2, h *= c3 (doubles)."""
 

@@ -230,7 +230,8 @@ def array_cases(rng: np.random.Generator, n: int):
 
 def corpus_faults(folder: Path) -> dict:
     """20 videos + 2 corrupt on 1 and 2 workers, a worker killed mid-video in the 2-worker run."""
-    from mtcnn_lab.corpus import find_corpus, make_synthetic_corpus, run_corpus
+    from mtcnn_lab.corpus import find_corpus, run_corpus
+    from mtcnn_lab.lab.synthetic import make_synthetic_corpus
 
     corpus = folder / "corpus"
     make_synthetic_corpus(corpus, n_videos=20, n_frames=6, n_corrupt=2)

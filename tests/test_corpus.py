@@ -14,7 +14,8 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("matplotlib")
 
 from mtcnn_lab.cli import main  # noqa: E402
-from mtcnn_lab.corpus import find_corpus, is_complete, make_synthetic_corpus, output_name, process_video, run_corpus  # noqa: E402
+from mtcnn_lab.corpus import find_corpus, is_complete, output_name, process_video, run_corpus  # noqa: E402
+from mtcnn_lab.lab.synthetic import make_synthetic_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"backend": "numpy", "weights": "zhang2016"}

@@ -16,6 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+__all__ = ["Backend", "NetRunner", "ONE_INPUT_PER_CALL", "PRECISIONS", "fp16_nets", "precision_suffix"]
+
 
 class Backend(Protocol):
     """A runtime that evaluates PNet, RNet and ONet."""

@@ -16,6 +16,8 @@ import numpy as np
 
 from mtcnn_lab.backends.base import Backend
 
+__all__ = ["PROBE_SIZES", "PROBE_SHAPES", "measure_batch_limits"]
+
 log = logging.getLogger(__name__)
 
 PROBE_SIZES = {

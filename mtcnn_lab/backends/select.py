@@ -22,6 +22,11 @@ from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.errors import BackendUnavailable, MtcnnLabError, ParameterError
 from mtcnn_lab.weights.netspec import WeightSet
 
+__all__ = [
+    "CHOICES", "AUTO_ORDER", "FP32_TOLERANCE", "FP16_TOLERANCE", "BackendChoice", "pick_backend", "make_backend",
+    "build_checked", "self_check", "backend_report", "gpu_driver_present",
+]
+
 log = logging.getLogger(__name__)
 
 FP32_TOLERANCE = 1e-4

@@ -25,6 +25,11 @@ from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.params import CascadeParams
 from mtcnn_lab.weights.netspec import CROP_SIZES
 
+__all__ = [
+    "run_cascade", "run_cascade_batch", "call_groups", "crop_scores", "stage_pnet", "stage_pnet_batch",
+    "run_on_crops", "rnet_refine", "onet_detections",
+]
+
 F32 = np.float32
 
 

@@ -18,6 +18,11 @@ import numpy as np
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.version import __version__
 
+__all__ = [
+    "result_entry", "error_entry", "frame_entry", "result_meta", "resume_jsonl", "read_done_frames",
+    "log_batch_failure",
+]
+
 log = logging.getLogger(__name__)
 
 

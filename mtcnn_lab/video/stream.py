@@ -25,6 +25,8 @@ from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.entries import frame_entry, log_batch_failure, resume_jsonl
 from mtcnn_lab.io.videos import iter_video_frames
 
+__all__ = ["LOCAL_BATCH", "stream_frames", "frame_count_estimate", "detect_in_caller", "detect_video"]
+
 _END = object()
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from mtcnn_lab.errors import WeightsError
 from mtcnn_lab.weights.netspec import FC, Conv, Layer, MaxPool, NetSpec, PReLU, Sigmoid
 
+__all__ = ["read_dat", "write_dat"]
+
 CV_32F = 5
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["NET_NAMES", "CROP_SIZES", "Conv", "PReLU", "MaxPool", "FC", "Sigmoid", "Layer", "NetSpec", "WeightSet"]
+
 NET_NAMES = ("pnet", "rnet", "onet")
 CROP_SIZES = {"rnet": 24, "onet": 48}
 """The side in pixels of RNet's and ONet's square inputs (PNet takes a pyramid level of any size)."""

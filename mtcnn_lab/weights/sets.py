@@ -14,6 +14,11 @@ from mtcnn_lab.errors import WeightsError
 from mtcnn_lab.weights.dat import read_dat
 from mtcnn_lab.weights.netspec import FC, NET_NAMES, Conv, Layer, MaxPool, NetSpec, PReLU, Sigmoid, WeightSet
 
+__all__ = [
+    "WEIGHT_SET_NAMES", "BUNDLED_FILE", "bundled_data", "rounded_weights", "save_npz", "load_npz", "load_bundled",
+    "load_openface_weights", "load_weights",
+]
+
 WEIGHT_SET_NAMES = ("openface", "zhang2016")
 """The named weight sets :func:`load_weights` takes (and ``"auto"``)."""
 
