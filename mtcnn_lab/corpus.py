@@ -42,6 +42,8 @@ from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError
 from mtcnn_lab.files import write_json
 from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
+log = logging.getLogger(__name__)
+
 __all__ = ["find_corpus", "is_complete", "output_name", "process_video", "run_corpus"]
 
 PathLike = str | os.PathLike[str]
@@ -250,6 +252,65 @@ def _cleanup(out_dir: Path) -> list[Path]:
     return removed
 
 
+def _row(item: Path, name: str, status: str, error: str = "") -> dict:
+    """A summary row of an item that was not processed here (``skipped``) or whose task failed (``error``)."""
+    done = status == "skipped"
+    return {"item": str(item), "output": name, "status": status, "frames": None if done else 0,
+            "faces": None if done else 0, "errors": None if done else 0, "resumed": 0, "seconds": 0.0, "worker": "",
+            "error": error}
+
+
+def _plan(items: Sequence[PathLike], out_dir: Path, every: int, root: PathLike | None
+          ) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """The rows of the items already complete, and the ``(item, result name)`` of the others."""
+    items = [Path(item).resolve() for item in items]
+    names = [output_name(item, root) for item in items]
+    if len(set(names)) != len(names):
+        raise ParameterError("two corpus items map to the same result file name; pass root= (the corpus folder)")
+    done = [_row(item, name, "skipped") for item, name in zip(items, names, strict=True)
+            if is_complete(out_dir / name, every)]
+    todo = [(item, name) for item, name in zip(items, names, strict=True) if not is_complete(out_dir / name, every)]
+    return done, todo
+
+
+def _local_cluster(n_workers: int | None):
+    """A LocalCluster of ``n_workers`` (default: the CPU count) single-threaded worker processes."""
+    from distributed import LocalCluster
+
+    quiet = logging.getLogger("distributed").getEffectiveLevel() > logging.DEBUG
+    return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                        dashboard_address=":0", silence_logs=logging.WARNING if quiet else False)
+
+
+def _gather(client, futures: list, todo: list[tuple[Path, str]], progress: bool) -> list[dict]:
+    """The summary rows of ``futures`` as they finish (a task that kept failing gives an ``error`` row)."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    by_key = {f.key: (item, name) for f, (item, name) in zip(futures, todo, strict=True)}
+    rows: list[dict] = []
+    with tqdm(total=len(futures), desc="corpus", unit="video", disable=not progress) as bar:
+        for future in as_completed(futures):
+            item, name = by_key[future.key]
+            try:
+                row = future.result()
+            except Exception as err:  # a task that kept failing, or a worker that kept dying: its row says why
+                row = _row(item, name, "error", " ".join(f"{type(err).__name__}: {err}".split()))
+            rows.append(row)
+            bar.set_postfix_str(f"errors={sum(r['status'] == 'error' for r in rows)}")
+            bar.update(1)
+    client.cancel(futures)  # release the results: a worker lost now must not rerun finished tasks
+    return rows
+
+
+def _cancel(client, futures: list) -> None:
+    """Cancel the tasks after Ctrl-C; a client that cannot is logged, the interrupt goes on."""
+    try:
+        client.cancel(futures, force=True)
+    except Exception as err:  # the scheduler may already be gone
+        log.warning("could not cancel the corpus tasks (%s: %s)", type(err).__name__, err)
+
+
 def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | None = None,
                n_workers: int | None = None, every: int = 1, backend: str = "auto", weights: str = "auto",
                retries: int = 2, threads: int = 1, root: PathLike | None = None, progress: bool = True,
@@ -263,64 +324,37 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     complete are skipped (``status`` ``skipped``). Returns the summary rows sorted by item.
     ``crash_after_frames``: fault injection, ``{item path: N}`` (see :func:`process_video`).
     """
-    from distributed import Client, LocalCluster, as_completed
-    from tqdm import tqdm
+    from distributed import Client
 
     from mtcnn_lab.io.tables import save_table
 
+    # 1. check the arguments and find what is left to do
     positive_int(every, "every")
     positive_int(n_workers, "n_workers", optional=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    items = [Path(item).resolve() for item in items]
-    names = [output_name(item, root) for item in items]
-    if len(set(names)) != len(names):
-        raise ParameterError("two corpus items map to the same result file name; pass root= (the corpus folder)")
+    rows, todo = _plan(items, out_dir, every, root)
     crash = {str(Path(k).resolve()): v for k, v in (crash_after_frames or {}).items()}
-    rows, todo = [], []
-    for item, name in zip(items, names, strict=True):
-        if is_complete(out_dir / name, every):
-            rows.append({"item": str(item), "output": name, "status": "skipped", "frames": None, "faces": None,
-                         "errors": None, "resumed": 0, "seconds": 0.0, "worker": "", "error": ""})
-        else:
-            todo.append((item, name))
     start = time.perf_counter()
+    given_client = client is not None
     own_cluster = own_client = None
     futures = []
     try:
         if todo:
+            # 2. connect: the caller's client, a scheduler's, or a local cluster of our own
             if client is None:
-                if scheduler is not None:
-                    own_client = client = Client(scheduler)
-                else:
-                    quiet = logging.getLogger("distributed").getEffectiveLevel() > logging.DEBUG
-                    own_cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                                               processes=True, dashboard_address=":0",
-                                               silence_logs=logging.WARNING if quiet else False)
-                    own_client = client = Client(own_cluster)
+                own_cluster = None if scheduler is not None else _local_cluster(n_workers)
+                own_client = client = Client(scheduler if scheduler is not None else own_cluster)
+            # 3. one task per item, each writing its result file; gather the summary rows
             futures = [client.submit(process_video, str(item), str(out_dir), backend, weights, every, threads,
                                      name, crash.get(str(item)), retries=retries, pure=False,
                                      key=f"mtcnn-corpus-{name}-{time.time_ns()}")
                        for item, name in todo]
-            by_key = {f.key: (item, name) for f, (item, name) in zip(futures, todo, strict=True)}
-            bar = tqdm(total=len(futures), desc="corpus", unit="video", disable=not progress)
-            for future in as_completed(futures):
-                item, name = by_key[future.key]
-                try:
-                    row = future.result()
-                except Exception as err:  # a task that kept failing, or a worker that kept dying
-                    message = " ".join(f"{type(err).__name__}: {err}".split())
-                    row = {"item": str(item), "output": name, "status": "error", "frames": 0, "faces": 0,
-                           "errors": 0, "resumed": 0, "seconds": 0.0, "worker": "", "error": message}
-                rows.append(row)
-                bar.set_postfix_str(f"errors={sum(r['status'] == 'error' for r in rows)}")
-                bar.update(1)
-            bar.close()
-            client.cancel(futures)  # release the results: a worker lost now must not rerun finished tasks
+            rows += _gather(client, futures, todo, progress)
     except KeyboardInterrupt:
+        # Ctrl-C: cancel, close what we started, leave no partial file
         if futures and client is not None:
-            with contextlib.suppress(Exception):
-                client.cancel(futures, force=True)
+            _cancel(client, futures)
         _close(own_client, own_cluster)
         own_client = own_cluster = None
         _cleanup(out_dir)
@@ -331,24 +365,22 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
             _cleanup(out_dir)  # every worker has stopped: nothing partial can still be written
         else:
             _close(own_client, None)
+    # 4. the summary
     rows.sort(key=lambda r: r["item"])
     meta = {"items": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
             "skipped": sum(r["status"] == "skipped" for r in rows),
             "error": sum(r["status"] == "error" for r in rows), "every": every, "backend": backend,
-            "weights": weights, "scheduler": scheduler or ("client" if client is not None and own_client is None
-                                                           else "LocalCluster"),
+            "weights": weights, "scheduler": scheduler or ("client" if given_client else "LocalCluster"),
             "seconds": round(time.perf_counter() - start, 3)}
     save_table(rows, "summary", out_dir, meta=meta)
     return rows
 
 
 def _close(client, cluster) -> None:
+    """Close the client and the cluster this run started; one that fails to close is logged."""
     for thing in (client, cluster):
         if thing is not None:
-            with contextlib.suppress(Exception):
+            try:
                 thing.close()
-
-
-# --------------------------------------------------------------------------------------------
-# a synthetic corpus (tests, the reliability report, trying the command)
-# --------------------------------------------------------------------------------------------
+            except Exception as err:  # a cluster half torn down by Ctrl-C: the run's result stands
+                log.warning("could not close the Dask %s (%s: %s)", type(thing).__name__, type(err).__name__, err)
