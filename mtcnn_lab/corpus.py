@@ -40,6 +40,7 @@ from pathlib import Path
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError
 from mtcnn_lab.files import write_json
+from mtcnn_lab.io.manifests import manifest_videos
 from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -68,22 +69,9 @@ def _image_folders_and_videos(root: Path) -> list[Path]:
 
 
 def _from_manifest(manifest: Path) -> list[Path]:
-    try:
-        data = json.loads(manifest.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{manifest}: not a readable JSON manifest ({err}); see data/README.md") from None
-    if not isinstance(data, dict) or not isinstance(data.get("root", "."), str):
-        raise InputError(f"{manifest}: a manifest is a JSON object with a 'root' folder; see data/README.md")
-    root = (manifest.parent / data.get("root", ".")).resolve()
-    if not root.is_dir():
-        raise InputError(f"{manifest}: root folder {root} does not exist; fix 'root' in the manifest")
-    videos = data.get("videos")
-    if videos is None:
-        return _image_folders_and_videos(root)
-    if not isinstance(videos, list) or not all(isinstance(v, dict) and isinstance(v.get("path"), str)
-                                                for v in videos):
-        raise InputError(f"{manifest}: 'videos' must be a list of {{\"path\": ...}} objects; see data/README.md")
-    return sorted(root / v["path"] for v in videos)
+    """The videos a manifest lists, or every item under its root when it lists none."""
+    root, videos = manifest_videos(manifest)
+    return _image_folders_and_videos(root) if videos is None else videos
 
 
 def find_corpus(dir_or_manifest: PathLike) -> list[Path]:

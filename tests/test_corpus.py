@@ -46,6 +46,8 @@ def test_find_corpus_videos_image_folders_and_manifest(tmp_path, corpus):
     import cv2
     import numpy as np
 
+    from mtcnn_lab.errors import InputError
+
     items = find_corpus(corpus)
     assert len(items) == N_VIDEOS + N_CORRUPT and items == sorted(items)
     (tmp_path / "stills").mkdir()
@@ -57,8 +59,15 @@ def test_find_corpus_videos_image_folders_and_manifest(tmp_path, corpus):
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps({"root": str(corpus), "videos": [{"path": "clip001.avi"}]}))
     assert find_corpus(manifest) == [(corpus / "clip001.avi").resolve()]
+    # the schema's other forms of "videos" (data/README.md): a glob, a list of paths and globs
+    every_video = sorted(p for p in corpus.iterdir() if p.suffix == ".avi")
+    for videos in ("*.avi", ["clip00*.avi", "*.avi"]):
+        manifest.write_text(json.dumps({"root": str(corpus), "videos": videos}))
+        assert find_corpus(manifest) == every_video
+    manifest.write_text(json.dumps({"root": str(corpus), "videos": "*.mkv"}))
+    with pytest.raises(InputError, match="names no video file"):
+        find_corpus(manifest)
     assert output_name(tmp_path / "stills" / "x.avi", tmp_path) == "stills__x.avi.json"
-    from mtcnn_lab.errors import InputError
 
     with pytest.raises(InputError, match="no such folder"):
         find_corpus(tmp_path / "missing")

@@ -45,7 +45,6 @@ ITEM_KEYS = ("image", "frame", "group")
 PNG_FRAME = re.compile(r"^(?P<stem>.+)_f(?P<index>\d+)\.png$")
 
 
-GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 README_HINT = "see data/README.md"
@@ -59,12 +58,6 @@ def quoted(path: object) -> str:
     """Quote a path for a one-line message (control characters escaped)."""
     text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
     return f"'{text}'" if text.isprintable() else repr(text)
-
-
-def resolve_path(text: str, base: Path) -> Path:
-    """``text`` (``~`` and ``$VARS`` expanded) as an absolute, normalised path; relative to ``base``."""
-    expanded = os.path.expandvars(os.path.expanduser(text))
-    return Path(os.path.normpath(os.path.join(base, expanded)))
 
 
 def path_key(path: Path) -> str:

@@ -10,13 +10,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mtcnn_lab.errors import InputError
+from mtcnn_lab.io.manifests import GLOB_CHARS, expand_pattern, resolve_path
 from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mtcnn_lab.io.videos import DEFAULT_POSITIONS, count_frames, frame_indices, iter_video_frames
 from mtcnn_lab.lab.dataset.common import (
     ALL_IN_REFERENCE,
     DEFAULT_FRAMES_DIR,
     DEFAULT_MANIFEST,
-    GLOB_CHARS,
     HOW_TO_POINT,
     ITEM_KEYS,
     MANIFEST_ENV,
@@ -32,7 +32,6 @@ from mtcnn_lab.lab.dataset.common import (
     quoted,
     read_json,
     relative_path,
-    resolve_path,
     shared_hint,
 )
 from mtcnn_lab.lab.dataset.items import Dataset, EvalItem
@@ -171,15 +170,12 @@ class ManifestBuilder:
     def expand(self, pattern: str, where: str, suffixes: frozenset[str] | None) -> list[Path]:
         """Files matching a glob under the root (sorted), or the one file named; error if none."""
         if GLOB_CHARS.search(pattern):
-            full = os.path.expandvars(os.path.expanduser(pattern))
-            full = full if os.path.isabs(full) else os.path.join(glob.escape(str(self.root)), full)
-            found = sorted(Path(p) for p in glob.glob(full, recursive=True) if os.path.isfile(p)
-                           and (suffixes is None or Path(p).suffix.lower() in suffixes))
+            found = expand_pattern(pattern, self.root, suffixes)
             if not found:
                 kind = "video" if suffixes is VIDEO_SUFFIXES else "image or video"
                 raise self.error(f"{where} {quoted(pattern)} matches no {kind} file under root {quoted(self.root)}; "
                                  "fix the pattern or the root")
-            return [Path(os.path.normpath(p)) for p in found]
+            return found
         path = resolve_path(pattern, self.root)
         if not path.is_file():
             what = "is not a file" if path.exists() else "not found"

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtcnn_lab.errors import InputError
-from mtcnn_lab.lab.dataset.common import README_HINT, is_int, is_number, path_key, quoted, read_json, resolve_path
+from mtcnn_lab.io.manifests import resolve_path
+from mtcnn_lab.lab.dataset.common import README_HINT, is_int, is_number, path_key, quoted, read_json
 
 
 @dataclass
