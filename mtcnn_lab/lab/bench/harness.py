@@ -95,6 +95,70 @@ def _stage_pass(runner: Runner, images: dict[str, np.ndarray]) -> dict | None:
             "total_ms": total * 1e3, "unattributed_ms": (total - staged) * 1e3}
 
 
+def _check_runners(runners: Sequence[Runner], repeats: int, warmup: int) -> int:
+    """The one thread count of ``runners``; ValueError for what cannot be benchmarked together."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, not {repeats} and {warmup}")
+    if not runners:
+        raise ValueError("no runner to benchmark")
+    names = [r.name for r in runners]
+    if len(set(names)) != len(names):
+        raise ValueError(f"runner names must be unique, got {names}")
+    threads = {r.threads for r in runners}
+    if len(threads) != 1:
+        raise ValueError(f"runners benchmarked together must share one thread count, got {sorted(threads, key=str)}")
+    return next(iter(threads))
+
+
+def _timed_rounds(runners: Sequence[Runner], images: dict[str, np.ndarray], repeats: int, warmup: int,
+                  clock: Callable[[], float], say: Callable[[str], None]) -> dict[str, dict[str, list[float]]]:
+    """Milliseconds per runner and image: per image, ``warmup`` untimed calls of each runner, then
+    ``repeats`` rounds of one timed call per runner, the order rotated every round."""
+    times: dict[str, dict[str, list[float]]] = {r.name: {name: [] for name in images} for r in runners}
+    for k, (name, image) in enumerate(images.items()):
+        say(f"frame {k + 1}/{len(images)} {name}")
+        for r in runners:
+            for _ in range(warmup):
+                r.detect(image)
+        for rep in range(repeats):
+            shift = rep % len(runners)
+            for r in list(runners[shift:]) + list(runners[:shift]):
+                start = clock()
+                r.detect(image)
+                times[r.name][name].append((clock() - start) * 1e3)
+    return times
+
+
+def _runner_result(runner: Runner, times: dict[str, list[float]], passes: dict,
+                   cpp_faces: dict[str, list[dict] | None]) -> dict:
+    """One runner's entry of the report: per-frame summaries, totals, stages, memory, parity, info."""
+    per_frame = {name: {**summarise(t), "faces": len(passes["outputs"][name])} for name, t in times.items()}
+    medians = np.array([v["median_ms"] for v in per_frame.values()], np.float64)
+    total = float(medians.sum())
+    return {"kind": runner.kind, "threads": runner.threads, "frames": len(times),
+            "sum_of_medians_ms": total, "median_ms": float(np.median(medians)),
+            "p95_ms": float(np.percentile(medians, 95)),
+            "sum_of_p95_ms": float(sum(v["p95_ms"] for v in per_frame.values())),
+            "fps": float(len(medians) / total * 1e3) if total > 0 else None,
+            "stages": passes.get("stages"), "memory": passes.get("memory"),
+            "parity": parity_summary(passes["outputs"], cpp_faces), "info": runner.info, "per_frame": per_frame}
+
+
+def _ratios(results: dict[str, dict], names: list[str], images: list[str]) -> dict[str, dict]:
+    """For every runner but the first, ``<other>/<first>``: summed medians and per-frame median ratios."""
+    base = results[names[0]]
+    ratios = {}
+    for name in names[1:]:
+        a = results[name]
+        per = [a["per_frame"][n]["median_ms"] / base["per_frame"][n]["median_ms"] for n in images
+               if base["per_frame"][n]["median_ms"] > 0]
+        ratios[f"{name}/{names[0]}"] = {
+            "sum_of_medians": a["sum_of_medians_ms"] / base["sum_of_medians_ms"] if base["sum_of_medians_ms"] else None,
+            "median_of_frame_ratios": float(np.median(per)) if per else None,
+            "min_of_frame_ratios": float(np.min(per)) if per else None}
+    return ratios
+
+
 def bench_runners(runners: Sequence[Runner], images: dict[str, np.ndarray], repeats: int = 5, warmup: int = 1,
                   cpp_faces: dict[str, list[dict] | None] | None = None, stages: bool = True, memory: bool = True,
                   clock: Callable[[], float] = time.perf_counter, progress: Callable[[str], None] | None = None,
@@ -115,77 +179,33 @@ def bench_runners(runners: Sequence[Runner], images: dict[str, np.ndarray], repe
     runner but the first, ``<other>/<first>``: the other's summed medians over the first's, and the
     median of the per-frame ratios (> 1: the first is faster).
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, not {repeats} and {warmup}")
-    if not runners:
-        raise ValueError("no runner to benchmark")
-    names = [r.name for r in runners]
-    if len(set(names)) != len(names):
-        raise ValueError(f"runner names must be unique, got {names}")
-    threads = {r.threads for r in runners}
-    if len(threads) != 1:
-        raise ValueError(f"runners benchmarked together must share one thread count, got {sorted(threads, key=str)}")
-    (n_threads,) = threads
+    n_threads = _check_runners(runners, repeats, warmup)
     from mtcnn_lab.io.images import as_bgr_uint8
 
     images = {name: np.ascontiguousarray(as_bgr_uint8(image)) for name, image in images.items()}
     say = progress or (lambda text: None)
-    cpp_faces = cpp_faces or {}
     results: dict[str, dict] = {r.name: {} for r in runners}
-    times: dict[str, dict[str, list[float]]] = {r.name: {name: [] for name in images} for r in runners}
     with pinned_all_threads(n_threads):
         settings = thread_settings()
+        # 1. one untimed pass per runner: its boxes (for parity) and its memory
         for r in runners:
             say(f"{r.name}: untimed pass (parity, memory)")
             if memory:
-                outputs, results[r.name]["memory"] = _probe(r, images)
+                results[r.name]["outputs"], results[r.name]["memory"] = _probe(r, images)
             else:
-                outputs = {name: r.result(image) for name, image in images.items()}
-            results[r.name]["outputs"] = outputs
-        for k, (name, image) in enumerate(images.items()):
-            say(f"frame {k + 1}/{len(images)} {name}")
-            for r in runners:
-                for _ in range(warmup):
-                    r.detect(image)
-            for rep in range(repeats):
-                shift = rep % len(runners)
-                for r in list(runners[shift:]) + list(runners[:shift]):
-                    start = clock()
-                    r.detect(image)
-                    times[r.name][name].append((clock() - start) * 1e3)
+                results[r.name]["outputs"] = {name: r.result(image) for name, image in images.items()}
+        # 2. the timed calls, interleaved
+        times = _timed_rounds(runners, images, repeats, warmup, clock, say)
         settings_after = thread_settings()
+        # 3. one instrumented pass per runner: per-stage times
         if stages:
             for r in runners:
                 say(f"{r.name}: per-stage pass")
                 results[r.name]["stages"] = _stage_pass(r, images)
-    out_runners = {}
-    for r in runners:
-        per_frame = {name: {**summarise(t), "faces": len(results[r.name]["outputs"][name])}
-                     for name, t in times[r.name].items()}
-        medians = np.array([v["median_ms"] for v in per_frame.values()], np.float64)
-        total = float(medians.sum())
-        out_runners[r.name] = {
-            "kind": r.kind, "threads": r.threads, "frames": len(images),
-            "sum_of_medians_ms": total, "median_ms": float(np.median(medians)),
-            "p95_ms": float(np.percentile(medians, 95)),
-            "sum_of_p95_ms": float(sum(v["p95_ms"] for v in per_frame.values())),
-            "fps": float(len(medians) / total * 1e3) if total > 0 else None,
-            "stages": results[r.name].get("stages"), "memory": results[r.name].get("memory"),
-            "parity": parity_summary(results[r.name]["outputs"], cpp_faces),
-            "info": r.info, "per_frame": per_frame,
-        }
-    base = runners[0].name
-    ratios = {}
-    for r in runners[1:]:
-        a, b = out_runners[r.name], out_runners[base]
-        per = [a["per_frame"][n]["median_ms"] / b["per_frame"][n]["median_ms"] for n in images
-               if b["per_frame"][n]["median_ms"] > 0]
-        ratios[f"{r.name}/{base}"] = {
-            "sum_of_medians": a["sum_of_medians_ms"] / b["sum_of_medians_ms"] if b["sum_of_medians_ms"] else None,
-            "median_of_frame_ratios": float(np.median(per)) if per else None,
-            "min_of_frame_ratios": float(np.min(per)) if per else None}
+    # 4. per runner: summaries, parity; ratios against the first
+    out_runners = {r.name: _runner_result(r, times[r.name], results[r.name], cpp_faces or {}) for r in runners}
     return {"threads": n_threads, "repeats": repeats, "warmup": warmup, "frames": len(images),
             "order": "per frame: warm-up of each runner, then repeats rounds of one call per runner, order "
                      "rotated every round",
             "thread_settings": {"during": settings, "after": settings_after},
-            "runners": out_runners, "ratios": ratios}
+            "runners": out_runners, "ratios": _ratios(out_runners, [r.name for r in runners], list(images))}
