@@ -267,6 +267,54 @@ def _refuse_existing(targets: Iterable[Path]) -> None:
                            + (f" and {len(existing) - 1} more" if len(existing) > 1 else ""))
 
 
+def _checked_pnet_shapes(frame_sizes: list[tuple[int, int]], min_face: float,
+                         factor: float) -> list[tuple[int, int, int, int]]:
+    """PNet's enumerated input shapes for ``frame_sizes``; ParameterError when there are none or too many."""
+    shapes = pnet_input_shapes(frame_sizes, min_face, factor)
+    if not shapes:
+        raise ParameterError(f"frame sizes {frame_sizes} are all too small for min_face={min_face}: PNet gets no input")
+    if len(shapes) > MAX_ENUMERATED_SHAPES:
+        raise ParameterError(
+            f"{len(frame_sizes)} frame sizes give {len(shapes)} PNet input shapes, more than the "
+            f"{MAX_ENUMERATED_SHAPES} Core ML allows; convert fewer frame sizes per model set"
+        )
+    return shapes
+
+
+def _staging_folder(outdir: Path) -> Path:
+    """A new temporary folder inside ``outdir`` (created), where the models are built before they move."""
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".coreml-tmp-", dir=outdir))
+    except OSError as err:
+        raise ConversionError(f"{outdir}: cannot create the output folder ({err.strerror})") from None
+
+
+def _convert_into(built: Path, spec: NetSpec, precision: str, shapes: list[tuple[int, int, int, int]],
+                  max_batch: int, compute_units: str, weights_name: str) -> dict:
+    """Convert one net and save it as ``built``; its entry of the report."""
+    start = time.perf_counter()
+    model = convert_net(spec, precision, shapes, max_batch, compute_units, weights_name)
+    model.save(str(built))
+    normalise_permissions(built)
+    side = CROP_SIZES.get(spec.name)
+    return {"file": built.name,
+            "input_shapes": [list(s) for s in shapes] if spec.name == "pnet" else None,
+            "input_shape": None if spec.name == "pnet" else [[1, max_batch], 3, side, side],
+            "bytes": tree_bytes(built), "seconds": round(time.perf_counter() - start, 3),
+            "weights_sha256": net_digest(spec)}
+
+
+def _replace_all(targets: dict[str, Path], staging: Path) -> None:
+    """Move each staged file onto its target; a target that exists goes to ``staging/.replaced`` first."""
+    trash = staging / ".replaced"
+    trash.mkdir()
+    for key, target in targets.items():
+        if target.exists() or target.is_symlink():
+            os.replace(target, trash / key)
+        os.replace(staging / target.name, target)
+
+
 def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp32",
                    frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES, max_batch: int = 256,
                    compute_units: str = "ALL", overwrite: bool = False, min_face: float = CascadeParams.min_face,
@@ -287,31 +335,22 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
 
     Returns ``{"pnet": path, "rnet": path, "onet": path, "report": path}``.
     """
+    # 1. check the arguments; PNet's enumerated input shapes
     precision = check_precision(precision)
     compute_units = check_compute_units(compute_units)
     positive_int(max_batch, "max_batch")
     frame_sizes = _check_frame_sizes(frame_sizes)
-    shapes = pnet_input_shapes(frame_sizes, min_face, factor)
-    if not shapes:
-        raise ParameterError(f"frame sizes {frame_sizes} are all too small for min_face={min_face}: PNet gets no input")
-    if len(shapes) > MAX_ENUMERATED_SHAPES:
-        raise ParameterError(
-            f"{len(frame_sizes)} frame sizes give {len(shapes)} PNet input shapes, more than the "
-            f"{MAX_ENUMERATED_SHAPES} Core ML allows; convert fewer frame sizes per model set"
-        )
+    shapes = _checked_pnet_shapes(frame_sizes, min_face, factor)
     ct = import_coremltools()
     import torch
 
+    # 2. the files to write, and a staging folder beside them
     outdir = Path(outdir)
     targets = {net: outdir / model_filename(net, precision) for net in NET_NAMES}
     targets["report"] = outdir / report_filename(precision)
     if not overwrite:
         _refuse_existing(targets.values())
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".coreml-tmp-", dir=outdir))
-    except OSError as err:
-        raise ConversionError(f"{outdir}: cannot create the output folder ({err.strerror})") from None
+    staging = _staging_folder(outdir)
 
     try:
         report: dict = {
@@ -330,32 +369,17 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
             "output": OUTPUT_NAME,
             "models": {},
         }
+        # 3. convert and save each net into the staging folder, then the report
         for net, spec in weights.nets().items():
-            start = time.perf_counter()
-            model = convert_net(spec, precision, shapes, max_batch, compute_units, weights.name)
             built = staging / targets[net].name
-            model.save(str(built))
-            normalise_permissions(built)
-            side = CROP_SIZES.get(net)
-            report["models"][net] = {
-                "file": built.name,
-                "input_shapes": [list(s) for s in shapes] if net == "pnet" else None,
-                "input_shape": None if net == "pnet" else [[1, max_batch], 3, side, side],
-                "bytes": tree_bytes(built),
-                "seconds": round(time.perf_counter() - start, 3),
-                "weights_sha256": net_digest(spec),
-            }
+            report["models"][net] = _convert_into(built, spec, precision, shapes, max_batch, compute_units,
+                                                  weights.name)
         (staging / targets["report"].name).write_text(json.dumps(report, indent=2) + "\n")
         normalise_permissions(staging / targets["report"].name)
-
+        # 4. move everything into place at once
         if not overwrite:  # something may have appeared while converting
             _refuse_existing(targets.values())
-        trash = staging / ".replaced"
-        trash.mkdir()
-        for key, target in targets.items():
-            if target.exists() or target.is_symlink():
-                os.replace(target, trash / key)
-            os.replace(staging / target.name, target)
+        _replace_all(targets, staging)
     except OSError as err:
         raise ConversionError(f"{outdir}: cannot write the Core ML models ({err})") from None
     finally:
