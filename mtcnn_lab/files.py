@@ -11,7 +11,7 @@ from pathlib import Path
 from mtcnn_lab.errors import OutputExists
 
 
-def default_mode(directory: bool = False) -> int:
+def _default_mode(directory: bool = False) -> int:
     """The permission bits a new file (or folder) gets under the current umask."""
     umask = os.umask(0)
     os.umask(umask)
@@ -22,7 +22,7 @@ def normalise_permissions(root: Path) -> None:
     """Give ``root`` and everything below it the umask's default mode (temp files are 0600)."""
     for path in [root, *root.rglob("*")]:
         with contextlib.suppress(OSError):
-            path.chmod(default_mode(path.is_dir()))
+            path.chmod(_default_mode(path.is_dir()))
 
 
 def write_atomic(path: str | Path, data: bytes, overwrite: bool = False) -> Path:
@@ -43,7 +43,7 @@ def write_atomic(path: str | Path, data: bytes, overwrite: bool = False) -> Path
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        tmp.chmod(default_mode())
+        tmp.chmod(_default_mode())
         if overwrite:
             os.replace(tmp, path)
             return path

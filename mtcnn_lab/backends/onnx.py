@@ -55,7 +55,7 @@ def choose_providers(available: list[str] | None = None) -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
-def provider_short_name(provider: str) -> str:
+def _provider_short_name(provider: str) -> str:
     """``CUDAExecutionProvider`` -> ``cuda``."""
     return provider.removesuffix("ExecutionProvider").lower()
 
@@ -109,7 +109,7 @@ class OnnxBackend(NetRunner):
         self.sessions = {net: self._session(self._model(net, model_dir)) for net in NET_NAMES}
         self._tap_sessions: dict[str, object] = {}
         used = self.sessions["pnet"].get_providers()[0]
-        self.name = f"onnx-{provider_short_name(used)}" + precision_suffix(precision)
+        self.name = f"onnx-{_provider_short_name(used)}" + precision_suffix(precision)
         self.batch_limits = measure_batch_limits(self)
 
     def _model(self, net: str, model_dir: str | Path | None, taps: bool = False) -> bytes:

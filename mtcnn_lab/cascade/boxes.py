@@ -17,7 +17,7 @@ from mtcnn_lab.params import OPENFACE_CORRECTION
 F32 = np.float32
 
 
-def integer_rects(boxes: np.ndarray) -> np.ndarray:
+def _integer_rects(boxes: np.ndarray) -> np.ndarray:
     """``cv::Rect(Rect_<float>)``: x, y, w, h each rounded half to even, as int64 (N, 4)."""
     return np.rint(np.asarray(boxes, np.float64)).astype(np.int64)
 
@@ -26,7 +26,7 @@ def integer_rects(boxes: np.ndarray) -> np.ndarray:
 def _greedy_picks(boxes: np.ndarray, order: np.ndarray, threshold: np.float32, by_min: bool) -> np.ndarray:
     """The entries of ``order`` (pick order) kept by greedy suppression of ``boxes`` (N, 4).
 
-    Boxes are compared as ``cv::Rect``s (x, y, w, h rounded half to even, as :func:`integer_rects`),
+    Boxes are compared as ``cv::Rect``s (x, y, w, h rounded half to even, as :func:`_integer_rects`),
     with overlaps as OpenFace computes them: half-open intersections (0 when disjoint), areas
     ``w * h`` with no +1, converted to float32; the ratio is float32.
     """
@@ -83,7 +83,7 @@ def apply_regression(boxes: np.ndarray, regression: np.ndarray, add1: bool) -> n
     ``regression`` is (N, 4) ``dx1, dy1, dx2, dy2``. The box is first made an integer rect; with
     ``add1`` its width and height get +1 (used after ONet only). Returns float32 (N, 4) boxes.
     """
-    rects = integer_rects(boxes)
+    rects = _integer_rects(boxes)
     if add1:
         rects[:, 2:] += 1
     x, y, w, h = (rects[:, k].astype(F32) for k in range(4))

@@ -28,7 +28,7 @@ F32 = np.float32
 
 
 @njit(cache=True, nogil=True)
-def linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV's INTER_LINEAR source index (int64) and float32 weight of the second tap, per output pixel."""
     scale = 1.0 / (dst / src)
     index = np.empty(dst, np.int64)
@@ -50,7 +50,7 @@ def linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
 def _window_taps(start, length, limit, out_size):
     """Clamped image indices and weights of both taps for a window of ``length`` pixels at ``start``;
     a tap outside ``[0, limit)`` gets weight 0, which is exact (pixels are finite), like reading a 0."""
-    index, w1 = linear_taps(length, out_size)
+    index, w1 = _linear_taps(length, out_size)
     i0, i1 = np.empty(out_size, np.int64), np.empty(out_size, np.int64)
     w0 = np.empty(out_size, np.float32)
     for d in range(out_size):

@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def partial_file(json_out: str | None, video: str) -> Path | None:
+def _partial_file(json_out: str | None, video: str) -> Path | None:
     """Where ``detect --every`` keeps a video's per-frame results until the final JSON is written
     (a hidden JSON Lines file beside ``--json``; a re-run resumes from it)."""
     if json_out is None:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     for path in tqdm(args.paths, desc="detect", unit="file", disable=quiet_bar, leave=False):
         if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
             try:
-                entries = list(detect_video(detector, path, every=args.every, jsonl=partial_file(args.json, path),
+                entries = list(detect_video(detector, path, every=args.every, jsonl=_partial_file(args.json, path),
                                             progress=not args.quiet and sys.stderr.isatty(), workers=args.workers))
             except MtcnnLabError as err:
                 failed += 1
@@ -107,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         write_json_out({"meta": result_meta(detector), "results": results}, Path(args.json), args.force)
         for path in streamed:  # the final JSON holds them now
-            partial_file(args.json, path).unlink(missing_ok=True)
+            _partial_file(args.json, path).unlink(missing_ok=True)
     return 1 if failed else 0

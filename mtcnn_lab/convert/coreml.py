@@ -69,12 +69,12 @@ def model_filename(net: str, precision: str) -> str:
     return f"{net}{'_fp16' if precision == 'fp16' else ''}.mlpackage"
 
 
-def report_filename(precision: str) -> str:
+def _report_filename(precision: str) -> str:
     """``coreml_report.json`` (FP32) or ``coreml_report_fp16.json`` (FP16)."""
     return f"coreml_report{'_fp16' if precision == 'fp16' else ''}.json"
 
 
-def check_precision(precision: str) -> str:
+def _check_precision(precision: str) -> str:
     """``precision`` lower-cased if it is ``fp32`` or ``fp16``; :class:`ParameterError` otherwise."""
     value = str(precision).lower()
     if value not in PRECISIONS:
@@ -207,7 +207,7 @@ def _example_input(net: str, shapes: list[tuple[int, int, int, int]], max_batch:
     return torch.zeros(min(2, max_batch), 3, side, side)
 
 
-def convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple[int, int, int, int]] | None = None,
+def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple[int, int, int, int]] | None = None,
                 max_batch: int = 256, compute_units: str = "ALL", weights_name: str = ""):
     """One net as an in-memory ``coremltools.models.MLModel`` (not loaded: usable on any OS).
 
@@ -216,7 +216,7 @@ def convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple[
     import torch
 
     ct = import_coremltools()
-    precision = check_precision(precision)
+    precision = _check_precision(precision)
     compute_units = check_compute_units(compute_units)
     net = spec.name
     if net not in NET_NAMES:
@@ -294,7 +294,7 @@ def _convert_into(built: Path, spec: NetSpec, precision: str, shapes: list[tuple
                   max_batch: int, compute_units: str, weights_name: str) -> dict:
     """Convert one net and save it as ``built``; its entry of the report."""
     start = time.perf_counter()
-    model = convert_net(spec, precision, shapes, max_batch, compute_units, weights_name)
+    model = _convert_net(spec, precision, shapes, max_batch, compute_units, weights_name)
     model.save(str(built))
     normalise_permissions(built)
     side = CROP_SIZES.get(spec.name)
@@ -336,7 +336,7 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
     Returns ``{"pnet": path, "rnet": path, "onet": path, "report": path}``.
     """
     # 1. check the arguments; PNet's enumerated input shapes
-    precision = check_precision(precision)
+    precision = _check_precision(precision)
     compute_units = check_compute_units(compute_units)
     positive_int(max_batch, "max_batch")
     frame_sizes = _check_frame_sizes(frame_sizes)
@@ -347,7 +347,7 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
     # 2. the files to write, and a staging folder beside them
     outdir = Path(outdir)
     targets = {net: outdir / model_filename(net, precision) for net in NET_NAMES}
-    targets["report"] = outdir / report_filename(precision)
+    targets["report"] = outdir / _report_filename(precision)
     if not overwrite:
         _refuse_existing(targets.values())
     staging = _staging_folder(outdir)

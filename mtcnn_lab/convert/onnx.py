@@ -46,7 +46,7 @@ def require_onnx():
     return onnx
 
 
-def tap_names(spec: NetSpec) -> list[str]:
+def _tap_names(spec: NetSpec) -> list[str]:
     """The taps model's output names, one per OpenFace layer plus ``lNN_fcin`` before the first FC."""
     from mtcnn_lab.nets.torch import build_layers
 
@@ -134,7 +134,7 @@ def onnx_model_bytes(spec: NetSpec, opset: int = MIN_OPSET, taps: bool = False) 
                     outputs.append(x)
                 return tuple(outputs)
 
-        module, names = Taps(net), tap_names(spec)
+        module, names = Taps(net), _tap_names(spec)
         with torch.no_grad():
             ranks = [t.dim() for t in module(example)]
     else:

@@ -46,7 +46,7 @@ def open_video(path: str, decode_threads: int | None = None) -> cv2.VideoCapture
     return cap
 
 
-def no_frames_error(path: str) -> InputError:
+def _no_frames_error(path: str) -> InputError:
     return InputError(f"video {show_path(path)} decodes 0 frames; {reencode_hint(path)}")
 
 
@@ -68,11 +68,11 @@ def count_frames(path: PathLike) -> int:
     finally:
         cap.release()
     if n == 0:
-        raise no_frames_error(p)
+        raise _no_frames_error(p)
     return n
 
 
-def check_positions(positions: float | Iterable[float]) -> tuple[float, ...]:
+def _check_positions(positions: float | Iterable[float]) -> tuple[float, ...]:
     if isinstance(positions, numbers.Real):
         positions = (positions,)
     if isinstance(positions, (str, bytes)) or not isinstance(positions, Iterable):
@@ -90,7 +90,7 @@ def check_positions(positions: float | Iterable[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def check_every(every: object) -> int:
+def _check_every(every: object) -> int:
     try:
         if isinstance(every, bool):
             raise TypeError
@@ -107,8 +107,8 @@ def check_selection(
 ) -> tuple[tuple[float, ...] | None, int | None]:
     if positions is not None and every is not None:
         raise InputError("give either frame positions or every=N, not both")
-    pos = None if positions is None else check_positions(positions)
-    step = None if every is None else check_every(every)
+    pos = None if positions is None else _check_positions(positions)
+    step = None if every is None else _check_every(every)
     return pos, step
 
 
@@ -196,7 +196,7 @@ def decode_frames(
                         return  # past the last wanted frame: stop decoding
             i += 1
         if i == 0:
-            raise no_frames_error(path)
+            raise _no_frames_error(path)
         if wanted is not None:
             raise InputError(
                 f"frame {wanted[j]} of video {shown} was requested, but only {i} frames decode "
@@ -227,4 +227,4 @@ def iter_video_frames(
     check_file(p)
     wanted = None if indices is None else _check_indices(indices, p)
     positive_int(decode_threads, "decode_threads", optional=True)
-    return decode_frames(open_video(p, decode_threads), p, wanted, check_every(step))
+    return decode_frames(open_video(p, decode_threads), p, wanted, _check_every(step))

@@ -25,7 +25,7 @@ from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.entries import frame_entry, log_batch_failure, resume_jsonl
 from mtcnn_lab.io.videos import iter_video_frames
 
-__all__ = ["LOCAL_BATCH", "stream_frames", "frame_count_estimate", "detect_in_caller", "detect_video"]
+__all__ = ["LOCAL_BATCH", "stream_frames", "detect_video"]
 
 _END = object()
 
@@ -70,7 +70,7 @@ def stream_frames(path: str | os.PathLike, step: int = 1, buffer: int = 8) -> It
         thread.join(timeout=5)
 
 
-def frame_count_estimate(path: str | os.PathLike) -> int | None:
+def _frame_count_estimate(path: str | os.PathLike) -> int | None:
     """The container's frame count (may be off by a few; used only for the progress bar)."""
     capture = cv2.VideoCapture(os.fspath(path))
     try:
@@ -84,7 +84,7 @@ LOCAL_BATCH = 4
 """``detect_video(workers=1)`` detects up to this many frames together with ``detector.detect_batch``."""
 
 
-def detect_in_caller(detector, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
+def _detect_in_caller(detector, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
                      batch: int = LOCAL_BATCH) -> Iterator[dict]:
     """Yield the result entry of each ``(frame index, frame)`` of ``frames``, in order, detected in this
     thread; frames whose index is in ``done`` are not detected, their entry there is yielded instead.
@@ -150,12 +150,12 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     path = os.fspath(path)
     out = Path(jsonl) if jsonl is not None else None
     done = resume_jsonl(out) if out is not None else {}
-    total = frame_count_estimate(path)
+    total = _frame_count_estimate(path)
     bar = tqdm(total=None if total is None else -(-total // every), desc=Path(path).name, unit="frame",
                disable=not progress, leave=False)
     frames = stream_frames(path, every)
     if workers == 1:
-        entries = detect_in_caller(detector, path, frames, done)
+        entries = _detect_in_caller(detector, path, frames, done)
     else:
         entries = detect_in_workers(recipe, path, frames, done, workers,
                                     local=lambda index, frame: frame_entry(detector, path, index, frame))

@@ -179,7 +179,7 @@ def _measure(path: Path, entry: ModelFile) -> tuple[int, str | None] | None:
         return info.st_size, _DIGESTS[key]
 
 
-def verify_file(path: Path, entry: ModelFile) -> None:
+def _verify_file(path: Path, entry: ModelFile) -> None:
     """Check ``path``'s size, then its SHA-256, against ``entry``; raise WeightsError if wrong.
 
     The hash of an unchanged file (same path, inode, size and mtime) is computed once per process.
@@ -215,7 +215,7 @@ def installed_dat_paths(root: Path | None = None) -> dict[str, Path] | None:
     for net, entry in MANIFEST.items():
         path = dat_path(net, root)
         try:
-            verify_file(path, entry)
+            _verify_file(path, entry)
         except WeightsError:
             return None
         paths[net] = path
@@ -225,7 +225,7 @@ def installed_dat_paths(root: Path | None = None) -> dict[str, Path] | None:
 def require_dat_path(net: str, root: Path | None = None) -> Path:
     """The verified path of ``net``'s ``.dat`` file; WeightsError (naming file and fix) if not."""
     path = dat_path(net, root)
-    verify_file(path, _entry(net))
+    _verify_file(path, _entry(net))
     return path
 
 
@@ -390,7 +390,7 @@ def install_openface_models(
                 dest = dat_path(net, root)
                 paths[net] = dest
                 try:
-                    verify_file(dest, entry)  # another process may have finished it meanwhile
+                    _verify_file(dest, entry)  # another process may have finished it meanwhile
                 except WeightsError:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     _download(f"{base}/{entry.relpath}", dest, entry, retries, progress)

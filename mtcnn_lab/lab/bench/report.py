@@ -66,7 +66,7 @@ def path_frames(paths: Sequence[str], limit: int | None = None) -> tuple[dict[st
     return images, faces, entries
 
 
-def cpp_timing(entries: dict[str, dict]) -> dict | None:
+def _cpp_timing(entries: dict[str, dict]) -> dict | None:
     """C++ OpenFace's own per-frame medians (1 and 2 threads) summed over the frames that have them.
 
     They were measured when the reference was made, on another machine: context, not a same-run ratio.
@@ -113,7 +113,7 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
                      "frames": len(images), "frame_ids": list(images), "baseline": None,
                      "parity_tolerance_px": PARITY_PX, "models_root": str(models_root) if models_root else None},
         "pymtcnn": pym, "runs": {}, "ratios": {}, "parity": {},
-        "cpp_reference_timing": cpp_timing(cpp_entries) if cpp_entries else None,
+        "cpp_reference_timing": _cpp_timing(cpp_entries) if cpp_entries else None,
     }
     for t in threads:
         runners = []

@@ -55,7 +55,7 @@ def ru_maxrss_mb() -> float | None:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
-def os_thread_count() -> int | None:
+def _os_thread_count() -> int | None:
     """Threads of this process as the OS counts them (runtime pools included), or None off Linux."""
     import os
 
@@ -71,7 +71,7 @@ def thread_settings() -> dict:
 
     pools = [{"api": i.get("internal_api"), "user_api": i.get("user_api"), "num_threads": i.get("num_threads")}
              for i in threadpool_info()]
-    out = {"opencv": cv2.getNumThreads(), "pools": pools, "os_threads": os_thread_count()}
+    out = {"opencv": cv2.getNumThreads(), "pools": pools, "os_threads": _os_thread_count()}
     if "torch" in sys.modules:
         out["torch"] = sys.modules["torch"].get_num_threads()
     return out

@@ -52,7 +52,7 @@ def probe_video(path: Path) -> tuple[int, int, int]:
 
 
 @dataclass
-class VideoEntry:
+class _VideoEntry:
     path: Path
     positions: tuple[float, ...]
     frames: list[int] | None = None
@@ -63,7 +63,7 @@ class VideoEntry:
     group: str | None = None
 
 
-def check_positions_field(value: object, where: str) -> tuple[float, ...]:
+def _check_positions_field(value: object, where: str) -> tuple[float, ...]:
     if not isinstance(value, list) or not value:
         raise InputError(f"{where}: \"positions\" must be a list of fractions in [0, 1], e.g. [0.2, 0.5, 0.8]")
     try:
@@ -73,7 +73,7 @@ def check_positions_field(value: object, where: str) -> tuple[float, ...]:
     return tuple(float(p) for p in value)
 
 
-class ManifestBuilder:
+class _ManifestBuilder:
     """Reads one manifest; every error names the manifest."""
 
     def __init__(self, manifest: Path) -> None:
@@ -112,7 +112,7 @@ class ManifestBuilder:
             hint = shared_hint(root)
             raise self.error(f"root {quoted(root_text)} ({quoted(root)}) {what}{hint}; fix \"root\" or {HOW_TO_POINT}")
 
-        self.positions = check_positions_field(data["positions"], f"manifest {self.shown}") if "positions" in data \
+        self.positions = _check_positions_field(data["positions"], f"manifest {self.shown}") if "positions" in data \
             else tuple(DEFAULT_POSITIONS)
         frames_dir = data.get("frames_dir", DEFAULT_FRAMES_DIR)
         if frames_dir is not None and (not isinstance(frames_dir, str) or not frames_dir):
@@ -160,7 +160,7 @@ class ManifestBuilder:
                 add(item)
         if not items:
             raise self.error(f"lists nothing to evaluate; add \"videos\" (e.g. \"*.mp4\") or \"items\"; {README_HINT}")
-        out = tuple(self.attach(item) for item in cluster_videos(items.values()))
+        out = tuple(self.attach(item) for item in _cluster_videos(items.values()))
         return Dataset(name=name, items=out, reference_meta=reference.meta if reference else None,
                        manifest=self.manifest, root=root, reference=reference.path if reference else None,
                        notes=tuple(self.notes))
@@ -182,26 +182,26 @@ class ManifestBuilder:
             raise self.error(f"{where} {quoted(pattern)} ({quoted(path)}) {what}; fix the name, the root, or remove it")
         return [path]
 
-    def parse_videos(self, spec: object) -> list[VideoEntry]:
+    def parse_videos(self, spec: object) -> list[_VideoEntry]:
         if spec is None:
             return []
         entries = [spec] if isinstance(spec, (str, dict)) else spec
         if not isinstance(entries, list):
             raise self.error(f"\"videos\" must be a glob such as \"*.mp4\", a list of video paths or "
                              f"{{\"path\": ...}} objects; {README_HINT}")
-        out: dict[str, VideoEntry] = {}
+        out: dict[str, _VideoEntry] = {}
         for n, entry in enumerate(entries):
             where = f"videos[{n}]"
             if isinstance(entry, str) and entry:
                 for path in self.expand(entry, f"video {where}", VIDEO_SUFFIXES):
-                    out.setdefault(path_key(path), VideoEntry(path, self.positions))
+                    out.setdefault(path_key(path), _VideoEntry(path, self.positions))
                 continue
             if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
                 raise self.error(f"{where} must be a path, a glob or an object with a \"path\"; {README_HINT}")
             unknown = [k for k in entry if k not in VIDEO_KEYS and not k.startswith("_")]
             if unknown:
                 raise self.error(f"{where}: unknown key {unknown[0]!r}; the keys are {', '.join(VIDEO_KEYS)}")
-            positions = (check_positions_field(entry["positions"], f"manifest {self.shown}, {where}")
+            positions = (_check_positions_field(entry["positions"], f"manifest {self.shown}, {where}")
                          if "positions" in entry else self.positions)
             frames = entry.get("frames")
             if frames is not None and (not isinstance(frames, list) or not frames
@@ -215,7 +215,7 @@ class ManifestBuilder:
             if entry.get("group") is not None and (not isinstance(entry["group"], str) or not entry["group"]):
                 raise self.error(f"{where}: \"group\" must be a non-empty string")
             for path in self.expand(entry["path"], f"video {where}", VIDEO_SUFFIXES):
-                out.setdefault(path_key(path), VideoEntry(
+                out.setdefault(path_key(path), _VideoEntry(
                     path, positions, sorted(set(frames)) if frames is not None else None,
                     entry.get("n_frames"), entry.get("bytes"), entry.get("width"), entry.get("height"),
                     entry.get("group")))
@@ -243,7 +243,7 @@ class ManifestBuilder:
             frame_png=self.frame_png(video, index),
         )
 
-    def video_items(self, video: VideoEntry) -> list[EvalItem]:
+    def video_items(self, video: _VideoEntry) -> list[EvalItem]:
         indices = video.frames
         if indices is None:
             n = video.n_frames
@@ -328,7 +328,7 @@ class ManifestBuilder:
         out: list[EvalItem] = []
         for path in self.expand(text, where, IMAGE_SUFFIXES | VIDEO_SUFFIXES):
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                frames = self.video_items(self.videos_by_key.get(path_key(path)) or VideoEntry(path, self.positions))
+                frames = self.video_items(self.videos_by_key.get(path_key(path)) or _VideoEntry(path, self.positions))
                 out.extend(replace(it, group=group) if group else it for it in frames)
             else:
                 out.append(self.still_item(path, group))
@@ -355,7 +355,7 @@ class ManifestBuilder:
                        width=entry.get("width") or item.width, height=entry.get("height") or item.height)
 
 
-def cluster_videos(items: Iterable[EvalItem]) -> list[EvalItem]:
+def _cluster_videos(items: Iterable[EvalItem]) -> list[EvalItem]:
     """Items in order, except that the frames of a video come together, in increasing frame order,
     where its first frame was (reference files list frame PNGs by name: f144 before f57)."""
     items = list(items)
@@ -394,5 +394,5 @@ def load_manifest(path: PathLike | None = None, quick: int | None = None) -> Dat
         raise InputError(f"manifest {quoted(manifest)} (from ${MANIFEST_ENV}) not found; fix {MANIFEST_ENV} "
                          "or unset it "
                          "to use the repository's data/manifest.json")
-    dataset = ManifestBuilder(manifest).build()
+    dataset = _ManifestBuilder(manifest).build()
     return dataset if quick is None else dataset.subset(quick)

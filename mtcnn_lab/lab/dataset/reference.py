@@ -19,7 +19,7 @@ class Reference:
     skipped: int
 
 
-def check_faces(faces: object, where: str) -> None:
+def _check_faces(faces: object, where: str) -> None:
     if not isinstance(faces, list):
         raise InputError(f"{where}: \"faces\" must be a list of faces; {README_HINT}")
     for face in faces:
@@ -55,7 +55,7 @@ def load_reference(path: Path, root: Path, manifest_shown: str) -> Reference:
                 skipped += 1
                 continue
             raise InputError(f"{where} ({entry['image']}): no \"faces\" list; {README_HINT}")
-        check_faces(entry["faces"], f"{where} ({entry['image']})")
+        _check_faces(entry["faces"], f"{where} ({entry['image']})")
         for size in ("width", "height"):
             if entry.get(size) is not None and (not is_int(entry[size]) or entry[size] < 1):
                 raise InputError(f"{where} ({entry['image']}): \"{size}\" must be a positive whole number")

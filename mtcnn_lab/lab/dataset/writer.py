@@ -15,7 +15,7 @@ from mtcnn_lab.lab.dataset.manifest import probe_video
 from mtcnn_lab.lab.dataset.reference import load_reference
 
 
-def manifest_relative_path(target: Path, base: Path) -> str:
+def _manifest_relative_path(target: Path, base: Path) -> str:
     """``target`` relative to ``base`` when it lies inside it, else absolute (POSIX separators)."""
     try:
         rel = target.relative_to(base).as_posix()
@@ -71,14 +71,14 @@ def write_manifest_for_folder(
     data: dict = {
         "name": name or folder_p.name,
         "description": f"videos in {folder_p.name}/, frames at {', '.join(f'{p:g}' for p in pos)} of their length",
-        "root": manifest_relative_path(folder_p, base),
+        "root": _manifest_relative_path(folder_p, base),
     }
     if reference is not None:
         ref_p = Path(os.path.abspath(os.path.expanduser(os.fspath(reference))))
         if not ref_p.is_file():
             raise InputError(f"reference {quoted(ref_p)} not found; pass the JSON of C++ results (or leave it out)")
         load_reference(ref_p, folder_p, quoted(out_p))  # fail now, not when the manifest is loaded
-        data["reference"] = manifest_relative_path(ref_p, base)
+        data["reference"] = _manifest_relative_path(ref_p, base)
     data["positions"] = [float(p) for p in pos]
     if videos:
         data["videos"] = entries
