@@ -171,6 +171,140 @@ return Array.from(document.querySelectorAll(
 """
 
 
+def _lab_environment(tmp: Path, quick: bool) -> tuple[Path, dict]:
+    """The notebook's parameterised copy in ``tmp/nb`` and a JupyterLab environment that reads and writes
+    only under ``tmp`` (no news, no update checks, the environment's own kernel)."""
+    workdir = tmp / "nb"
+    workdir.mkdir()
+    parameterised_copy(workdir, {"quick": bool(quick), "results_dir": str(tmp / "results"),
+                                 "manifest": str(REPO / "data" / "manifest.json")})
+    settings = tmp / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "lab-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "lab-workspaces"), "JUPYTER_PLATFORM_DIRS": "1",
+           "JUPYTER_DATA_DIR": str(tmp / "data"),  # no user-level kernelspec: the env's own python3 kernel
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1", "MPLBACKEND": "Agg"}
+    return workdir, env
+
+
+def _start_jupyter(workdir: Path, env: dict, log_file: Path, log: Callable[[str], None]
+                   ) -> tuple[subprocess.Popen, str, str]:
+    """JupyterLab serving ``workdir`` on a free loopback port, its output in ``log_file``:
+    ``(process, base URL, token)``."""
+    port, token = free_port(), secrets.token_hex(16)
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={workdir}", "--LabApp.expose_app_in_browser=True",
+               "--LabApp.news_url=None", *(["--allow-root"] if os.geteuid() == 0 else []),
+               "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"]
+    log(f"starting jupyter lab on 127.0.0.1:{port}")
+    with open(log_file, "wb") as sink:
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    return process, f"http://127.0.0.1:{port}", token
+
+
+def _start_chromium(tmp: Path, log: Callable[[str], None]):
+    """Headless Chromium through chromedriver, its profile and log under ``tmp``: ``(driver, service)``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'chromium-profile'}"]:
+        options.add_argument(flag)
+    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp / "chromedriver.log"),
+                      popen_kw={"start_new_session": True})
+    log("starting headless chromium")
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(90)
+    return driver, service
+
+
+def _viewer_screenshots(driver, url: str, out_dir: Path, wait_s: float, logs: Callable[[], str],
+                        log: Callable[[str], None]) -> dict:
+    """Open the notebook at ``url``, run every cell, screenshot the viewer, press ArrowRight on its slider,
+    screenshot it again: the paths, image sources and readouts before and after."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(url)
+    wait_for(lambda: driver.execute_script(
+        "return !!(window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Cell'))"),
+        90, "JupyterLab to open the notebook", logs)
+    started = driver.execute_async_script(_RUN_ALL)
+    if started != "started":
+        raise BrowserCheckFailed(f"could not run the notebook: {started}\n{logs()}")
+    log("running all cells in the browser's kernel")
+
+    def failed_or(selector: str):
+        def check():
+            errors = driver.execute_script(_ERRORS)
+            if errors:
+                raise BrowserCheckFailed(f"the notebook raised an error in the browser:\n{errors}")
+            return driver.find_elements(By.CSS_SELECTOR, selector)
+        return check
+
+    image = wait_for(failed_or("img.mtcnn-viewer-image"), wait_s, "the viewer's image", logs)[0]
+    wait_for(lambda: driver.execute_script(
+        "const r = document.querySelector('.mtcnn-viewer-readout'); return r && r.innerText.includes('frame 1/')"),
+        30, "the viewer's readout", logs)
+    wait_for(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0",
+                                           image), 30, "the first frame to load", logs)
+    viewer = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", viewer)
+    time.sleep(0.5)  # let the scroll settle before the screenshot
+    src_before = image.get_attribute("src")
+    readout_before = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-readout").text
+    before = out_dir / BEFORE
+    viewer.screenshot(str(before))
+    log(f"before: {readout_before.splitlines()[0] if readout_before else '?'}")
+
+    handle = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-slider .noUi-handle")
+    driver.execute_script("arguments[0].focus()", handle)
+    handle.send_keys(Keys.ARROW_RIGHT)
+
+    def moved():
+        img = driver.find_element(By.CSS_SELECTOR, "img.mtcnn-viewer-image")
+        readout = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-readout").text
+        src = img.get_attribute("src")
+        loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+        return (src, readout) if src != src_before and "frame 2/" in readout and loaded else None
+
+    src_after, readout_after = wait_for(moved, 30, "the image to change after ArrowRight on the slider", logs)
+    time.sleep(0.5)
+    after = out_dir / AFTER
+    driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer").screenshot(str(after))
+    log(f"after: {readout_after.splitlines()[0]}")
+    return {"before": before, "after": after, "src_before": src_before, "src_after": src_after,
+            "readout_before": readout_before, "readout_after": readout_after}
+
+
+def _stop_everything(driver, service, jupyter, base: str | None, token: str | None, tmp: Path) -> None:
+    """Quit the browser, stop chromedriver and JupyterLab (and any kernel or browser process left under
+    ``tmp``), delete ``tmp``. What fails to stop is logged to stderr, the cleanup goes on."""
+    if driver is not None:
+        try:
+            driver.quit()
+        except Exception as err:  # the browser may have crashed already
+            print(f"widget_screenshot: chromium did not quit ({type(err).__name__}: {err})", file=sys.stderr)
+    if service is not None:
+        _stop_group(getattr(service, "process", None), grace=5)
+    if jupyter is not None and base is not None:
+        _shutdown(base, token)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            jupyter.wait(10)
+    _stop_group(jupyter)
+    for pid in _pids_mentioning(str(tmp)):  # a kernel (own session) or browser process left behind
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
             log: Callable[[str], None] = lambda _: None) -> dict:
     """Run the browser check; write the two screenshots into ``out_dir``; return what was observed.
@@ -179,11 +313,6 @@ def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
     blob URLs), ``readout_before`` / ``readout_after``, ``changed_pixels`` (share of pixels that
     differ between the two screenshots) and ``seconds``. Raises :class:`BrowserCheckFailed`.
     """
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
     reason = missing_requirements()
     if reason:
         raise BrowserCheckFailed(reason)
@@ -193,40 +322,21 @@ def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
     tmp = Path(tempfile.mkdtemp(prefix="mtcnn-widget-browser-"))
     jupyter = driver = service = None
     base = token = None
+    jupyter_log = tmp / "jupyter.log"
+
+    def logs() -> str:
+        text = f"--- jupyter log ({jupyter_log}) ---\n{_tail(jupyter_log)}"
+        if driver is not None:
+            try:
+                text += f"\n--- notebook errors ---\n{driver.execute_script(_ERRORS)}"
+            except Exception as err:  # the page is gone: the jupyter log is what is left
+                text += f"\n--- notebook errors: unreadable ({type(err).__name__}) ---"
+        return text
+
     try:
-        workdir = tmp / "nb"
-        workdir.mkdir()
-        parameterised_copy(workdir, {"quick": bool(quick), "results_dir": str(tmp / "results"),
-                                     "manifest": str(REPO / "data" / "manifest.json")})
-        settings = tmp / "lab-settings" / "@jupyterlab" / "apputils-extension"
-        settings.mkdir(parents=True)
-        (settings / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True}))
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-               "JUPYTERLAB_SETTINGS_DIR": str(tmp / "lab-settings"),
-               "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "lab-workspaces"), "JUPYTER_PLATFORM_DIRS": "1",
-               "JUPYTER_DATA_DIR": str(tmp / "data"),  # no user-level kernelspec: the env's own python3 kernel
-               "PYDEVD_DISABLE_FILE_VALIDATION": "1", "MPLBACKEND": "Agg"}
-        port, token = free_port(), secrets.token_hex(16)
-        jupyter_log = tmp / "jupyter.log"
-        command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-                   f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-                   f"--ServerApp.root_dir={workdir}", "--LabApp.expose_app_in_browser=True",
-                   "--LabApp.news_url=None", *(["--allow-root"] if os.geteuid() == 0 else []),
-                   "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"]
-        log(f"starting jupyter lab on 127.0.0.1:{port}")
-        with open(jupyter_log, "wb") as sink:
-            jupyter = subprocess.Popen(command, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
-
-        def logs() -> str:
-            text = f"--- jupyter log ({jupyter_log}) ---\n{_tail(jupyter_log)}"
-            if driver is not None:
-                with contextlib.suppress(Exception):
-                    text += f"\n--- notebook errors ---\n{driver.execute_script(_ERRORS)}"
-            return text
-
-        base = f"http://127.0.0.1:{port}"
+        # 1. JupyterLab on the parameterised notebook
+        workdir, env = _lab_environment(tmp, quick)
+        jupyter, base, token = _start_jupyter(workdir, env, jupyter_log, log)
 
         def server_up() -> bool:
             if jupyter.poll() is not None:
@@ -235,84 +345,14 @@ def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
                 return response.status == 200
 
         wait_for(server_up, 60, "jupyter lab to answer", logs)
-
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'chromium-profile'}"]:
-            options.add_argument(flag)
-        service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp / "chromedriver.log"),
-                          popen_kw={"start_new_session": True})
-        log("starting headless chromium")
-        driver = webdriver.Chrome(options=options, service=service)
-        driver.set_page_load_timeout(60)
-        driver.set_script_timeout(90)
-        driver.get(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
-        wait_for(lambda: driver.execute_script(
-            "return !!(window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Cell'))"),
-            90, "JupyterLab to open the notebook", logs)
-        started = driver.execute_async_script(_RUN_ALL)
-        if started != "started":
-            raise BrowserCheckFailed(f"could not run the notebook: {started}\n{logs()}")
-        log("running all cells in the browser's kernel")
-
-        def failed_or(selector: str):
-            def check():
-                errors = driver.execute_script(_ERRORS)
-                if errors:
-                    raise BrowserCheckFailed(f"the notebook raised an error in the browser:\n{errors}")
-                return driver.find_elements(By.CSS_SELECTOR, selector)
-            return check
-
-        remaining = max(30.0, timeout - (time.monotonic() - start))
-        image = wait_for(failed_or("img.mtcnn-viewer-image"), remaining, "the viewer's image", logs)[0]
-        wait_for(lambda: driver.execute_script(
-            "const r = document.querySelector('.mtcnn-viewer-readout'); return r && r.innerText.includes('frame 1/')"),
-            30, "the viewer's readout", logs)
-        wait_for(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0",
-                                               image), 30, "the first frame to load", logs)
-        viewer = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", viewer)
-        time.sleep(0.5)  # let the scroll settle before the screenshot
-        src_before = image.get_attribute("src")
-        readout_before = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-readout").text
-        before = out_dir / BEFORE
-        viewer.screenshot(str(before))
-        log(f"before: {readout_before.splitlines()[0] if readout_before else '?'}")
-
-        handle = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-slider .noUi-handle")
-        driver.execute_script("arguments[0].focus()", handle)
-        handle.send_keys(Keys.ARROW_RIGHT)
-
-        def moved():
-            img = driver.find_element(By.CSS_SELECTOR, "img.mtcnn-viewer-image")
-            readout = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-readout").text
-            src = img.get_attribute("src")
-            loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
-            return (src, readout) if src != src_before and "frame 2/" in readout and loaded else None
-
-        src_after, readout_after = wait_for(moved, 30, "the image to change after ArrowRight on the slider", logs)
-        time.sleep(0.5)
-        after = out_dir / AFTER
-        driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer").screenshot(str(after))
-        log(f"after: {readout_after.splitlines()[0]}")
-        return {"before": before, "after": after, "src_before": src_before, "src_after": src_after,
-                "readout_before": readout_before, "readout_after": readout_after,
-                "changed_pixels": changed_pixels(before, after), "seconds": time.monotonic() - start}
+        # 2. the browser, 3. the notebook run and the two screenshots
+        driver, service = _start_chromium(tmp, log)
+        seen = _viewer_screenshots(driver, f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", out_dir,
+                                   max(30.0, timeout - (time.monotonic() - start)), logs, log)
+        return {**seen, "changed_pixels": changed_pixels(seen["before"], seen["after"]),
+                "seconds": time.monotonic() - start}
     finally:
-        if driver is not None:
-            with contextlib.suppress(Exception):
-                driver.quit()
-        if service is not None:
-            _stop_group(getattr(service, "process", None), grace=5)
-        if jupyter is not None and base is not None:
-            _shutdown(base, token)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                jupyter.wait(10)
-        _stop_group(jupyter)
-        for pid in _pids_mentioning(str(tmp)):  # a kernel (own session) or browser process left behind
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)
+        _stop_everything(driver, service, jupyter, base, token, tmp)
 
 
 def changed_pixels(a: Path, b: Path) -> float:
