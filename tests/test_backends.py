@@ -137,3 +137,14 @@ def test_openvino_compiles_a_repeated_onet_batch_size_and_keeps_its_bits(bundled
     else:
         assert set(backend._fixed["onet"]) == before
     np.testing.assert_allclose(outputs[-1], NumpyBackend(bundled_weights).run_onet(crops), rtol=0, atol=1e-4)
+
+
+def test_openvino_takes_an_empty_batch_and_refuses_to_run_once_closed(bundled_weights):
+    backend = select.make_backend("openvino", bundled_weights)
+    reference = NumpyBackend(bundled_weights)
+    empty = np.zeros((0, 3, 24, 40), np.float32)
+    assert backend.run_pnet(empty).shape == reference.run_pnet(empty).shape
+    assert backend.run_onet(np.zeros((0, 3, 48, 48), np.float32)).shape == (0, 16)
+    backend.close()
+    with pytest.raises(BackendUnavailable, match="closed"):
+        backend.run_rnet(np.zeros((2, 3, 24, 24), np.float32))

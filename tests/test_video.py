@@ -147,6 +147,44 @@ def test_cli_streams_videos_with_every_and_removes_its_partial_file(video, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
 
+def test_cli_keeps_apart_two_videos_of_one_name_in_different_folders(video, tmp_path):
+    """Each video resumes from its own partial file: same-named videos must not share one."""
+    import shutil
+
+    first, second = tmp_path / "a" / "clip.avi", tmp_path / "b" / "clip.avi"
+    for path in (first, second):
+        path.parent.mkdir()
+    shutil.copy(video, first)
+    frames = decoded(video)
+    writer = cv2.VideoWriter(str(second), cv2.VideoWriter_fourcc(*"png "), 10, frames[0].shape[1::-1])
+    for frame in frames[::-1]:  # the same frames backwards: other faces per index
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "out.json"
+    assert main(["detect", str(first), str(second), "--every", "4", "--backend", "numpy", "--weights",
+                 "zhang2016", "--workers", "1", "--json", str(out), "-q"]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert [r["image"] for r in results] == [str(first)] * 3 + [str(second)] * 3
+    numpy = MTCNN(backend="numpy", weights="zhang2016")
+    expected = [numpy.detect(frames[::-1][k]).faces() for k in (0, 4, 8)]
+    assert [r["faces"] for r in results[3:]] == expected
+
+
+def test_the_per_frame_file_may_name_a_folder_that_does_not_exist_yet(video, tmp_path):
+    jsonl = tmp_path / "new" / "folder" / "clip.frames.jsonl"
+    entries = list(detect_video(MTCNN(backend="numpy", weights="zhang2016"), video, every=4, jsonl=jsonl,
+                                progress=False))
+    assert sorted(read_done_frames(jsonl)) == [e["frame"] for e in entries] == [0, 4, 8]
+
+
+def test_a_resume_file_holding_only_a_torn_line_is_cleaned_before_appending(tmp_path):
+    from mtcnn_lab.io.entries import resume_jsonl
+
+    jsonl = tmp_path / "x.frames.jsonl"
+    jsonl.write_text('{"frame": 0, "ima')
+    assert resume_jsonl(jsonl) == {} and jsonl.read_text() == ""
+
+
 # --------------------------------------------------------------------------------------------
 # worker processes (workers > 1)
 # --------------------------------------------------------------------------------------------
@@ -266,3 +304,17 @@ def test_the_callers_detector_takes_frames_until_a_worker_has_started(numpy_dete
     assert [e["frame"] for e in entries] == list(range(200))
     assert local_frames == list(range(len(local_frames)))  # the first frames, until a worker was ready
     assert 0 < len(local_frames) < 200
+
+
+def test_closing_the_stream_early_stops_the_decoder_at_once(video):
+    import threading
+    import time
+
+    before = threading.active_count()
+    stream = stream_frames(video, buffer=N_FRAMES - 1)  # the rest of the clip fills the queue, then _END waits
+    next(stream)
+    time.sleep(0.3)  # the decoder fills the queue and reaches the end of the short clip
+    start = time.perf_counter()
+    stream.close()
+    assert time.perf_counter() - start < 2.0
+    assert threading.active_count() <= before

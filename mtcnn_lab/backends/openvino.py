@@ -13,6 +13,7 @@ import numpy as np
 from mtcnn_lab.backends.base import NetRunner
 from mtcnn_lab.backends.batch_invariance import measure_batch_limits
 from mtcnn_lab.checks import positive_int
+from mtcnn_lab.errors import BackendUnavailable
 from mtcnn_lab.nets.openvino import import_openvino, openvino_model
 from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
 
@@ -105,10 +106,12 @@ class OpenVinoBackend(NetRunner):
         return entry[1]
 
     def close(self) -> None:
-        """Drop the compiled models and infer requests (OpenVINO frees them with the last reference)."""
+        """Drop the compiled models and infer requests (OpenVINO frees them with the last reference); running
+        a net afterwards raises BackendUnavailable."""
         with self._fixed_lock:
             self.compiled, self._tap_requests = {}, {}
             self._fixed = {net: OrderedDict() for net in FIXED_SHAPE_NETS}
+            self._seen = {net: set() for net in FIXED_SHAPE_NETS}
         self._local = threading.local()
 
     def _compile(self, model):
@@ -123,7 +126,11 @@ class OpenVinoBackend(NetRunner):
         return {next(iter(port.get_names())): np.array(value, np.float32) for port, value in result.items()}
 
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
-        if len(batch) == 0 and net != "pnet":
+        if not self.compiled:
+            raise BackendUnavailable("this OpenVINO backend was closed; build a new one")
+        if len(batch) == 0:  # the shape of no outputs: from one zero input
+            if net == "pnet":
+                return self._run(net, np.zeros((1, *batch.shape[1:]), np.float32))[:0]
             return np.zeros((0, 6 if net == "rnet" else 16), np.float32)
         request = self._fixed_request(net, batch.shape) or self._request(net)
         # a tensor on the caller's array (no input copy); the output buffer is the request's, so it is copied

@@ -71,6 +71,8 @@ def stage_pnet_batch(images: list[np.ndarray], backend: Backend, params: Cascade
     """Stage 1 for images of one size: per image, square integer boxes (N, 4) ``[x, y, s, s]`` proposed by
     PNet over the pyramid. Each pyramid level of the images goes through PNet in as few calls as the
     backend's PNet batch limit allows."""
+    if not images:
+        return []
     with timer("pyramid"):
         pyramids = [pyramid_levels(image, params.min_face, params.factor, pool) for image in images]
     found: list[tuple[list, list, list]] = [([], [], []) for _ in images]

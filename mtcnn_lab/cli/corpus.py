@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:  # Dask logs every scheduler and worker event at INFO; read when dask is imported
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     from mtcnn_lab.corpus import find_corpus, run_corpus
+    from mtcnn_lab.io.manifests import manifest_videos
 
     source = Path(args.source)
     items = find_corpus(source)
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         import distributed  # noqa: F401
     except ImportError:
         raise ParameterError("corpus needs Dask: pip install 'mtcnn-lab[dask]'") from None
-    root = source if source.is_dir() else None
+    root = source if source.is_dir() else manifest_videos(source)[0]  # result names relative to it
     rows = run_corpus(items, args.out, scheduler=args.scheduler, n_workers=args.workers, every=args.every,
                       backend=args.backend, weights=args.weights, retries=args.retries, threads=args.threads,
                       root=root, progress=not args.quiet)

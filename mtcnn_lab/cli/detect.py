@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
@@ -44,11 +45,13 @@ def add_parser(sub) -> None:
 
 def _partial_file(json_out: str | None, video: str) -> Path | None:
     """Where ``detect --every`` keeps a video's per-frame results until the final JSON is written
-    (a hidden JSON Lines file beside ``--json``; a re-run resumes from it)."""
+    (a hidden JSON Lines file beside ``--json``; a re-run resumes from it). Named after the video's
+    resolved path too, so two videos of one name in different folders never share one."""
     if json_out is None:
         return None
     out = Path(json_out)
-    return out.with_name(f".{out.name}.{Path(video).name}.frames.jsonl")
+    tag = hashlib.sha256(str(Path(video).resolve()).encode()).hexdigest()[:12]
+    return out.with_name(f".{out.name}.{Path(video).name}.{tag}.frames.jsonl")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ def resume_jsonl(jsonl: Path) -> dict[int, dict]:
     """:func:`read_done_frames`, and the file rewritten without a torn last line, so that appending
     starts on a clean line."""
     done = read_done_frames(jsonl)
-    if done:
+    if jsonl.exists():  # also when only a torn line is there: appending must start on a clean line
         jsonl.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
     return done
 
