@@ -93,3 +93,12 @@ def test_ignoring_the_limits_would_change_the_bits(bundled_weights, hopper):
     singles = [run_cascade(image, backend, trace=True) for image in images]
     batched = run_cascade_batch(images, backend, trace=True)
     assert [b.trace["rnet_scores"] for b in batched] != [s.trace["rnet_scores"] for s in singles]
+
+
+def test_no_images_give_no_proposals_and_no_detections(bundled_weights):
+    from mtcnn_lab.cascade.stages import stage_pnet_batch
+    from mtcnn_lab.params import CascadeParams
+
+    backend = NumpyBackend(bundled_weights)
+    assert stage_pnet_batch([], backend, CascadeParams(), []) == []
+    assert run_cascade_batch([], backend) == []

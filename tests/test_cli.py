@@ -692,3 +692,12 @@ def test_auto_weights_say_which_set_was_used(capsys, monkeypatch, tmp_path, hopp
     code, _, err = run(capsys, "detect", hopper)
     assert code == 0
     assert err.startswith("weights: zhang2016 (") and "backend: " in err
+
+
+def test_the_package_runs_as_python_m_mtcnn_lab_cli():
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "mtcnn_lab.cli", "--version"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and run.stdout.startswith("mtcnn-lab "), run.stderr[-500:]

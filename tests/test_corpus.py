@@ -142,6 +142,21 @@ def test_cli_corpus_on_existing_scheduler(tmp_path, corpus, client2, capsys):
     assert main(["corpus", str(tmp_path / "nope"), "--out", str(out)]) == 2
 
 
+def test_cli_corpus_of_a_manifest_names_results_relative_to_its_root(tmp_path, corpus, client2):
+    """Two videos of one name in different folders of a manifest's root get two result files."""
+    import shutil
+
+    for folder in ("a", "b"):
+        (tmp_path / "videos" / folder).mkdir(parents=True)
+        shutil.copy(corpus / "clip001.avi", tmp_path / "videos" / folder / "clip.avi")
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"root": "videos", "videos": "**/*.avi"}))
+    out = tmp_path / "out"
+    assert main(["corpus", str(manifest), "--out", str(out), "--scheduler", client2.scheduler.address,
+                 "--backend", "numpy", "--weights", "zhang2016", "-q"]) == 0
+    assert sorted(result_files(out)) == ["a__clip.avi.json", "b__clip.avi.json"]
+
+
 def test_ctrl_c_leaves_no_partial_files(tmp_path, corpus, monkeypatch):
     out = tmp_path / "out"
     items = find_corpus(corpus)[:4]
