@@ -17,7 +17,7 @@ from pathlib import Path
 from mtcnn_lab.lab.bench.report import dev_frames, write_report
 from mtcnn_lab.lab.bench.system import machine_info
 from mtcnn_lab.lab.efficiency import measure_efficiency
-from mtcnn_lab.lab.isa import LEVELS, kernels_in_use, openblas_within, run_under_levels, runnable_levels
+from mtcnn_lab.lab.isa import add_level_arguments, kernels_in_use, openblas_within, run_under_levels, runnable_levels
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "efficiency.json"
@@ -36,14 +36,12 @@ def measure_here(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", nargs="+", choices=list(LEVELS), default=None,
-                        help="ISA levels (default: every level this CPU runs)")
+    add_level_arguments(parser)
     parser.add_argument("--backend", default="auto", help="backend (default auto)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed detections per image (default 3)")
     parser.add_argument("--limit", type=int, default=None, help="only this many dev inputs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON file (default {DEFAULT_OUT})")
-    parser.add_argument("--this-process", dest="level", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.level:
         json.dump(measure_here(args), sys.stdout)

@@ -26,7 +26,7 @@ from mtcnn_lab.lab.bench.report import write_report
 from mtcnn_lab.lab.bench.system import machine_info
 from mtcnn_lab.lab.bench.timing import pinned_threads
 from mtcnn_lab.lab.bench_clips import portrait_clip
-from mtcnn_lab.lab.isa import LEVELS, kernels_in_use, run_under_levels, runnable_levels
+from mtcnn_lab.lab.isa import add_level_arguments, kernels_in_use, run_under_levels, runnable_levels
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "portrait_batch.json"
@@ -56,15 +56,13 @@ def measure_here(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", nargs="+", choices=list(LEVELS), default=None,
-                        help="ISA levels (default: every level this CPU runs)")
+    add_level_arguments(parser)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared/ folder")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--threads", type=int, default=2, help="detector threads (default 2)")
     parser.add_argument("--frames", type=int, default=40, help="portrait frames (default 40)")
     parser.add_argument("--rounds", type=int, default=5, help="timed detect_batch calls (default 5)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON file (default {DEFAULT_OUT})")
-    parser.add_argument("--this-process", dest="level", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.level:
         json.dump(measure_here(args), sys.stdout)

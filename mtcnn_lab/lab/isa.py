@@ -135,6 +135,17 @@ def run_under_levels(command: Sequence[str], levels: Sequence[str], cwd: str | o
     return results
 
 
+def add_level_arguments(parser) -> None:
+    """The options of a benchmark that runs itself once per level (:func:`run_under_levels`): ``--levels``
+    (default: every level this CPU runs) and the hidden ``--this-process LEVEL`` of each child run, read
+    back as ``args.level``."""
+    import argparse
+
+    parser.add_argument("--levels", nargs="+", choices=list(LEVELS), default=None,
+                        help="ISA levels (default: every level this CPU runs)")
+    parser.add_argument("--this-process", dest="level", default=None, help=argparse.SUPPRESS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mtcnn_lab.lab.isa LEVEL COMMAND...``: run COMMAND under LEVEL's caps; with no COMMAND,
     print the runtimes' kernels under them."""
