@@ -11,9 +11,11 @@ Guarantees:
   ``detect --json`` schema, written atomically (never half-written). It holds no
   timings, host names or worker ids, so a run on 1 worker and a run on N workers give byte-identical
   files. Timings and errors go to ``OUT/summary.json`` and ``OUT/summary.csv``.
-* **Resume**: an item whose result file exists (and was made with the same ``every``) is skipped.
-  While a video is processed its per-frame results are appended to a hidden JSON Lines file
-  ``OUT/.<name>.frames.jsonl``; a task retried after its worker died resumes from it.
+* **Resume**: an item whose result file exists (and was made with the same ``every`` and decode
+  profile) is skipped. While a video is processed its per-frame results are appended to a hidden JSON
+  Lines file ``OUT/.<name>.<profile>.frames.jsonl``; a task retried after its worker died resumes from it.
+* **Decoding**: videos are decoded with one decode profile (:mod:`mtcnn_lab.io.decode.profiles`); each
+  video's result file records how (``meta.decoding``: profile, libraries, stream, rotation, frames).
 * **Failures**: a corrupt or unreadable input gives an ``error`` row in the summary (one-line
   message) and the other items go on. A worker that dies mid-video is replaced by Dask's nanny and
   the task is rescheduled (up to ``distributed.scheduler.allowed-failures`` times); exceptions are
@@ -149,7 +151,7 @@ def _image_entries(detector, folder: Path, jsonl: Path):
 
 def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weights: str = "auto",
                   every: int = 1, threads: int = 1, name: str | None = None,
-                  crash_after_frames: int | None = None) -> dict:
+                  crash_after_frames: int | None = None, decode: str | None = None) -> dict:
     """Detect faces in one corpus item (a video, or a folder of images) and write its result file.
 
     Writes ``out_dir/name`` (default :func:`output_name` of ``path``) atomically in the
@@ -159,8 +161,11 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     ``faces``, ``errors`` (unreadable images of a folder), ``resumed`` (frames taken from the partial
     file of an earlier attempt), ``seconds``, ``worker``, ``error``.
     An unusable input (:class:`MtcnnLabError`) gives an ``error`` row, writes no result file, and
-    does not raise. ``crash_after_frames``: fault injection, see the module docstring.
+    does not raise. ``crash_after_frames``: fault injection, see the module docstring. ``decode``: the
+    decode profile of a video (None: the default).
     """
+    from mtcnn_lab.io.decode.profiles import get_profile
+    from mtcnn_lab.io.decode.record import decode_record
     from mtcnn_lab.io.entries import result_meta
     from mtcnn_lab.video.stream import detect_video
 
@@ -170,9 +175,10 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     row = {"item": str(path), "output": name, "status": "ok", "frames": 0, "faces": 0, "errors": 0,
            "resumed": 0, "seconds": 0.0, "worker": f"{socket.gethostname()}:{os.getpid()}", "error": ""}
     out_dir.mkdir(parents=True, exist_ok=True)
-    jsonl = out_dir / f".{name}.frames.jsonl"
+    decode = get_profile(decode).name
+    jsonl = out_dir / f".{name}.{decode}.frames.jsonl"
     marker = out_dir / f".{name}.crashed"
-    if is_complete(out_dir / name, every):  # a finished task rerun by Dask (its worker died after it ended)
+    if is_complete(out_dir / name, every, decode):  # a finished task rerun by Dask (its worker died after it ended)
         results = json.loads((out_dir / name).read_text())["results"]
         row.update(frames=len(results), faces=sum(len(e.get("faces", [])) for e in results),
                    errors=sum("error" in e for e in results))
@@ -182,7 +188,7 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
         if path.is_dir():
             entries = _image_entries(detector, path, jsonl)
         else:
-            entries = detect_video(detector, path, every=every, jsonl=jsonl, progress=False)
+            entries = detect_video(detector, path, every=every, jsonl=jsonl, progress=False, decode=decode)
         results, new = [], 0
         before = row["resumed"] = len(_done(jsonl))
         for entry in entries:
@@ -193,7 +199,9 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
                 os._exit(1)  # fault injection: the worker process dies mid-video
         if not results:
             raise InputError(f"{path}: no images found in the folder")
-        meta = result_meta(detector, item=str(path), every=every)
+        meta = result_meta(detector, item=str(path), every=every, decode=decode)
+        if not path.is_dir():
+            meta["decoding"] = {**decode_record(path, decode), "frames": len(results)}
         write_json(out_dir / name, {"meta": meta, "results": results}, overwrite=True)
     except MtcnnLabError as err:  # an unusable input: nothing to resume
         jsonl.unlink(missing_ok=True)
@@ -219,11 +227,12 @@ def _done(jsonl: Path) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def is_complete(result: Path, every: int) -> bool:
-    """True when ``result`` is a finished result file made with this ``every`` (resume check)."""
+def is_complete(result: Path, every: int, decode: str) -> bool:
+    """True when ``result`` is a finished result file made with this ``every`` and decode profile (resume check)."""
     try:
         data = json.loads(result.read_text())
-        return isinstance(data["results"], list) and data["meta"]["every"] == every
+        return (isinstance(data["results"], list) and data["meta"]["every"] == every
+                and data["meta"].get("decode") == decode)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -248,7 +257,7 @@ def _row(item: Path, name: str, status: str, error: str = "") -> dict:
             "error": error}
 
 
-def _plan(items: Sequence[PathLike], out_dir: Path, every: int, root: PathLike | None
+def _plan(items: Sequence[PathLike], out_dir: Path, every: int, decode: str, root: PathLike | None
           ) -> tuple[list[dict], list[tuple[Path, str]]]:
     """The rows of the items already complete, and the ``(item, result name)`` of the others."""
     items = [Path(item).resolve() for item in items]
@@ -256,8 +265,9 @@ def _plan(items: Sequence[PathLike], out_dir: Path, every: int, root: PathLike |
     if len(set(names)) != len(names):
         raise ParameterError("two corpus items map to the same result file name; pass root= (the corpus folder)")
     done = [_row(item, name, "skipped") for item, name in zip(items, names, strict=True)
-            if is_complete(out_dir / name, every)]
-    todo = [(item, name) for item, name in zip(items, names, strict=True) if not is_complete(out_dir / name, every)]
+            if is_complete(out_dir / name, every, decode)]
+    todo = [(item, name) for item, name in zip(items, names, strict=True)
+            if not is_complete(out_dir / name, every, decode)]
     return done, todo
 
 
@@ -302,7 +312,7 @@ def _cancel(client, futures: list) -> None:
 def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | None = None,
                n_workers: int | None = None, every: int = 1, backend: str = "auto", weights: str = "auto",
                retries: int = 2, threads: int = 1, root: PathLike | None = None, progress: bool = True,
-               client=None, crash_after_frames: dict[str, int] | None = None) -> list[dict]:
+               client=None, crash_after_frames: dict[str, int] | None = None, decode: str | None = None) -> list[dict]:
     """Process every item on Dask; write result files, ``summary.json`` and ``summary.csv``.
 
     ``scheduler``: address of an existing Dask scheduler (``tcp://host:8786``); default a
@@ -310,10 +320,12 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     ``client``: an existing ``distributed.Client`` to use instead (not closed here). ``root``: the
     corpus folder, for the result file names (:func:`output_name`). Items whose result file is
     complete are skipped (``status`` ``skipped``). Returns the summary rows sorted by item.
-    ``crash_after_frames``: fault injection, ``{item path: N}`` (see :func:`process_video`).
+    ``crash_after_frames``: fault injection, ``{item path: N}`` (see :func:`process_video`). ``decode``:
+    the videos' decode profile (None: the default); a result file made with another one is redone.
     """
     from distributed import Client
 
+    from mtcnn_lab.io.decode.profiles import get_profile
     from mtcnn_lab.io.tables import save_table
 
     # 1. check the arguments and find what is left to do
@@ -321,7 +333,8 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     positive_int(n_workers, "n_workers", optional=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, todo = _plan(items, out_dir, every, root)
+    decode = get_profile(decode).name
+    rows, todo = _plan(items, out_dir, every, decode, root)
     crash = {str(Path(k).resolve()): v for k, v in (crash_after_frames or {}).items()}
     start = time.perf_counter()
     given_client = client is not None
@@ -335,7 +348,7 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
                 own_client = client = Client(scheduler if scheduler is not None else own_cluster)
             # 3. one task per item, each writing its result file; gather the summary rows
             futures = [client.submit(process_video, str(item), str(out_dir), backend, weights, every, threads,
-                                     name, crash.get(str(item)), retries=retries, pure=False,
+                                     name, crash.get(str(item)), decode, retries=retries, pure=False,
                                      key=f"mtcnn-corpus-{name}-{time.time_ns()}")
                        for item, name in todo]
             rows += _gather(client, futures, todo, progress)
@@ -357,7 +370,7 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     rows.sort(key=lambda r: r["item"])
     meta = {"items": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
             "skipped": sum(r["status"] == "skipped" for r in rows),
-            "error": sum(r["status"] == "error" for r in rows), "every": every, "backend": backend,
+            "error": sum(r["status"] == "error" for r in rows), "every": every, "decode": decode, "backend": backend,
             "weights": weights, "scheduler": scheduler or ("client" if given_client else "LocalCluster"),
             "seconds": round(time.perf_counter() - start, 3)}
     save_table(rows, "summary", out_dir, meta=meta)

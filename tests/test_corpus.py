@@ -83,7 +83,12 @@ def test_process_video_writes_result_and_reports_corrupt(tmp_path, corpus):
     assert data["meta"]["backend"] == "numpy" and len(data["results"]) == 6
     assert [e["frame"] for e in data["results"]] == list(range(6))
     assert not list(tmp_path.glob(".*"))  # partial JSON Lines removed
-    assert is_complete(tmp_path / "clip000.avi.json", every=1) and not is_complete(tmp_path / "clip000.avi.json", 2)
+    result = tmp_path / "clip000.avi.json"
+    assert is_complete(result, 1, "opencv-4.6") and not is_complete(result, 2, "opencv-4.6")
+    assert not is_complete(result, 1, "upright")  # another decode profile: redone
+    decoding = data["meta"]["decoding"]
+    assert data["meta"]["decode"] == decoding["profile"] == "opencv-4.6" and decoding["frames"] == 6
+    assert decoding["codec"] == "mjpeg" and decoding["upright"] is True  # the corpus fixture writes MJPG clips
     bad = process_video(corpus / "corrupt00.avi", tmp_path, **SETTINGS)
     assert bad["status"] == "error" and "cannot open video" in bad["error"] and "\n" not in bad["error"]
     assert not (tmp_path / "corrupt00.avi.json").exists()
@@ -175,7 +180,7 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, corpus, monkeypatch):
     leftovers = [p.name for p in out.iterdir()]
     assert not [name for name in leftovers if name.startswith(".")]
     for name in leftovers:  # only complete result files
-        assert is_complete(out / name, every=1)
+        assert is_complete(out / name, 1, "opencv-4.6")
 
 
 def test_reliability_fuzz_sample_has_no_crash(tmp_path):

@@ -228,25 +228,37 @@ def test_iter_same_pixels_as_read(synth):
         np.testing.assert_array_equal(frame, frames[i])
 
 
-def test_iter_stops_after_last_wanted(synth, monkeypatch):
+@pytest.mark.parametrize("decode", ["opencv-python", "opencv-4.6"])
+def test_iter_stops_after_last_wanted(synth, monkeypatch, decode):
     grabs = []
-    real = cv2.VideoCapture
+    if decode == "opencv-python":
+        real = cv2.VideoCapture
 
-    class Counting:
-        # A wrapper, not a subclass: Python subclasses of cv2.VideoCapture crash the
-        # interpreter at garbage collection (opencv-python 5.0).
-        def __init__(self, path):
-            self._cap = real(path)
+        class Counting:
+            # A wrapper, not a subclass: Python subclasses of cv2.VideoCapture crash the
+            # interpreter at garbage collection (opencv-python 5.0).
+            def __init__(self, path):
+                self._cap = real(path)
 
-        def grab(self):
+            def grab(self):
+                grabs.append(1)
+                return self._cap.grab()
+
+            def __getattr__(self, name):
+                return getattr(self._cap, name)
+
+        monkeypatch.setattr(cv2, "VideoCapture", Counting)
+    else:
+        from mtcnn_lab.io.decode.pyav_reader import PyAVReader
+
+        real_grab = PyAVReader.grab
+
+        def counting_grab(self):
             grabs.append(1)
-            return self._cap.grab()
+            return real_grab(self)
 
-        def __getattr__(self, name):
-            return getattr(self._cap, name)
-
-    monkeypatch.setattr(cv2, "VideoCapture", Counting)
-    assert [i for i, _ in iter_video_frames(synth["video"], [4])] == [4]
+        monkeypatch.setattr(PyAVReader, "grab", counting_grab)
+    assert [i for i, _ in iter_video_frames(synth["video"], [4], decode=decode)] == [4]
     assert len(grabs) == 5
 
 

@@ -22,8 +22,8 @@ PATHS = notebook_paths(ROOT)
 MANIFEST = str(ROOT / "data" / "manifest.json")
 
 
-def test_there_are_six_numbered_notebooks():
-    assert [p.stem[:2] for p in PATHS] == ["01", "02", "03", "04", "05", "06"]
+def test_there_are_seven_numbered_notebooks():
+    assert [p.stem[:2] for p in PATHS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)

@@ -1,6 +1,7 @@
 """mtcnn-lab: OpenFace's MTCNN face detector; detect faces, convert models, run the lab.
 
-The ``mtcnn-lab`` command, one module per subcommand: ``detect`` images and videos, ``backends``,
+The ``mtcnn-lab`` command, one module per subcommand: ``detect`` images and videos, ``probe`` videos and
+write their ``frames``, ``backends``,
 ``convert``, the OpenFace ``models`` cache, ``corpus``, and the lab's ``manifest``, ``workbench`` and ``bench``.
 
 Errors the user can fix are printed as one line (``error: ...``) with exit code 2; a ``detect``
@@ -14,13 +15,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mtcnn_lab.cli import backends, bench, convert, corpus, detect, manifest, models, workbench
+from mtcnn_lab.cli import backends, bench, convert, corpus, detect, frames, manifest, models, probe, workbench
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.version import __version__
 
 log = logging.getLogger("mtcnn_lab")
 
-COMMANDS = (detect, backends, convert, models, corpus, manifest, workbench, bench)
+COMMANDS = (detect, probe, frames, backends, convert, models, corpus, manifest, workbench, bench)
 """The subcommands, one module each, in the order ``--help`` lists them."""
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mtcnn_lab.cli.options import add_decode_arguments
 from mtcnn_lab.errors import ParameterError
 
 
@@ -19,6 +20,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--pymtcnn", action="store_true",
                         help="also time pymtcnn 1.2.0's ONNX CPU backend (see benchmarks/README.md)")
     parser.add_argument("--pymtcnn-cache", default=None, help="pymtcnn's model cache root (default: the bench one)")
+    add_decode_arguments(parser, hashes=False)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per frame and runner (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per frame and runner (default 1)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if any(t < 1 for t in args.threads):
         raise ParameterError(f"--threads must be at least 1, not {min(args.threads)}")
     if args.paths:
-        images, faces, entries = path_frames(args.paths, args.limit)
+        images, faces, entries = path_frames(args.paths, args.limit, args.decode)
     else:
         images, faces, entries = dev_frames(args.limit)
     progress = None if args.quiet else (lambda text: print(f"    {text}", file=sys.stderr))

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from mtcnn_lab.cli.options import WEIGHT_SETS
+from mtcnn_lab.cli.options import WEIGHT_SETS, add_decode_arguments
 from mtcnn_lab.errors import ParameterError
 
 
@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--workers", type=int, default=None, help="local cluster size (default: the CPU count)")
     parser.add_argument("--every", type=int, default=1, help="every N-th video frame (default 1: all)")
     parser.add_argument("--backend", default="auto", help="as for detect (default auto)")
+    add_decode_arguments(parser, hashes=False)
     parser.add_argument("--weights", default="auto", choices=WEIGHT_SETS)
     parser.add_argument("--threads", type=int, default=1, help="detector threads per worker (default 1)")
     parser.add_argument("--retries", type=int, default=2, help="retries of a failing task (default 2)")
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     root = source if source.is_dir() else manifest_videos(source)[0]  # result names relative to it
     rows = run_corpus(items, args.out, scheduler=args.scheduler, n_workers=args.workers, every=args.every,
                       backend=args.backend, weights=args.weights, retries=args.retries, threads=args.threads,
-                      root=root, progress=not args.quiet)
+                      root=root, progress=not args.quiet, decode=args.decode)
     for row in rows:
         if row["status"] == "error":
             print(f"error: {row['item']}: {row['error']}", file=sys.stderr)

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mtcnn_lab.cli.options import WEIGHT_SETS, check_json_out, limit_threads, parse_positions, write_json_out
+from mtcnn_lab.cli.options import (
+    WEIGHT_SETS,
+    add_decode_arguments,
+    check_json_out,
+    limit_threads,
+    parse_positions,
+    write_json_out,
+)
 from mtcnn_lab.errors import MtcnnLabError, ParameterError
 from mtcnn_lab.params import CascadeParams
 
@@ -32,6 +39,7 @@ def add_parser(sub) -> None:
     group.add_argument("--frames", type=parse_positions, default=None,
                        help="video frames by position, e.g. 0.2,0.5,0.8 (the default for videos)")
     group.add_argument("--every", type=int, default=None, help="every N-th video frame")
+    add_decode_arguments(parser)
     parser.add_argument("--json", metavar="OUT", help="write all results to this JSON file")
     parser.add_argument("--force", action="store_true", help="replace an existing --json file")
     parser.add_argument("--threads", type=int, default=None,
@@ -43,21 +51,41 @@ def add_parser(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def _partial_file(json_out: str | None, video: str) -> Path | None:
+def _partial_file(json_out: str | None, video: str, decode: str) -> Path | None:
     """Where ``detect --every`` keeps a video's per-frame results until the final JSON is written
     (a hidden JSON Lines file beside ``--json``; a re-run resumes from it). Named after the video's
-    resolved path too, so two videos of one name in different folders never share one."""
+    resolved path and the decode profile too, so two videos of one name in different folders, or one
+    video decoded two ways, never share one."""
     if json_out is None:
         return None
     out = Path(json_out)
     tag = hashlib.sha256(str(Path(video).resolve()).encode()).hexdigest()[:12]
-    return out.with_name(f".{out.name}.{Path(video).name}.{tag}.frames.jsonl")
+    return out.with_name(f".{out.name}.{Path(video).name}.{tag}.{decode}.frames.jsonl")
+
+
+def _decoding(path: str, decode: str, entries: list[dict], quiet: bool) -> dict | None:
+    """The decode record of video ``path`` (frames decoded: the entries without an error), and the
+    one warning a run gives when its frames are not upright; None when the video cannot be probed."""
+    from mtcnn_lab.io.decode.record import decode_record
+
+    try:
+        record = decode_record(path, decode)
+    except MtcnnLabError:
+        return None  # the video's own error entry says why
+    record["frames"] = sum("error" not in e for e in entries)
+    if not record["upright"] and not quiet:
+        print(f"warning: {path}: with --decode {decode} the frames are turned {record['rotation_applied']} "
+              f"degrees clockwise, not as the video's display matrix says (--decode upright shows them "
+              "upright; `mtcnn-lab probe` explains)", file=sys.stderr)
+    return record
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the detector on every path; write the results JSON (the C++ reference's fields); 1 if any failed."""
     from mtcnn_lab.detector import MTCNN
+    from mtcnn_lab.io.decode.profiles import get_profile
     from mtcnn_lab.io.entries import error_entry, result_entry, result_meta
+    from mtcnn_lab.io.images import pixels_sha256
     from mtcnn_lab.io.inputs import iter_inputs
     from mtcnn_lab.io.paths import is_video
     from mtcnn_lab.video.stream import detect_video
@@ -68,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError(f"--every must be >= 1, got {args.every}; e.g. --every 30 for one frame in 30")
     if args.workers < 1:
         raise ParameterError(f"--workers must be at least 1, not {args.workers}")
+    decode = get_profile(args.decode).name
     limit_threads(args.threads)
     streamed = {p for p in args.paths if args.every is not None and is_video(p) and Path(p).is_file()}
     if streamed and args.workers > 1:
@@ -79,23 +108,27 @@ def run(args: argparse.Namespace) -> int:
     if args.weights == "auto" and not args.quiet:  # say which set "auto" chose
         print(f"weights: {detector.weights.name} ({detector.weights.source}); backend: {detector.backend.name}",
               file=sys.stderr)
-    results, failed = [], 0
+    results, failed, decoding = [], 0, {}
     quiet_bar = True if args.quiet or len(args.paths) < 2 else None  # None: a bar only on a terminal
     for path in tqdm(args.paths, desc="detect", unit="file", disable=quiet_bar, leave=False):
         if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
             try:
-                entries = list(detect_video(detector, path, every=args.every, jsonl=_partial_file(args.json, path),
-                                            progress=not args.quiet and sys.stderr.isatty(), workers=args.workers))
+                entries = list(detect_video(detector, path, every=args.every,
+                                            jsonl=_partial_file(args.json, path, decode),
+                                            progress=not args.quiet and sys.stderr.isatty(), workers=args.workers,
+                                            decode=decode, frame_hashes=args.frame_hashes))
             except MtcnnLabError as err:
                 failed += 1
                 results.append(error_entry(path, None, str(err)))
                 print(f"error: {err}", file=sys.stderr)
                 continue
             results.extend(entries)
+            decoding[path] = _decoding(path, decode, entries, args.quiet)
             if not args.quiet:
                 print(f"{path}: {len(entries)} frames, {sum(len(e['faces']) for e in entries)} face(s)")
             continue
-        for item in iter_inputs([path], positions=args.frames, every=args.every):
+        first = len(results)
+        for item in iter_inputs([path], positions=args.frames, every=args.every, decode=decode):
             if item.error is not None:
                 failed += 1
                 entry = error_entry(item.path, item.frame, item.error)
@@ -103,12 +136,17 @@ def run(args: argparse.Namespace) -> int:
             else:
                 detections = detector.detect(item.image)
                 entry = result_entry(item.path, item.frame, item.image, detections)
+                if args.frame_hashes and item.frame is not None:
+                    entry["pixels_bgr_sha256"] = pixels_sha256(item.image)
                 if not args.quiet:
                     where = item.path if item.frame is None else f"{item.path} frame {item.frame}"
                     print(f"{where}: {len(detections)} face(s)")
             results.append(entry)
+        if any(e.get("frame") is not None for e in results[first:]):  # a video
+            decoding[path] = _decoding(path, decode, results[first:], args.quiet)
     if args.json is not None:
-        write_json_out({"meta": result_meta(detector), "results": results}, Path(args.json), args.force)
+        meta = result_meta(detector, decode=decode, decoding={p: r for p, r in decoding.items() if r is not None})
+        write_json_out({"meta": meta, "results": results}, Path(args.json), args.force)
         for path in streamed:  # the final JSON holds them now
-            _partial_file(args.json, path).unlink(missing_ok=True)
+            _partial_file(args.json, path, decode).unlink(missing_ok=True)
     return 1 if failed else 0

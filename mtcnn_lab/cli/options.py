@@ -33,6 +33,19 @@ def write_json_out(data: dict, out: Path, force: bool) -> None:
                              "in a writable folder") from None
 
 
+def add_decode_arguments(parser: argparse.ArgumentParser, hashes: bool = True) -> None:
+    """``--decode PROFILE`` (and ``--frame-hashes`` unless ``hashes`` is False)."""
+    from mtcnn_lab.io.decode.profiles import DEFAULT_DECODE, PROFILE_NAMES
+
+    parser.add_argument("--decode", default=DEFAULT_DECODE, choices=PROFILE_NAMES, metavar="PROFILE",
+                        help=f"how videos are decoded: {', '.join(PROFILE_NAMES)} (default %(default)s, the C++ "
+                             "reference's OpenCV; `mtcnn-lab probe VIDEO` shows how they differ)")
+    if hashes:
+        parser.add_argument("--frame-hashes", action="store_true",
+                            help="give each video frame's entry the SHA-256 of its BGR pixels "
+                                 "(pixels_bgr_sha256), to check against a C++ run")
+
+
 def parse_positions(text: str) -> tuple[float, ...]:
     """``"0.2,0.5,0.8"`` -> ``(0.2, 0.5, 0.8)`` (argparse type)."""
     try:

@@ -6,6 +6,7 @@ a bad input raises a one-line :class:`mtcnn_lab.errors.InputError`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import cv2
@@ -58,6 +59,12 @@ def _jpeg_is_truncated(data: bytes) -> bool:
             if match is None:
                 return True
             pos = match.start()
+
+
+def pixels_sha256(image: np.ndarray) -> str:
+    """SHA-256 (hex) of an image's pixel bytes in C order (BGR, rows top to bottom): the C++ reference's
+    ``pixels_bgr_sha256``."""
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
 def as_bgr_uint8(image: object, name: str = "image") -> np.ndarray:

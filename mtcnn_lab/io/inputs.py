@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtcnn_lab.errors import InputError
+from mtcnn_lab.io.decode.profiles import get_profile
 from mtcnn_lab.io.images import read_image
 from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, PathLike, check_file, path_text, show_path, suffix
 from mtcnn_lab.io.videos import (
     DEFAULT_POSITIONS,
+    Decode,
     check_selection,
     count_frames,
     decode_frames,
@@ -43,7 +45,8 @@ class InputItem:
         return self.error is None
 
 
-def _items_for(path: str, positions: tuple[float, ...] | None, step: int | None) -> Iterator[InputItem]:
+def _items_for(path: str, positions: tuple[float, ...] | None, step: int | None,
+               decode: Decode) -> Iterator[InputItem]:
     check_file(path)
     kind = suffix(path)
     if kind not in VIDEO_SUFFIXES:
@@ -55,7 +58,7 @@ def _items_for(path: str, positions: tuple[float, ...] | None, step: int | None)
             image = read_image(path)
         except InputError:
             try:
-                open_video(path).release()
+                open_video(path, decode=decode).release()
             except InputError:
                 raise InputError(
                     f"{show_path(path)} is neither a readable image nor a readable video; pass an "
@@ -65,10 +68,10 @@ def _items_for(path: str, positions: tuple[float, ...] | None, step: int | None)
             yield InputItem(path, None, image, None)
             return
     if step is not None:
-        frames = decode_frames(open_video(path), path, None, step)
+        frames = decode_frames(open_video(path, decode=decode), path, None, step)
     else:
-        wanted = frame_indices(count_frames(path), positions or DEFAULT_POSITIONS)
-        frames = iter_video_frames(path, wanted)
+        wanted = frame_indices(count_frames(path, decode), positions or DEFAULT_POSITIONS)
+        frames = iter_video_frames(path, wanted, decode=decode)
     for index, frame in frames:
         yield InputItem(path, index, frame, None)
 
@@ -77,6 +80,7 @@ def iter_inputs(
     paths: PathLike | Iterable[PathLike],
     positions: float | Sequence[float] | None = None,
     every: int | None = None,
+    decode: Decode = None,
 ) -> Iterator[InputItem]:
     """Yield an :class:`InputItem` per image and per selected video frame, path by path.
 
@@ -84,25 +88,27 @@ def iter_inputs(
     ``positions`` (fractions of the decodable length, see :func:`frame_indices`), ``every=N``
     (frames 0, N, 2N, ...), or, when neither is given, :data:`DEFAULT_POSITIONS`. Positions need
     the number of decodable frames, so such a video is decoded once to count and once more up to
-    the last selected frame; ``every`` needs a single pass.
+    the last selected frame; ``every`` needs a single pass. Videos are decoded with the decode profile
+    ``decode`` (None: the default).
 
     A path that cannot be read gives one item with ``error`` set instead of raising, so the other
     paths are still processed (a video that fails midway gives its frames so far, then the error).
     Invalid ``positions``/``every`` raise InputError at once.
     """
     pos, step = check_selection(positions, every)
+    profile = get_profile(decode)
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    return _iter_inputs(paths, pos, step)
+    return _iter_inputs(paths, pos, step, profile)
 
 
 def _iter_inputs(
-    paths: Iterable[object], positions: tuple[float, ...] | None, step: int | None
+    paths: Iterable[object], positions: tuple[float, ...] | None, step: int | None, decode: Decode
 ) -> Iterator[InputItem]:
     for raw in paths:
         shown = os.fsdecode(raw) if isinstance(raw, (str, bytes, os.PathLike)) else repr(raw)
         try:
             p = path_text(raw)
-            yield from _items_for(p, positions, step)
+            yield from _items_for(p, positions, step, decode)
         except InputError as err:
             yield InputItem(shown, None, None, str(err))

@@ -1,6 +1,7 @@
 """Reading videos and choosing frames.
 
-A video frame is what ``cv2.VideoCapture.read`` returns. Frame indices are **0-based, in decode order**,
+A video frame is what the decode profile's reader returns (:mod:`mtcnn_lab.io.decode.profiles`; by
+default the pixels of OpenFace on OpenCV 4.6). Frame indices are **0-based, in decode order**,
 counted over the frames that actually decode. Container headers can be wrong (OpenFace's
 ``changeLighting.wmv`` says 90 frames, 88 decode), so the header count is never used. Videos are always
 read sequentially, never by seeking: seeking is inexact in many codecs and would give other pixels.
@@ -8,6 +9,7 @@ read sequentially, never by seeking: seeking is inexact in many codecs and would
 
 from __future__ import annotations
 
+import logging
 import numbers
 import operator
 from collections.abc import Iterable, Iterator
@@ -17,8 +19,12 @@ import numpy as np
 
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import InputError
+from mtcnn_lab.io.decode.profiles import DecodeProfile, get_profile
+from mtcnn_lab.io.decode.pyav_reader import PyAVReader
 from mtcnn_lab.io.images import as_bgr_uint8
 from mtcnn_lab.io.paths import PathLike, check_file, path_text, reencode_hint, show_path
+
+log = logging.getLogger(__name__)
 
 #: Where in a video frames are taken by default (fractions of the decodable length), as in the
 #: reference set: frame ``int(p * n_frames)`` for each ``p``.
@@ -28,7 +34,15 @@ DEFAULT_POSITIONS: tuple[float, ...] = (0.2, 0.5, 0.8)
 POSITIONS_EXAMPLE = "e.g. 0.2,0.5,0.8"
 
 
-def open_video(path: str, decode_threads: int | None = None) -> cv2.VideoCapture:
+Decode = str | DecodeProfile | None
+"""A decode profile, by name or itself; None: the default (:data:`~mtcnn_lab.io.decode.profiles.DEFAULT_DECODE`)."""
+
+
+def open_video(path: str, decode_threads: int | None = None, decode: Decode = None) -> cv2.VideoCapture | PyAVReader:
+    """A sequential reader of ``path`` for the decode profile ``decode`` (``grab``/``retrieve``/``release``)."""
+    profile = get_profile(decode)
+    if profile.reader == "pyav":
+        return PyAVReader(path, profile, decode_threads)
     shown = show_path(path)
     try:
         if decode_threads is None:  # the decoder's own choice
@@ -46,11 +60,18 @@ def open_video(path: str, decode_threads: int | None = None) -> cv2.VideoCapture
     return cap
 
 
+def frame_time_s(reader: cv2.VideoCapture | PyAVReader) -> float | None:
+    """Presentation time in seconds of the frame ``reader`` grabbed last (None: unknown)."""
+    if isinstance(reader, PyAVReader):
+        return reader.time_s()
+    return reader.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+
+
 def _no_frames_error(path: str) -> InputError:
     return InputError(f"video {show_path(path)} decodes 0 frames; {reencode_hint(path)}")
 
 
-def count_frames(path: PathLike) -> int:
+def count_frames(path: PathLike, decode: Decode = None) -> int:
     """Number of frames of a video that actually decode (a full sequential decode with ``grab``).
 
     The container's frame count is not used: it can be wrong. Raises InputError when the video
@@ -58,7 +79,7 @@ def count_frames(path: PathLike) -> int:
     """
     p = path_text(path)
     check_file(p)
-    cap = open_video(p)
+    cap = open_video(p, decode=decode)
     n = 0
     try:
         while cap.grab():
@@ -90,7 +111,8 @@ def _check_positions(positions: float | Iterable[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _check_every(every: object) -> int:
+def check_every(every: object) -> int:
+    """``every`` as a whole number >= 1; InputError otherwise."""
     try:
         if isinstance(every, bool):
             raise TypeError
@@ -108,7 +130,7 @@ def check_selection(
     if positions is not None and every is not None:
         raise InputError("give either frame positions or every=N, not both")
     pos = None if positions is None else _check_positions(positions)
-    step = None if every is None else _check_every(every)
+    step = None if every is None else check_every(every)
     return pos, step
 
 
@@ -163,10 +185,11 @@ def _check_indices(indices: Iterable[int], path: str) -> list[int]:
 
 
 def decode_frames(
-    cap: cv2.VideoCapture, path: str, wanted: list[int] | None, step: int = 1
+    cap: cv2.VideoCapture | PyAVReader, path: str, wanted: list[int] | None, step: int = 1
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Read ``cap`` sequentially; yield ``(index, frame)`` for the wanted frames (None: every
-    ``step``-th frame). Frames not wanted are only grabbed, which skips the colour conversion."""
+    ``step``-th frame). Frames not wanted are only grabbed, which skips the colour conversion. The video
+    ends at the first frame that does not decode, as OpenFace's reading does (logged as a warning)."""
     shown = show_path(path)
     try:
         if wanted is not None and not wanted:
@@ -195,7 +218,14 @@ def decode_frames(
                     if j == len(wanted):
                         return  # past the last wanted frame: stop decoding
             i += 1
+        damaged = cap.damaged if isinstance(cap, PyAVReader) else None
+        if damaged is not None:
+            log.warning("video %s: decoding ends at frame %d, which is damaged (%s); OpenFace's reading of "
+                        "the video ends there too", shown, i, damaged)
         if i == 0:
+            if damaged is not None:
+                raise InputError(f"video {shown}: its first frame is damaged ({damaged}) and OpenFace reads no "
+                                 f"further; {reencode_hint(path)}")
             raise _no_frames_error(path)
         if wanted is not None:
             raise InputError(
@@ -207,15 +237,16 @@ def decode_frames(
 
 
 def iter_video_frames(
-    path: PathLike, indices: Iterable[int] | None = None, step: int = 1, decode_threads: int | None = None
+    path: PathLike, indices: Iterable[int] | None = None, step: int = 1, decode_threads: int | None = None,
+    decode: Decode = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, frame)`` for the frames ``indices`` (0-based, decode order) of a video.
 
     ``indices=None`` yields every ``step``-th frame (frames in between are only grabbed, which
     skips their colour conversion). The video is decoded sequentially from the start (no
     seeking), frames are yielded in increasing index order (duplicates once), and decoding stops
-    after the last wanted frame. Each frame is BGR uint8 ``H×W×3``, as ``VideoCapture.read``
-    returns it.
+    after the last wanted frame. Each frame is BGR uint8 ``H×W×3``, as the decode profile ``decode``
+    gives it (None: the default profile).
 
     The path is checked and the video opened when this is called, so those errors raise
     InputError at once. An index beyond the decodable frames raises InputError (with the number of
@@ -227,4 +258,5 @@ def iter_video_frames(
     check_file(p)
     wanted = None if indices is None else _check_indices(indices, p)
     positive_int(decode_threads, "decode_threads", optional=True)
-    return decode_frames(open_video(p, decode_threads), p, wanted, _check_every(step))
+    profile = get_profile(decode)
+    return decode_frames(open_video(p, decode_threads, profile), p, wanted, check_every(step))

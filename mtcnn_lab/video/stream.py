@@ -16,14 +16,16 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import ParameterError
+from mtcnn_lab.io.decode.probe import probe_video
+from mtcnn_lab.io.decode.profiles import get_profile
 from mtcnn_lab.io.entries import frame_entry, log_batch_failure, resume_jsonl
-from mtcnn_lab.io.videos import iter_video_frames
+from mtcnn_lab.io.images import pixels_sha256
+from mtcnn_lab.io.videos import Decode, iter_video_frames
 
 __all__ = ["LOCAL_BATCH", "stream_frames", "detect_video"]
 
@@ -42,11 +44,11 @@ def _hand_over(item: object, out: queue.Queue, stop: threading.Event) -> bool:
     return False
 
 
-def _decoder(path: str, step: int, out: queue.Queue, stop: threading.Event) -> None:
+def _decoder(path: str, step: int, decode: Decode, out: queue.Queue, stop: threading.Event) -> None:
     try:
         # one FFmpeg thread: it uses about 30% less CPU time in all than the default, and the
         # detection beside it has the CPUs busy
-        for item in iter_video_frames(path, step=step, decode_threads=1):
+        for item in iter_video_frames(path, step=step, decode_threads=1, decode=decode):
             if not _hand_over(item, out, stop):
                 return
     except Exception as err:  # handed to the consumer, which raises it in its own thread
@@ -55,13 +57,15 @@ def _decoder(path: str, step: int, out: queue.Queue, stop: threading.Event) -> N
     _hand_over(_END, out, stop)
 
 
-def stream_frames(path: str | os.PathLike, step: int = 1, buffer: int = 8) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(frame index, BGR frame)`` for every ``step``-th frame, decoded by a background thread
-    at most ``buffer`` frames ahead."""
-    iter_video_frames(path, step=step)  # check the path and the step in the caller's thread
+def stream_frames(path: str | os.PathLike, step: int = 1, buffer: int = 8,
+                  decode: Decode = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame index, BGR frame)`` for every ``step``-th frame, decoded with the profile ``decode``
+    by a background thread at most ``buffer`` frames ahead."""
+    profile = get_profile(decode)
+    iter_video_frames(path, step=step, decode=profile).close()  # check the path and the step in this thread
     frames: queue.Queue = queue.Queue(maxsize=buffer)
     stop = threading.Event()
-    thread = threading.Thread(target=_decoder, args=(os.fspath(path), step, frames, stop), daemon=True)
+    thread = threading.Thread(target=_decoder, args=(os.fspath(path), step, profile, frames, stop), daemon=True)
     thread.start()
     try:
         while True:
@@ -76,14 +80,11 @@ def stream_frames(path: str | os.PathLike, step: int = 1, buffer: int = 8) -> It
         thread.join(timeout=5)
 
 
-def _frame_count_estimate(path: str | os.PathLike) -> int | None:
-    """The container's frame count (may be off by a few; used only for the progress bar)."""
-    capture = cv2.VideoCapture(os.fspath(path))
-    try:
-        n = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        capture.release()
-    return n if n > 0 else None
+def _hashed(frames: Iterable[tuple[int, np.ndarray]], hashes: dict[int, str]) -> Iterator[tuple[int, np.ndarray]]:
+    """``frames`` unchanged, each frame's :func:`pixels_sha256` put in ``hashes`` by index on the way."""
+    for index, frame in frames:
+        hashes[index] = pixels_sha256(frame)
+        yield index, frame
 
 
 LOCAL_BATCH = 4
@@ -129,7 +130,8 @@ def _group_entries(detector, image: str, group: list[tuple[int, np.ndarray | Non
 
 
 def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str | os.PathLike | None = None,
-                 progress: bool = True, workers: int = 1) -> Iterator[dict]:
+                 progress: bool = True, workers: int = 1, decode: Decode = None,
+                 frame_hashes: bool = False) -> Iterator[dict]:
     """Detect faces in every ``every``-th frame of a video; yield one result entry per frame, in order.
 
     Entries have the fields of the ``detect --json`` results (``image``, ``frame``, ``width``,
@@ -143,6 +145,11 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     the detector at one thread (``threads=1`` and one BLAS thread), on any CPU; at more threads, only
     where the runtime's sums do not depend on its thread count (OpenBLAS's and torch's do). Closing the
     generator stops the workers.
+
+    Frames are decoded with the profile ``decode`` (None: the default; see
+    :func:`~mtcnn_lab.io.decode.record.decode_record` for how to record it). With ``frame_hashes``, each
+    entry also has ``pixels_bgr_sha256``, the SHA-256 of the frame's BGR bytes, to compare with a C++ run.
+    A ``jsonl`` file is only resumed by a run with the same profile: name it after the profile.
     """
     positive_int(workers, "workers")
     if workers > 1:
@@ -162,10 +169,13 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
             raise ParameterError(f"cannot create the folder of {out} ({err.strerror or err}); give a per-frame "
                                  "results path (jsonl, or --json) in a writable folder") from None
     done = resume_jsonl(out) if out is not None else {}
-    total = _frame_count_estimate(path)
-    bar = tqdm(total=None if total is None else -(-total // every), desc=Path(path).name, unit="frame",
+    profile = get_profile(decode)
+    total = probe_video(path).header_frames if progress else 0  # may be off by a few: only for the bar
+    bar = tqdm(total=-(-total // every) if total else None, desc=Path(path).name, unit="frame",
                disable=not progress, leave=False)
-    frames = stream_frames(path, every)
+    stream = stream_frames(path, every, decode=profile)
+    hashes: dict[int, str] = {}
+    frames = _hashed(stream, hashes) if frame_hashes else stream
     if workers == 1:
         entries = _detect_in_caller(detector, path, frames, done)
     else:
@@ -174,6 +184,8 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     handle = out.open("a") if out is not None else None
     try:
         for entry in entries:
+            if entry["frame"] in hashes:
+                entry["pixels_bgr_sha256"] = hashes.pop(entry["frame"])
             if handle is not None and entry["frame"] not in done:
                 handle.write(json.dumps(entry) + "\n")
                 handle.flush()
@@ -182,6 +194,7 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     finally:
         entries.close()
         frames.close()
+        stream.close()
         bar.close()
         if handle is not None:
             handle.close()

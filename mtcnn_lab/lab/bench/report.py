@@ -35,8 +35,10 @@ def dev_frames(limit: int | None = None, manifest: str | Path | None = None
     return images, faces, entries
 
 
-def path_frames(paths: Sequence[str], limit: int | None = None) -> tuple[dict[str, np.ndarray], dict, dict]:
-    """Images and video frames (default positions) from ``paths``; C++ faces where the default manifest has them."""
+def path_frames(paths: Sequence[str], limit: int | None = None,
+                decode: str | None = None) -> tuple[dict[str, np.ndarray], dict, dict]:
+    """Images and video frames (default positions, decode profile ``decode``) from ``paths``; C++ faces
+    where the default manifest has them."""
     import os
 
     from mtcnn_lab.errors import InputError
@@ -53,7 +55,7 @@ def path_frames(paths: Sequence[str], limit: int | None = None) -> tuple[dict[st
     except Exception:  # noqa: BLE001 - no manifest, no reference: parity is skipped
         pass
     images, faces, entries = {}, {}, {}
-    for item in iter_inputs(paths):
+    for item in iter_inputs(paths, decode=decode):
         if item.error is not None:
             raise InputError(item.error)
         name = item.path if item.frame is None else f"{item.path}#{item.frame}"

@@ -12,7 +12,7 @@ import numpy as np
 from mtcnn_lab.errors import InputError
 from mtcnn_lab.io.images import read_image
 from mtcnn_lab.io.videos import iter_video_frames
-from mtcnn_lab.lab.dataset.common import is_int, quoted
+from mtcnn_lab.lab.dataset.common import REFERENCE_DECODE, is_int, quoted
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ class EvalItem:
         decodes each video once for all its items).
         """
         if self.decodes_video(decode_video):
-            return self.check_size(next(iter_video_frames(self.source, [self.frame]))[1], self.source)
+            frames = iter_video_frames(self.source, [self.frame], decode=REFERENCE_DECODE)
+            return self.check_size(next(frames)[1], self.source)
         path = self.source if self.frame_png is None else self.frame_png
         return self.check_size(read_image(path), path)
 
@@ -156,7 +157,7 @@ class Dataset:
                 continue
             src = item.source
             if src not in decoders:
-                decoders[src] = iter_video_frames(src, sorted(set(wanted[src])))
+                decoders[src] = iter_video_frames(src, sorted(set(wanted[src])), decode=REFERENCE_DECODE)
                 buffers[src] = {}
             buffer = buffers[src]
             while item.frame not in buffer:

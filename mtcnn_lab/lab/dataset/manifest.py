@@ -23,6 +23,7 @@ from mtcnn_lab.lab.dataset.common import (
     MANIFEST_KEYS,
     PNG_FRAME,
     README_HINT,
+    REFERENCE_DECODE,
     STILLS_GROUP,
     VIDEO_KEYS,
     PathLike,
@@ -45,8 +46,8 @@ def probe_video(path: Path) -> tuple[int, int, int]:
     st = path.stat()
     cache_key = (path_key(path), st.st_size, st.st_mtime_ns)
     if cache_key not in _PROBES:
-        n = count_frames(path)
-        _, first = next(iter_video_frames(path, [0]))
+        n = count_frames(path, REFERENCE_DECODE)
+        _, first = next(iter_video_frames(path, [0], decode=REFERENCE_DECODE))
         _PROBES[cache_key] = (n, first.shape[1], first.shape[0])
     return _PROBES[cache_key]
 
