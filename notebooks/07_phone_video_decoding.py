@@ -35,6 +35,7 @@ weights = "zhang2016"  # bit-identical to OpenFace's .dat files (notebook 01)
 frames = 60  # length of the clip, in frames at 30 fps
 every = 2  # detect every N-th frame
 baseline = "upright"  # the profile the others are compared with
+profiles = None  # the decode profiles to run (None: all), e.g. ./run_all.sh --only 07 -p profiles '["opencv-4.6", "upright"]'
 
 # %%
 import tempfile
@@ -58,7 +59,8 @@ n_frames = 12 if quick else frames
 work = Path(tempfile.mkdtemp(prefix="mtcnn-lab-07-"))
 clip = phone_clip(dataset.root, work / "portrait_h264_rot-90.mp4", n_frames, display_rotation=-90)
 detector = MTCNN(backend=backend, weights=weights)
-runs = detect_each_profile(detector, clip, PROFILE_NAMES, every=every)
+chosen = list(dict.fromkeys([*(PROFILE_NAMES if profiles is None else profiles), baseline]))
+runs = detect_each_profile(detector, clip, chosen, every=every)
 print(f"{clip.name}: {n_frames} frames, backend {detector.backend.name}")
 
 # %% [markdown]
