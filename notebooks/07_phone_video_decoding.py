@@ -35,7 +35,7 @@ weights = "zhang2016"  # bit-identical to OpenFace's .dat files (notebook 01)
 frames = 60  # length of the clip, in frames at 30 fps
 every = 2  # detect every N-th frame
 baseline = "upright"  # the profile the others are compared with
-profiles = None  # the decode profiles to run (None: all), e.g. ./run_all.sh --only 07 -p profiles '["opencv-4.6", "upright"]'
+profiles = None  # decode profiles to run (None: all), e.g. -p profiles '["opencv-4.6", "upright"]'
 
 # %%
 import tempfile
