@@ -1,0 +1,164 @@
+"""The cascade's arithmetic against values worked out by hand or by an independent method (pixel
+counting, the textbook formula), without ``../shared``: IoU, pyramid scales and level sizes, PNet's
+probability and proposals, crops."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mtcnn_lab.cascade.boxes import iou
+from mtcnn_lab.cascade.crops import crop_boxes
+from mtcnn_lab.cascade.proposals import face_probability_map, pnet_proposals
+from mtcnn_lab.params import level_size, pyramid_scales
+
+# ---------------------------------------------------------------------------------------------
+# IoU
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    ((0, 0, 10, 10), (5, 5, 10, 10), 25 / 175),  # a quarter of each overlaps
+    ((0, 0, 10, 10), (2, 2, 4, 4), 16 / 100),  # one inside the other
+    ((0, 0, 10, 10), (10, 0, 10, 10), 0.0),  # edges touch: no area in common
+    ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),
+    ((0, 0, 4, 10), (0, 0, 10, 4), 16 / 64),  # a cross: 4x4 in common, 40 + 40 - 16 in all
+    ((0.5, 0.5, 2, 2), (1.5, 1.5, 2, 2), 1 / 7),  # continuous coordinates
+])
+def test_iou_of_hand_computed_pairs(a, b, expected):
+    assert iou(np.array([a]), np.array([b]))[0, 0] == pytest.approx(expected, abs=1e-12)
+
+
+def _raster_iou(a, b, size=64):
+    """IoU by counting pixels of two integer boxes painted on a grid: independent of the formula."""
+    grid_a, grid_b = np.zeros((size, size), bool), np.zeros((size, size), bool)
+    grid_a[a[1]:a[1] + a[3], a[0]:a[0] + a[2]] = True
+    grid_b[b[1]:b[1] + b[3], b[0]:b[0] + b[2]] = True
+    union = (grid_a | grid_b).sum()
+    return (grid_a & grid_b).sum() / union
+
+
+integer_box = st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(1, 30), st.integers(1, 30))
+
+
+@settings(max_examples=300, deadline=None)
+@given(integer_box, integer_box)
+def test_iou_equals_pixel_counting(a, b):
+    assert iou(np.array([a]), np.array([b]))[0, 0] == pytest.approx(_raster_iou(a, b), abs=1e-12)
+
+
+def test_iou_matrix_shape_and_order():
+    a = np.array([[0, 0, 10, 10], [20, 20, 5, 5]])
+    b = np.array([[0, 0, 10, 10], [5, 5, 10, 10], [20, 20, 5, 5]])
+    np.testing.assert_allclose(iou(a, b), [[1, 25 / 175, 0], [0, 0, 1]])
+
+
+# ---------------------------------------------------------------------------------------------
+# pyramid scales and level sizes (docs/openface_mtcnn.md §3)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pyramid_scales_of_a_640x480_frame_by_hand():
+    # first scale 12 / 60 = 0.2; the shorter side 480 * 0.2 = 96 px shrinks by 0.709 per level while it
+    # holds PNet's 12 px: 96 * 0.709^i >= 12  <=>  i <= ln(1/8) / ln(0.709) = 6.05  ->  7 levels
+    scales = pyramid_scales(480, 640)
+    assert len(scales) == 7
+    np.testing.assert_allclose(scales, [0.2 * 0.709 ** i for i in range(7)], rtol=1e-15)
+
+
+@pytest.mark.parametrize(("h", "w", "levels"), [
+    (60, 100, 1),  # the shorter side is the minimum face: one level (scale 0.2: 12 px)
+    (85, 85, 2),  # 85 * 0.2 = 17 px, * 0.709 = 12.05 px: two levels
+    (84, 84, 1),  # 84 * 0.2 * 0.709 = 11.91 px: one
+    (42, 1000, 0),  # below min_face * factor = 42.54 px: OpenFace throws; no levels here
+    (0, 10, 0),
+])
+def test_pyramid_level_count_at_the_edges(h, w, levels):
+    assert len(pyramid_scales(h, w)) == levels
+
+
+def test_pyramid_scales_follow_min_face_and_factor():
+    assert pyramid_scales(480, 640, min_face=40, factor=0.5) == [0.3, 0.15, 0.075, 0.0375]  # 144, 72, 36, 18 px
+
+
+@pytest.mark.parametrize(("h", "w", "scale", "expected"), [
+    (480, 640, 0.2, (96, 128)),
+    (480, 640, 0.1418, (69, 91)),  # 68.064 and 90.752 round up
+    (1, 1, 0.01, (1, 1)),
+])
+def test_level_size_rounds_up(h, w, scale, expected):
+    assert level_size(h, w, scale) == expected
+    assert level_size(h, w, scale) == (math.ceil(h * scale), math.ceil(w * scale))
+
+
+# ---------------------------------------------------------------------------------------------
+# PNet's probability map and proposals (docs/openface_mtcnn.md §5)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_face_probability_is_the_logistic_of_the_logit_difference():
+    logits = np.array([[[0.0, 2.0, -3.0, 20.0]], [[0.0, 0.0, 1.0, 0.0]]], np.float32)  # (2, 1, 4)
+    np.testing.assert_allclose(face_probability_map(logits)[0],
+                               [0.5, 1 / (1 + math.e ** 2), 1 / (1 + math.e ** -4), 1 / (1 + math.e ** 20)],
+                               rtol=1e-6)
+    assert face_probability_map(np.array([[[-30.0]], [[0.0]]], np.float32))[0, 0] == np.float32(1.0)  # saturates
+
+
+def test_proposals_of_a_hand_made_heat_map():
+    prob = np.zeros((3, 4), np.float32)  # (h, w) cells
+    prob[2, 0] = 0.9  # x 0, y 2
+    prob[0, 3] = 0.6  # x 3, y 0: exactly the threshold, kept (>=)
+    prob[1, 1] = 0.59  # below
+    regression = np.arange(4 * 3 * 4, dtype=np.float32).reshape(4, 3, 4) / 100
+    boxes, scores, regs = pnet_proposals(prob, regression, scale=0.5, threshold=0.6)
+    # column by column: x 0 first. Cell (x, y) at scale 0.5: corners int((2x + 1) / 0.5) .. int((2x + 12) / 0.5)
+    # x 0, y 2: x1 = 2, y1 = int(5 / 0.5) = 10, x2 = 24, y2 = int(16 / 0.5) = 32
+    # x 3, y 0: x1 = int(7 / 0.5) = 14, y1 = 2, x2 = int(18 / 0.5) = 36, y2 = 24
+    np.testing.assert_array_equal(boxes, [[2, 10, 22, 22], [14, 2, 22, 22]])
+    np.testing.assert_array_equal(scores, np.array([0.9, 0.6], np.float32))
+    np.testing.assert_array_equal(regs, [regression[:, 2, 0], regression[:, 0, 3]])
+
+
+def test_proposal_corners_truncate():
+    prob = np.ones((1, 1), np.float32)
+    boxes, _, _ = pnet_proposals(prob, np.zeros((4, 1, 1), np.float32), scale=0.3)
+    # int(1 / 0.3) = int(3.33) = 3 and int(12 / 0.3) = 40 (float32: 40.000002)
+    np.testing.assert_array_equal(boxes, [[3, 3, 37, 37]])
+
+
+def test_no_cell_above_threshold_gives_empty_arrays():
+    boxes, scores, regs = pnet_proposals(np.zeros((2, 2), np.float32), np.zeros((4, 2, 2), np.float32), 1.0)
+    assert boxes.shape == (0, 4) and scores.shape == (0,) and regs.shape == (0, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# crops (docs/openface_mtcnn.md §7)
+# ---------------------------------------------------------------------------------------------
+
+
+def _normalised(v):
+    return (np.float32(v) - np.float32(127.5)) * np.float32(0.0078125)
+
+
+def test_crop_of_a_box_inside_the_image_by_hand():
+    image = np.zeros((6, 6, 3), np.uint8)
+    image[..., 0] = np.arange(36).reshape(6, 6)  # B
+    image[..., 2] = 200  # R
+    # 1-based box x=2, y=3, side 1: the 0-based pixels x 1..2, y 2..3 (side + 1 = 2), resized 2 -> 2: a copy
+    crop = crop_boxes(image, np.array([[2, 3, 1, 1]]), 2)[0]
+    np.testing.assert_array_equal(crop[0], _normalised(200) * np.ones((2, 2), np.float32))  # R first
+    np.testing.assert_array_equal(crop[1], _normalised(0) * np.ones((2, 2), np.float32))
+    np.testing.assert_array_equal(crop[2], _normalised(np.array([[13, 14], [19, 20]])))  # B last
+
+
+def test_crop_outside_the_image_is_black():
+    image = np.full((4, 4, 3), 255, np.uint8)
+    crop = crop_boxes(image, np.array([[-10, -10, 3, 3]]), 4)[0]
+    np.testing.assert_array_equal(crop, _normalised(0) * np.ones((3, 4, 4), np.float32))
+    half = crop_boxes(image, np.array([[0, 1, 1, 1]]), 2)[0]  # pixels x -1..0: the left column outside
+    np.testing.assert_array_equal(half[:, :, 0], _normalised(0) * np.ones((3, 2), np.float32))
+    np.testing.assert_array_equal(half[:, :, 1], _normalised(255) * np.ones((3, 2), np.float32))
