@@ -29,6 +29,11 @@ def fp32_results(dev_images, bundled_weights):
     return {name: detector.detect(image) for name, image in dev_images.items()}
 
 
+# What the README states: "mean IoU 0.9998 (ONNX) and 0.9998 (emulation, max 0.05 px)"
+README_CLAIMS = {"onnx-fp16": {"iou_mean": 0.99975, "max_px": None},
+                 "numpy-fp16": {"iou_mean": 0.99975, "max_px": 0.05}}
+
+
 @pytest.mark.parametrize("backend", ["onnx-fp16", "numpy-fp16"])
 def test_fp16_policy_agrees_with_fp32(backend, dev_images, fp32_results, bundled_weights):
     detector = MTCNN(backend=backend, weights=bundled_weights)
@@ -36,7 +41,9 @@ def test_fp16_policy_agrees_with_fp32(backend, dev_images, fp32_results, bundled
     summary = summarise_agreement(rows)
     assert summary["images_same_count"] == len(dev_images) == 50, [r for r in rows if not r.same_count]
     assert summary["matched"] == summary["faces_a"]
-    assert summary["iou_mean"] >= 0.999, summary
+    assert summary["iou_mean"] >= README_CLAIMS[backend]["iou_mean"], summary
+    if README_CLAIMS[backend]["max_px"] is not None:
+        assert summary["max_px_error"] <= README_CLAIMS[backend]["max_px"], summary
 
 
 def test_all_fp16_emulation_is_measurably_worse(dev_images, fp32_results, bundled_weights):

@@ -1,7 +1,7 @@
 """End-to-end parity with C++ OpenFace on the 50 dev inputs of ``shared/reference``.
 
 For every FP32 backend (numpy reference, torch CPU, ONNX Runtime CPU, OpenVINO CPU): same number of faces, bbox and
-bbox_pre_correction within 0.01 px, confidences within 1e-4, landmarks within 0.01 px; and every
+bbox_pre_correction and landmarks within 1e-3 px, confidences within 1e-6 (the README's claims); and every
 intermediate stage equal. ``detect_batch`` gives the 50 inputs the bits of ``detect``, and the 50 inputs,
 each size group put into a lossless video, match C++ through ``detect_video`` on two workers.
 """
@@ -22,7 +22,8 @@ from mtcnn_lab.video.stream import detect_video, stream_frames
 
 from .conftest import REFERENCE, SAMPLES, require_shared
 
-PX, CONF = 0.01, 1e-4
+PX, CONF = 1e-3, 1e-6  # the README claims 1.4e-4 px and 3e-7; a +0.008 px landmark shift must fail
+STAGE_SCORE = 5e-6  # every RNet/ONet candidate's probability, rejected ones too (measured <= 1.8e-6 on Zen 5)
 
 
 def dev_entries() -> list[dict]:
@@ -65,10 +66,10 @@ def test_detections_match_cpp(cpp, detector):
             assert ours[key] == theirs[key], (key, ours, theirs)
     for key in ("n_after_cross_scale_nms07", "n_rnet_pass", "n_after_rnet_nms07", "onet_input_boxes"):
         assert trace[key] == stages[key], key
-    assert trace["onet_scores"] == pytest.approx(stages["onet_scores"], abs=CONF)
+    assert trace["onet_scores"] == pytest.approx(stages["onet_scores"], abs=STAGE_SCORE)
     # Every RNet candidate, in pick order (the resize is OpenFace's own, bit for bit: tests/test_resize.py).
     assert trace["rnet_input_boxes"] == stages["rnet_input_boxes"]
-    assert trace["rnet_scores"] == pytest.approx(stages["rnet_scores"], abs=CONF)
+    assert trace["rnet_scores"] == pytest.approx(stages["rnet_scores"], abs=STAGE_SCORE)
 
 
 def test_detect_batch_gives_the_dev_inputs_the_bits_of_detect(detector):

@@ -16,7 +16,7 @@ from .conftest import require_shared
 
 DUMPS = [(image, net) for image in ("sample1", "sample2", "multi_face_f140") for net in ("pnet", "rnet", "onet")]
 # Float32 summation-order noise (OpenBLAS sgemm vs numpy); values reach ~13.
-LAYER_TOLERANCE = 5e-5
+LAYER_TOLERANCE = 2e-5  # the README claims <= 1.3e-5 per layer against the C++ dumps
 
 
 @pytest.mark.parametrize(("image", "net"), DUMPS)
