@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
-import os
 import sys
 import threading
 import time
@@ -292,20 +291,6 @@ def test_unwritable_root(tmp_path, server):
     with pytest.raises(WeightsError, match="cannot write the OpenFace model cache") as info:
         _install(server, blocker / "cache")
     assert mc.ENV_MODELS_DIR in str(info.value)
-    assert server.requests == []
-
-
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="needs a non-root POSIX user (root ignores folder permissions)")
-def test_read_only_cache_folder(tmp_path, server):
-    version_dir = tmp_path / "cache" / "2.2.0"
-    version_dir.mkdir(parents=True)
-    version_dir.chmod(0o555)
-    try:
-        with pytest.raises(WeightsError, match="cannot write the OpenFace model cache"):
-            _install(server, tmp_path / "cache")
-    finally:
-        version_dir.chmod(0o755)
     assert server.requests == []
 
 

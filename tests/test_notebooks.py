@@ -6,6 +6,7 @@ papermill ``parameters`` cell, and that each ends in a written conclusion.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jupytext
@@ -36,6 +37,40 @@ def test_notebook_is_paired_and_parameterised(path):
     assert not any(c.get("outputs") for c in ipynb.cells if c.cell_type == "code"), "commit notebooks without outputs"
 
 
+def _rows(results: Path, table: str) -> list[dict]:
+    return json.loads((results / "tables" / f"{table}.json").read_text())["rows"]
+
+
+def _claims_05(results: Path) -> None:
+    """Every FP32 backend agrees with C++ on every frame, boxes within the README's 1e-3 px."""
+    fp32 = [r for r in _rows(results, "05_summary") if not r["backend"].endswith("fp16")]
+    assert {r["backend"] for r in fp32} >= {"numpy", "torch", "onnx", "openvino"}
+    for row in fp32:
+        assert row["images_agree"] == row["images"] and row["matched"] == row["faces_cpp"], row
+        assert row["centre_max_abs"] <= 1e-3 and row["size_max_abs"] <= 1e-3, row
+
+
+def _claims_04(results: Path) -> None:
+    """The default FP16 policies (PNet FP32) keep every face; FP32 through ONNX is the same as the reference."""
+    for row in _rows(results, "04_fp16_end_to_end"):
+        if row["policy"] in ("fp32", "fp16"):
+            assert row["images_same_count"] == row["images"] and row["iou_mean"] >= 0.999, row
+
+
+def _claims_07(results: Path) -> None:
+    """The profiles that give the upright picture with the tags honoured find exactly upright's faces;
+    opencv-4.6 turns the -90 degree clip upside down."""
+    rows = {r["profile"]: r for r in _rows(results, "07_decode_profiles")}
+    for name in ("opencv-4.13", "opencv-python", "upright"):
+        assert rows[name]["iou_mean"] == 1.0 and rows[name]["max_px"] == 0.0, rows[name]
+    assert rows["opencv-4.6"]["picture"] == "turned 180 cw"
+
+
+NOTEBOOK_CLAIMS = {"05_end_to_end_iou": _claims_05, "04_fp16_validation": _claims_04,
+                   "07_phone_video_decoding": _claims_07}
+"""Checks of what a notebook's conclusion says, on the tables its quick run wrote."""
+
+
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
 def test_notebook_runs_in_quick_mode(path, tmp_path):
     require_shared("reference", "cpp_mtcnn_dev.json")
@@ -46,6 +81,8 @@ def test_notebook_runs_in_quick_mode(path, tmp_path):
     assert any(t.startswith("**Conclusion.**") for t in texts), f"{path.stem} ends without a conclusion"
     assert run.written, f"{path.stem} wrote no table or figure"
     assert any(p.suffix == ".json" for p in run.written)
+    if path.stem in NOTEBOOK_CLAIMS:
+        NOTEBOOK_CLAIMS[path.stem](tmp_path)
 
 
 def test_a_folder_without_notebooks_is_named_with_the_fix(tmp_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import struct
 import tracemalloc
 from pathlib import Path
@@ -539,19 +538,6 @@ def test_path_errors_name_the_path(tmp_path):
     good.write_bytes(valid_bytes("pnet"))
     assert read_dat(good, "pnet").equals(bundled().pnet)
     assert read_dat(str(good), "pnet").equals(bundled().pnet)
-
-
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
-def test_unreadable_file_names_the_path(tmp_path):
-    path = tmp_path / "PNet.dat"
-    path.write_bytes(valid_bytes("pnet"))
-    path.chmod(0)
-    try:
-        with pytest.raises(WeightsError) as info:
-            read_dat(path, "pnet")
-        check_message(info.value, str(path))
-    finally:
-        path.chmod(0o600)
 
 
 def test_path_with_nul_byte_is_a_weights_error():

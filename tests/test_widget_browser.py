@@ -46,4 +46,3 @@ def test_viewer_slider_changes_the_image_in_headless_chromium():
     assert before.startswith(b"\x89PNG") and after.startswith(b"\x89PNG")
     assert before != after
     assert result["changed_pixels"] > 0.2, result["changed_pixels"]  # a different frame, not a moved handle
-    assert result["seconds"] < 120
