@@ -21,6 +21,7 @@ chromium-driver``) and the ``notebooks`` extra (jupyterlab, selenium). Used by
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import importlib.util
 import json
@@ -225,6 +226,23 @@ def _start_chromium(tmp: Path, log: Callable[[str], None]):
     return driver, service
 
 
+_IMAGE_PIXELS = """
+const img = arguments[0];
+const canvas = document.createElement('canvas');
+canvas.width = img.naturalWidth;
+canvas.height = img.naturalHeight;
+canvas.getContext('2d').drawImage(img, 0, 0);
+return canvas.toDataURL('image/png');
+"""
+"""JavaScript: the viewer image's pixels as the browser decoded them (a PNG data URL, natural size)."""
+
+
+def _image_pixels(driver, image) -> bytes:
+    """The PNG bytes of what the browser shows in the viewer's ``img`` element, at its natural size."""
+    url = driver.execute_script(_IMAGE_PIXELS, image)
+    return base64.b64decode(url.split(",", 1)[1])
+
+
 def _viewer_screenshots(driver, url: str, out_dir: Path, wait_s: float, logs: Callable[[], str],
                         log: Callable[[str], None]) -> dict:
     """Open the notebook at ``url``, run every cell, screenshot the viewer, press ArrowRight on its slider,
@@ -259,6 +277,7 @@ def _viewer_screenshots(driver, url: str, out_dir: Path, wait_s: float, logs: Ca
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", viewer)
     time.sleep(0.5)  # let the scroll settle before the screenshot
     src_before = image.get_attribute("src")
+    pixels_before = _image_pixels(driver, image)
     readout_before = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-readout").text
     before = out_dir / BEFORE
     viewer.screenshot(str(before))
@@ -276,12 +295,14 @@ def _viewer_screenshots(driver, url: str, out_dir: Path, wait_s: float, logs: Ca
         return (src, readout) if src != src_before and "frame 2/" in readout and loaded else None
 
     src_after, readout_after = wait_for(moved, 30, "the image to change after ArrowRight on the slider", logs)
+    pixels_after = _image_pixels(driver, driver.find_element(By.CSS_SELECTOR, "img.mtcnn-viewer-image"))
     time.sleep(0.5)
     after = out_dir / AFTER
     driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer").screenshot(str(after))
     log(f"after: {readout_after.splitlines()[0]}")
     return {"before": before, "after": after, "src_before": src_before, "src_after": src_after,
-            "readout_before": readout_before, "readout_after": readout_after}
+            "readout_before": readout_before, "readout_after": readout_after,
+            "pixels_before": pixels_before, "pixels_after": pixels_after}
 
 
 def _stop_everything(driver, service, jupyter, base: str | None, token: str | None, tmp: Path) -> None:
@@ -310,7 +331,8 @@ def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
     """Run the browser check; write the two screenshots into ``out_dir``; return what was observed.
 
     Returns ``{"before", "after"}`` (paths), ``src_before`` / ``src_after`` (the image ``src``:
-    blob URLs), ``readout_before`` / ``readout_after``, ``changed_pixels`` (share of pixels that
+    blob URLs), ``pixels_before`` / ``pixels_after`` (PNG bytes of the viewer image as the browser shows
+    it, natural size), ``readout_before`` / ``readout_after``, ``changed_pixels`` (share of pixels that
     differ between the two screenshots) and ``seconds``. Raises :class:`BrowserCheckFailed`.
     """
     reason = missing_requirements()

@@ -114,3 +114,91 @@ def test_nms_picks_what_openfaces_loop_picks_on_many_boxes(mode, seed):
     scores = rng.choice(np.array([0.6, 0.7, 0.9, 1.0], np.float32), n)
     threshold = [0.3, 0.5, 0.7][seed % 3]
     assert nms(boxes, scores, threshold, mode).tolist() == multimap_nms(boxes, scores, threshold, mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# bit for bit: the float32 and double arithmetic of FaceDetectorMTCNN.cpp, re-stated element by element
+# ---------------------------------------------------------------------------------------------
+
+f32 = np.float32
+float_boxes = st.lists(st.tuples(st.floats(-100, 500, width=32), st.floats(-100, 500, width=32),
+                                 st.floats(1, 300, width=32), st.floats(1, 300, width=32)), min_size=1, max_size=8)
+offsets = st.tuples(*[st.floats(-0.5, 0.5, width=32)] * 4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(float_boxes, st.data(), st.booleans())
+def test_apply_regression_is_float32_arithmetic_on_integer_rects(rows, data, add1):
+    regs = [data.draw(offsets) for _ in rows]
+    expected = []
+    for (x, y, w, h), (r0, r1, r2, r3) in zip(rows, regs, strict=True):
+        # cv::Rect(Rect_<float>): rounded half to even; then float32 maths as in apply_correction
+        rx, ry, rw, rh = (int(np.rint(np.float64(f32(v)))) for v in (x, y, w, h))
+        if add1:
+            rw, rh = rw + 1, rh + 1
+        x1 = f32(rx) + f32(r0) * f32(rw)
+        y1 = f32(ry) + f32(r1) * f32(rh)
+        x2 = f32(rx + rw) + f32(r2) * f32(rw)
+        y2 = f32(ry + rh) + f32(r3) * f32(rh)
+        expected.append([x1, y1, f32(x2 - x1), f32(y2 - y1)])
+    got = apply_regression(np.array(rows, np.float32), np.array(regs, np.float32), add1)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.array(expected, np.float32))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(-100, 500), st.floats(-100, 500), st.floats(1, 300), st.floats(1, 300)),
+                min_size=1, max_size=8))
+def test_square_boxes_round_to_float32_first(rows):
+    """Boxes arrive as float32 (any float input is first stored so), the centring runs in double."""
+    expected = []
+    for x, y, w, h in rows:
+        x, y, w, h = (f32(v) for v in (x, y, w, h))
+        side = max(w, h)
+        sx = f32(np.float64(x) + 0.5 * np.float64(f32(w - side)))
+        sy = f32(np.float64(y) + 0.5 * np.float64(f32(h - side)))
+        expected.append([int(np.trunc(sx)), int(np.trunc(sy)), int(np.trunc(side)), int(np.trunc(side))])
+    got = square_boxes(np.array(rows, np.float64))
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_square_boxes_of_a_float64_value_just_below_an_integer():
+    # 0.99999999 is 1.0 once stored as float32 (as the cascade's boxes are): x truncates to 1, not 0
+    assert square_boxes(np.array([[0.99999999, 2.0, 10.0, 10.0]]))[0].tolist() == [1, 2, 10, 10]
+
+
+@settings(max_examples=200, deadline=None)
+@given(float_boxes)
+def test_openface_correction_is_double_arithmetic_stored_as_float32(rows):
+    cx, cy, cw, ch = (-0.0075, 0.2459, 1.0323, 0.7751)
+    expected = [[f32(np.float64(w) * cx + np.float64(x)), f32(np.float64(h) * cy + np.float64(y)),
+                 f32(cw * np.float64(w)), f32(ch * np.float64(h))] for x, y, w, h in (map(f32, r) for r in rows)]
+    got = openface_correction(np.array(rows, np.float32))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.array(expected, np.float32))
+
+
+@settings(max_examples=100, deadline=None)
+@given(float_boxes, float_boxes)
+def test_iou_of_float32_boxes_is_computed_in_double(a_rows, b_rows):
+    a, b = np.array(a_rows, np.float32), np.array(b_rows, np.float32)
+    expected = np.zeros((len(a), len(b)))
+    for i, (ax, ay, aw, ah) in enumerate(a.astype(np.float64)):
+        for j, (bx, by, bw, bh) in enumerate(b.astype(np.float64)):
+            iw = max(min(ax + aw, bx + bw) - max(ax, bx), 0.0)
+            ih = max(min(ay + ah, by + bh) - max(ay, by), 0.0)
+            union = aw * ah + bw * bh - iw * ih
+            expected[i, j] = iw * ih / union
+    got = iou(a, b)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_iou_of_empty_boxes_is_zero_not_nan():
+    np.testing.assert_array_equal(iou(np.zeros((1, 4)), np.zeros((2, 4))), [[0.0, 0.0]])
+
+
+def test_nms_rejects_an_unknown_mode_by_name():
+    with pytest.raises(ValueError, match="nms mode must be 'union' or 'min', not 'max'"):
+        nms(np.zeros((1, 4), np.float32), np.ones(1, np.float32), 0.5, mode="max")

@@ -162,3 +162,41 @@ def test_crop_outside_the_image_is_black():
     half = crop_boxes(image, np.array([[0, 1, 1, 1]]), 2)[0]  # pixels x -1..0: the left column outside
     np.testing.assert_array_equal(half[:, :, 0], _normalised(0) * np.ones((3, 2), np.float32))
     np.testing.assert_array_equal(half[:, :, 1], _normalised(255) * np.ones((3, 2), np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# the pyramid's levels
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pyramid_levels_of_a_640x480_frame():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mtcnn_lab.cascade.pyramid import pyramid_levels
+    from mtcnn_lab.cascade.resize import resized_input
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    levels = pyramid_levels(image)
+    # 7 levels (see above); sizes ceil(480 s) x ceil(640 s): 96x128 at s = 0.2, then 69x91 at 0.1418, ...
+    assert [lvl.shape for _, lvl in levels][:2] == [(3, 96, 128), (3, 69, 91)]
+    assert [s for s, _ in levels] == pyramid_scales(480, 640)
+    for scale, level in levels:
+        assert level.dtype == np.float32 and level.shape == (3, *level_size(480, 640, scale))
+        np.testing.assert_array_equal(level, resized_input(image, level.shape[1:]))
+    with ThreadPoolExecutor(1) as pool:  # the second thread resizes the later levels: the same arrays
+        for (s1, a), (s2, b) in zip(levels, pyramid_levels(image, pool=pool), strict=True):
+            assert s1 == s2
+            np.testing.assert_array_equal(a, b)
+    assert pyramid_levels(image[:40, :40]) == []  # too small for a 60 px face
+    assert len(pyramid_levels(image, min_face=120)) == len(pyramid_scales(480, 640, 120))
+
+
+def test_pyramid_level_is_rgb_normalised():
+    from mtcnn_lab.cascade.pyramid import pyramid_levels
+
+    image = np.zeros((60, 60, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 0, 128, 255  # B, G, R
+    [(scale, level)] = pyramid_levels(image)  # one level: 60 px at scale 0.2 -> 12x12
+    assert scale == pytest.approx(0.2) and level.shape == (3, 12, 12)
+    np.testing.assert_array_equal(level[:, 5, 5], [_normalised(255), _normalised(128), _normalised(0)])

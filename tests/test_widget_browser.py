@@ -11,9 +11,17 @@ missing (CI installs them: ``apt-get install -y chromium chromium-driver`` in ``
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+
+from mtcnn_lab.lab.figures import to_bgr
+
+from .conftest import DEV_REFERENCE, require_shared
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "widget_screenshot.py"
@@ -27,7 +35,42 @@ def load_script():
     return module
 
 
+def _edge_points(box, scale):
+    """Middles of the four edges of a box (x, y, w, h px of the frame) in the shown image's pixels."""
+    x, y, w, h = (v * scale for v in box)
+    return [(x + w / 2, y), (x + w / 2, y + h - 1), (x, y + h / 2), (x + w - 1, y + h / 2)]
+
+
+def _colour_near(image, point, colour, radius=4, tolerance=60) -> bool:
+    """Whether a pixel within ``radius`` of ``point`` has ``colour`` (BGR, antialiasing tolerated)."""
+    px, py = round(point[0]), round(point[1])
+    patch = image[max(0, py - radius):py + radius + 1, max(0, px - radius):px + radius + 1].astype(int)
+    return bool(patch.size) and bool((np.abs(patch - np.array(colour)).max(axis=-1) <= tolerance).any())
+
+
+def _shown(readout: str, pixels: bytes, reference: dict):
+    """The frame's label and C++ boxes (from the reference, not from the viewer), the image as the browser
+    showed it, and its display scale."""
+    label = re.match(r"frame \d+/\d+: (\S+) \((\d+)x(\d+)", readout)
+    assert label, readout
+    image = cv2.imdecode(np.frombuffer(pixels, np.uint8), cv2.IMREAD_COLOR)
+    scale = image.shape[1] / int(label.group(2))
+    entry = next(e for e in reference["results"] if label.group(1).endswith(e["image"]) or
+                 e["image"].endswith(label.group(1)))
+    return label.group(1), [f["bbox"] for f in entry["faces"]], image, scale
+
+
+def _check_overlay(image, boxes, scale) -> None:
+    """Every C++ box is drawn in the C++ colour with the Python box on it, on all four edges."""
+    assert boxes, "the frame has no face to check"
+    for box in boxes:
+        for point in _edge_points(box, scale):
+            assert _colour_near(image, point, to_bgr("cpp")), ("no C++ box edge at", point)
+            assert _colour_near(image, point, to_bgr("python")), ("no Python box edge at", point)
+
+
 def test_viewer_slider_changes_the_image_in_headless_chromium():
+    require_shared("reference", "cpp_mtcnn_dev.json")
     browser = load_script()
     reason = browser.missing_requirements()
     if reason:
@@ -46,3 +89,16 @@ def test_viewer_slider_changes_the_image_in_headless_chromium():
     assert before.startswith(b"\x89PNG") and after.startswith(b"\x89PNG")
     assert before != after
     assert result["changed_pixels"] > 0.2, result["changed_pixels"]  # a different frame, not a moved handle
+
+    # the overlay itself: the boxes the reference gives each frame, drawn where they belong in what the
+    # browser shows, in the C++ and the Python colours; and they move with the frame
+    reference = json.loads(DEV_REFERENCE.read_text())
+    label_1, boxes_1, image_1, scale_1 = _shown(result["readout_before"], result["pixels_before"], reference)
+    label_2, boxes_2, image_2, scale_2 = _shown(result["readout_after"], result["pixels_after"], reference)
+    assert label_1 != label_2
+    _check_overlay(image_1, boxes_1, scale_1)
+    _check_overlay(image_2, boxes_2, scale_2)
+    moved = [p for box in boxes_1 for p in _edge_points(box, scale_1)
+             if all(np.hypot(p[0] - q[0], p[1] - q[1]) > 12 for b in boxes_2 for q in _edge_points(b, scale_2))]
+    assert moved, "the two frames' boxes are in the same places: pick frames whose faces differ"
+    assert not all(_colour_near(image_2, p, to_bgr("cpp"), radius=1, tolerance=20) for p in moved)
