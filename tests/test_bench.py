@@ -86,7 +86,7 @@ def test_times_ratios_and_summaries_are_exact_on_a_fake_clock(images):
     assert ratio["median_of_frame_ratios"] == pytest.approx(3.0)
     assert f["stages"]["stage_ms"] == pytest.approx({"pnet": 3.0, "rnet": 9.0})
     assert f["stages"]["stage_share"] == pytest.approx({"pnet": 0.25, "rnet": 0.75})
-    assert f["memory"]["tracemalloc_peak_mb"] >= 0
+    assert f["memory"]["tracemalloc_peak_mb"] > 0  # the fake detector allocates; tracemalloc must see it
     assert f["parity"] is None and f["info"] == {"fake": True}
 
 
@@ -139,9 +139,9 @@ def test_boxes_result_reads_detections_and_pymtcnn_tuples():
     assert len(as_boxes_result(d)) == 0
     r = as_boxes_result((np.array([[1.0, 2, 3, 4]]), np.zeros((1, 5, 2))))
     assert r.boxes.shape == (1, 4) and np.isnan(r.confidences).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1 boxes but 2 confidences"):
         BoxesResult.of([[1, 2, 3, 4]], [0.5, 0.6])
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="cannot read boxes from a int"):
         as_boxes_result(42)
 
 

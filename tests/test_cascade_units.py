@@ -200,3 +200,49 @@ def test_pyramid_level_is_rgb_normalised():
     [(scale, level)] = pyramid_levels(image)  # one level: 60 px at scale 0.2 -> 12x12
     assert scale == pytest.approx(0.2) and level.shape == (3, 12, 12)
     np.testing.assert_array_equal(level[:, 5, 5], [_normalised(255), _normalised(128), _normalised(0)])
+
+
+# ---------------------------------------------------------------------------------------------
+# CascadeParams: OpenFace's defaults and the one-line errors at each bound
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cascade_params_defaults_are_openfaces():
+    from mtcnn_lab.params import FACE_CELL, OPENFACE_CORRECTION, CascadeParams
+
+    p = CascadeParams()
+    assert (p.min_face, p.factor, p.thresholds) == (60.0, 0.709, (0.6, 0.7, 0.7))
+    assert (p.nms_per_scale, p.nms_pyramid, p.nms_rnet, p.nms_onet) == (0.5, 0.7, 0.7, 0.7)
+    assert p.correction == OPENFACE_CORRECTION == (-0.0075, 0.2459, 1.0323, 0.7751) and FACE_CELL == 12
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("min_face", 11.9, r"min_face must be at least 12 px \(PNet's cell\), not 11.9"),
+    ("min_face", float("nan"), "min_face must be at least 12 px"),
+    ("factor", 0.0, r"factor must be between 0 and 1 \(exclusive\), not 0.0"),
+    ("factor", 1.0, r"factor must be between 0 and 1 \(exclusive\), not 1.0"),
+    ("thresholds", (0.6, 0.7), r"thresholds must be three values in \[0, 1\], not \(0.6, 0.7\)"),
+    ("thresholds", (0.6, 0.7, 1.01), "thresholds must be three values"),
+    ("thresholds", (-0.01, 0.7, 0.7), "thresholds must be three values"),
+    ("nms_per_scale", 1.01, r"nms_per_scale must be in \[0, 1\], not 1.01"),
+    ("nms_pyramid", -0.1, "nms_pyramid must be in"),
+    ("nms_rnet", 2.0, "nms_rnet must be in"),
+    ("nms_onet", -1.0, "nms_onet must be in"),
+    ("correction", (0, 0, 1), "correction must have 4 coefficients, not"),
+])
+def test_cascade_params_refuse_out_of_range_values(field, value, message):
+    from mtcnn_lab.errors import ParameterError
+    from mtcnn_lab.params import CascadeParams
+
+    with pytest.raises(ParameterError, match=message):
+        CascadeParams(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("min_face", 12.0), ("factor", 0.5), ("thresholds", (0.0, 1.0, 0.5)), ("nms_per_scale", 0.0),
+    ("nms_pyramid", 1.0), ("nms_rnet", 0.0), ("nms_onet", 1.0), ("correction", (0, 0, 1, 1)),
+])
+def test_cascade_params_accept_the_bounds(field, value):
+    from mtcnn_lab.params import CascadeParams
+
+    assert getattr(CascadeParams(**{field: value}), field) == value

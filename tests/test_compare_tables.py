@@ -39,7 +39,7 @@ def test_box_deltas_centre_and_size():
     # centres (5, 5) vs (5, 5): a box that grows symmetrically has no centre offset
     np.testing.assert_allclose(d[1], [0, 0, 2, 4])
     np.testing.assert_allclose(box_deltas([3, 4, 10, 10], [0, 0, 10, 10]), [[3, 4, 0, 0]])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="box_deltas needs as many boxes on both sides, got 2 and 1"):
         box_deltas(a, b[:1])
 
 

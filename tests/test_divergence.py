@@ -125,7 +125,7 @@ def test_signature_definitions():
     assert sig["corr"][0] == pytest.approx(1.0) and sig["corr"][1] == pytest.approx(-1.0)
     assert sig["corr_diff"][1] == pytest.approx(-1.0) and math.isnan(sig["corr_diff"][0])
     assert sig["max_abs"] == pytest.approx(2 * np.abs(truth[1]).max())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="shapes differ"):
         divergence_signature(ours[:, 1:], truth)
 
 

@@ -117,9 +117,9 @@ def test_save_figure_returns_paths_and_replaces(tmp_path):
     again = save_figure(fig, "line", tmp_path / "out", formats=("pdf",))
     assert set(again) == {"pdf"} and again["pdf"].read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["line.pdf", "line.png"]  # no temp files
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="figure name must be a plain file stem, not '../escape'"):
         save_figure(fig, "../escape", tmp_path)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="format must be 'png' or 'pdf', not 'jpg'"):
         save_figure(fig, "x", tmp_path, formats=("jpg",))
     plt.close(fig)
 

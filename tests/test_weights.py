@@ -541,7 +541,7 @@ def test_path_errors_name_the_path(tmp_path):
 
 
 def test_path_with_nul_byte_is_a_weights_error():
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError, match="cannot read .embedded null byte.; check the path"):
         read_dat("PNet\0.dat", "pnet")
 
 

@@ -144,9 +144,9 @@ def test_dom_classes_and_validation(viewer):
     assert "mtcnn-viewer" in viewer.widget._dom_classes
     assert viewer.slider.max == 2
     frames = [("a", np.zeros((10, 10, 3), np.uint8))]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="backend 'numpy' has 0 results for 1 frames"):
         FrameViewer(frames, {"numpy": []})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs the results of at least one backend"):
         FrameViewer(frames, {})
     with pytest.raises(ValueError):
         FrameViewer(frames, {"numpy": [Detections.empty()]}, cpp=[[], []])
