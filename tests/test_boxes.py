@@ -202,3 +202,37 @@ def test_iou_of_empty_boxes_is_zero_not_nan():
 def test_nms_rejects_an_unknown_mode_by_name():
     with pytest.raises(ValueError, match="nms mode must be 'union' or 'min', not 'max'"):
         nms(np.zeros((1, 4), np.float32), np.ones(1, np.float32), 0.5, mode="max")
+
+
+def test_nms_orders_float64_scores_as_float32():
+    """Scores are compared in float32: two float64 scores equal in float32 tie, and the later box wins."""
+    boxes = np.array([[0, 0, 10, 10], [50, 50, 10, 10]], np.float32)  # far apart: both kept, in pick order
+    assert nms(boxes, np.array([0.70000001, 0.7]), 0.5).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.int64, np.float32])
+def test_nms_takes_any_box_dtype(dtype):
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 10, 10], [40, 40, 5, 5]]).astype(dtype)
+    assert nms(boxes, np.array([0.9, 0.8, 0.7], np.float32), 0.5).tolist() == [0, 2]
+
+
+def test_regression_offsets_are_float32_whatever_their_dtype():
+    boxes = np.array([[10, 20, 30, 40]], np.float32)
+    reg = np.array([[0.1000000001, -0.3333333333, 0.2, 0.0500000001]])
+    np.testing.assert_array_equal(apply_regression(boxes, reg, False),
+                                  apply_regression(boxes, reg.astype(np.float32), False))
+    assert not np.array_equal(apply_regression(boxes, reg, False)[0, 1],
+                              np.float32(20 + reg[0, 1] * 40))  # float64 maths would give another float32
+
+
+def test_correction_of_float64_boxes_stores_them_as_float32_first():
+    boxes = np.array([[100.00000001, 200.0000001, 50.000000001, 80.0000000001]])
+    np.testing.assert_array_equal(openface_correction(boxes), openface_correction(boxes.astype(np.float32)))
+    assert openface_correction(boxes).dtype == np.float32 and openface_correction(boxes).shape == (1, 4)
+
+
+def test_square_boxes_round_the_centred_corner_to_float32_before_truncating():
+    # x + 0.5 (w - side) = 19.99999985 in double, 20.0 once stored as float32 as OpenFace stores it: x = 20
+    boxes = np.array([[20.0, 0.0, 3.4517624, 3.4517627]], np.float32)
+    assert square_boxes(boxes)[0, 0] == 20
+    assert square_boxes(boxes[:, [1, 0, 3, 2]])[0, 1] == 20  # the same for y

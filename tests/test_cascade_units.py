@@ -246,3 +246,43 @@ def test_cascade_params_accept_the_bounds(field, value):
     from mtcnn_lab.params import CascadeParams
 
     assert getattr(CascadeParams(**{field: value}), field) == value
+
+
+def test_pyramid_levels_follow_the_factor():
+    from mtcnn_lab.cascade.pyramid import pyramid_levels
+
+    image = np.zeros((480, 640, 3), np.uint8)
+    # 96, 48, 24 and 12 px on the short side: floor(ln(60/480) / ln(0.5)) + 1 = 4 levels
+    assert [s for s, _ in pyramid_levels(image, factor=0.5)] == pyramid_scales(480, 640, factor=0.5) == [
+        0.2, 0.1, 0.05, 0.025]
+
+
+def test_a_frame_smaller_than_the_minimum_face_has_no_level():
+    # between min_face * factor (42.54 px) and min_face (60 px) OpenFace's formula gives no level either
+    assert pyramid_scales(50, 1000) == [] and pyramid_scales(59, 59) == []
+
+
+def test_proposals_take_float64_maps_as_float32():
+    prob = np.array([[0.60000001]])  # below float32's 0.6 in double, equal to it in float32: kept
+    boxes, scores, regs = pnet_proposals(prob, np.full((4, 1, 1), 0.1), scale=1.0, threshold=0.6)
+    assert len(boxes) == 1 and scores.dtype == np.float32 and regs.dtype == np.float32
+    np.testing.assert_array_equal(regs, np.full((1, 4), np.float32(0.1)))
+
+
+def test_crops_are_float32_and_the_same_with_a_pool_and_float_boxes():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mtcnn_lab.cascade.crops import SPLIT_MIN
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    boxes = np.column_stack([rng.integers(-5, 50, 2 * SPLIT_MIN + 1), rng.integers(-5, 50, 2 * SPLIT_MIN + 1),
+                             rng.integers(1, 30, 2 * SPLIT_MIN + 1)])[:, [0, 1, 2, 2]]
+    alone = crop_boxes(image, boxes, 24)
+    assert alone.dtype == np.float32 and alone.shape == (2 * SPLIT_MIN + 1, 3, 24, 24)
+    for k in (0, SPLIT_MIN, 2 * SPLIT_MIN):  # each box on its own gives its crop: the split loses none
+        np.testing.assert_array_equal(alone[k], crop_boxes(image, boxes[k:k + 1], 24)[0])
+    with ThreadPoolExecutor(1) as pool:
+        np.testing.assert_array_equal(crop_boxes(image, boxes, 24, pool), alone)
+        np.testing.assert_array_equal(crop_boxes(image, boxes[:SPLIT_MIN], 24, pool), alone[:SPLIT_MIN])
+    np.testing.assert_array_equal(crop_boxes(image, boxes.astype(np.float32), 24), alone)

@@ -70,9 +70,17 @@ def test_clockwise_rotation_of_each_rule(rotation, angle, expected):
 
 
 def test_unknown_profile_is_a_one_line_error_naming_the_choices():
-    with pytest.raises(ParameterError, match=r"unknown decode profile .opencv-9.; choose one of opencv-4\.6, "):
+    with pytest.raises(ParameterError) as info:
         get_profile("opencv-9")
-    assert get_profile(None).name == "opencv-4.6"
+    assert str(info.value) == ("unknown decode profile 'opencv-9'; choose one of opencv-4.6, opencv-4.0, opencv-4.5, "
+                               "opencv-4.13, opencv-python, upright (`mtcnn-lab probe VIDEO` shows how they differ "
+                               "on a file)")
+    assert get_profile(None).name == "opencv-4.6" and get_profile(PROFILES["upright"]) is PROFILES["upright"]
+
+
+def test_opencv_python_rotation_is_opencvs_own():
+    with pytest.raises(ParameterError, match="profile opencv-python reads through OpenCV, which applies its own"):
+        clockwise_rotation(PROFILES["opencv-python"], -90)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import struct
 import tracemalloc
 from pathlib import Path
@@ -690,3 +691,74 @@ def test_malformed_records_fail():
     assert must_fail(i32(1, 0, 0, 2) + f32([0, 0]), "x")
     assert must_fail(i32(1, 1, 2, 2, 0, 2), "x")
     assert must_fail(i32(1, 1, 2, -2, 2, 2), "x")
+
+
+def _record_fields(spec) -> list[tuple[int, str]]:
+    """Where each header field of a .dat file starts and what OpenFace's format calls it, walked from the
+    format (module docstring of mtcnn_lab.weights.dat) independently of the reader."""
+    from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, PReLU
+
+    fields, pos = [(0, "layer count")], 4
+
+    def matrix(name, rows, cols):
+        nonlocal pos
+        fields.extend([(pos, f"{name} rows"), (pos + 4, f"{name} cols"), (pos + 8, f"{name} type"), (pos + 12, name)])
+        pos += 12 + 4 * rows * cols
+
+    for i, layer in enumerate(spec.layers):
+        fields.append((pos, f"layer {i} type"))
+        pos += 4
+        if isinstance(layer, Conv):
+            n_out, n_in, kh, kw = layer.weight.shape
+            fields += [(pos, f"layer {i} input maps"), (pos + 4, f"layer {i} output maps"),
+                       (pos + 8, f"layer {i} biases")]
+            pos += 8 + 4 * n_out
+            for k in range(n_in * n_out):
+                matrix(f"layer {i} kernel {k}", kh, kw)
+        elif isinstance(layer, MaxPool):
+            for n in ("kx", "ky", "sx", "sy"):
+                fields.append((pos, f"layer {i} pool {n}"))
+                pos += 4
+        elif isinstance(layer, FC):
+            matrix(f"layer {i} bias", len(layer.bias), 1)
+            matrix(f"layer {i} weight", layer.weight.shape[1], layer.weight.shape[0])
+        elif isinstance(layer, PReLU):
+            matrix(f"layer {i} slopes", len(layer.slopes), 1)
+    return fields
+
+
+@pytest.mark.parametrize("net", ["pnet", "rnet", "onet"])
+def test_a_file_cut_at_any_field_names_that_field_and_its_byte(net):
+    data = valid_bytes(net)
+    fields = _record_fields(bundled()[net] if isinstance(bundled(), dict) else getattr(bundled(), net))
+    assert fields[-1][0] < len(data)
+    checked = 0
+    for offset, field in fields:
+        if " kernel " not in field or re.search(r" kernel [01]( |$)", field):  # the first two kernels of a layer
+            with pytest.raises(WeightsError) as info:
+                read_dat(data[:offset], net)
+            message = str(info.value)
+            assert f"(file ends inside {field} at byte {offset}); re-download it with `mtcnn-lab models " \
+                   "--accept-license` or use weights='zhang2016'" in message, (offset, message)
+            checked += 1
+    assert checked >= 10
+
+
+def test_an_unreadable_path_says_why_in_words(tmp_path):
+    with pytest.raises(WeightsError, match=r": cannot read \(Is a directory\); check the path$"):
+        read_dat(tmp_path, "pnet")
+
+
+def test_a_layer_count_out_of_range_names_it():
+    import struct
+
+    with pytest.raises(WeightsError, match=r"layer count = 0, expected 1\.\.64 at byte 4"):
+        read_dat(struct.pack("<i", 0), "pnet")
+
+
+def test_an_fc_bias_with_two_columns_is_refused():
+    import struct
+
+    data = struct.pack("<iiii", 1, 2, 2, 2) + struct.pack("<i", 5) + bytes(16)  # 1 layer: FC, bias 2x2
+    with pytest.raises(WeightsError, match="layer 0 bias is 2x2, expected 1 column"):
+        read_dat(data, "pnet")

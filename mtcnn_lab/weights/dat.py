@@ -57,14 +57,14 @@ class _Reader:
             raise self.fail(f"non-finite value in {what}")
         return values
 
-    def matrix(self, what: str, rows: int | None = None, cols: int | None = None) -> np.ndarray:
+    def matrix(self, what: str, cols: int | None = None) -> np.ndarray:
         r = self.count(f"{what} rows")
         c = self.count(f"{what} cols")
         cv_type = self.int32(f"{what} type")
         if cv_type != CV_32F:
             raise self.fail(f"{what} has OpenCV type {cv_type}, expected {CV_32F} (CV_32F)")
-        if (rows is not None and r != rows) or (cols is not None and c != cols):
-            raise self.fail(f"{what} is {r}x{c}, expected {rows}x{cols}")
+        if cols is not None and c != cols:
+            raise self.fail(f"{what} is {r}x{c}, expected {cols} column(s)")
         return self.floats(r * c, what).reshape(r, c)
 
 
