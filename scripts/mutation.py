@@ -151,6 +151,12 @@ def main() -> int:
         row["unexplained"] = len(lost) - row["equivalent"]
         row["score_without_equivalent"] = (row["killed"] / (row["mutants"] - row["equivalent"])
                                            if row["mutants"] > row["equivalent"] else None)
+    previous = args.out / "mutation.json"
+    if args.module and previous.exists():  # keep the other modules' rows of the last full run
+        old = json.loads(previous.read_text())
+        rows = [r for r in old["rows"] if r["module"] not in args.module] + rows
+        survivors = [s for s in old["meta"]["survivors"] if s["module"] not in args.module] + survivors
+        rows.sort(key=lambda r: list(TARGETS).index(r["module"]))
     total = sum(r["mutants"] for r in rows)
     killed = sum(r["killed"] for r in rows)
     save_table(rows, "mutation", args.out, meta={

@@ -31,24 +31,24 @@ def _ci_forbids(report) -> str | None:
     return None if any(allowed in reason for allowed in CI_ALLOWED_SKIPS) else reason
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
+def _fail_in_ci(report, what: str) -> None:
+    """Turn ``report`` into a failure when it is a skip CI must not accept."""
     reason = _ci_forbids(report)
     if reason is not None:
         report.outcome = "failed"
-        report.longrepr = f"in CI a test must not skip (its evidence is missing): {reason}"
+        report.longrepr = f"in CI {what} must not skip (its evidence is missing): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_in_ci(outcome.get_result(), "a test")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
     outcome = yield
-    report = outcome.get_result()
-    reason = _ci_forbids(report)
-    if reason is not None:
-        report.outcome = "failed"
-        report.longrepr = f"in CI a test module must not skip (its evidence is missing): {reason}"
+    _fail_in_ci(outcome.get_result(), "a test module")
 
 
 def pytest_terminal_summary(terminalreporter):

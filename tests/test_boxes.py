@@ -236,3 +236,9 @@ def test_square_boxes_round_the_centred_corner_to_float32_before_truncating():
     boxes = np.array([[20.0, 0.0, 3.4517624, 3.4517627]], np.float32)
     assert square_boxes(boxes)[0, 0] == 20
     assert square_boxes(boxes[:, [1, 0, 3, 2]])[0, 1] == 20  # the same for y
+
+
+def test_correction_rounds_float64_boxes_to_float32_before_the_double_maths():
+    rng = np.random.default_rng(3)
+    boxes = rng.uniform(0, 500, (500, 4))  # float64 values float32 cannot hold exactly
+    np.testing.assert_array_equal(openface_correction(boxes), openface_correction(boxes.astype(np.float32)))

@@ -286,3 +286,10 @@ def test_crops_are_float32_and_the_same_with_a_pool_and_float_boxes():
         np.testing.assert_array_equal(crop_boxes(image, boxes, 24, pool), alone)
         np.testing.assert_array_equal(crop_boxes(image, boxes[:SPLIT_MIN], 24, pool), alone[:SPLIT_MIN])
     np.testing.assert_array_equal(crop_boxes(image, boxes.astype(np.float32), 24), alone)
+
+
+def test_crops_of_fractional_boxes_are_those_of_their_integer_parts():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    boxes = np.array([[10, 12, 20, 20], [3, 40, 15, 15]])
+    np.testing.assert_array_equal(crop_boxes(image, boxes + 0.4, 24), crop_boxes(image, boxes, 24))

@@ -762,3 +762,10 @@ def test_an_fc_bias_with_two_columns_is_refused():
     data = struct.pack("<iiii", 1, 2, 2, 2) + struct.pack("<i", 5) + bytes(16)  # 1 layer: FC, bias 2x2
     with pytest.raises(WeightsError, match="layer 0 bias is 2x2, expected 1 column"):
         read_dat(data, "pnet")
+
+
+def test_a_missing_file_names_the_fix(tmp_path):
+    with pytest.raises(WeightsError) as info:
+        read_dat(tmp_path / "PNet.dat", "pnet")
+    assert str(info.value) == (f"{tmp_path / 'PNet.dat'}: file not found; run `mtcnn-lab models --accept-license` "
+                               "or use weights='zhang2016'")
