@@ -38,6 +38,7 @@ baseline = "upright"  # the profile the others are compared with
 profiles = None  # decode profiles to run (None: all), e.g. -p profiles '["opencv-4.6", "upright"]'
 
 # %%
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -61,6 +62,7 @@ clip = phone_clip(dataset.root, work / "portrait_h264_rot-90.mp4", n_frames, dis
 detector = MTCNN(backend=backend, weights=weights)
 chosen = list(dict.fromkeys([*(PROFILE_NAMES if profiles is None else profiles), baseline]))
 runs = detect_each_profile(detector, clip, chosen, every=every)
+shutil.rmtree(work)  # the clip is made of OpenFace's samples: it is not kept
 print(f"{clip.name}: {n_frames} frames, backend {detector.backend.name}")
 
 # %% [markdown]
@@ -79,7 +81,7 @@ rows = compare_profiles_table(runs, baseline)
 save_table(rows, "07_decode_profiles", results / "tables",
            meta={"clip": clip.name, "frames": n_frames, "every": every, "baseline": baseline,
                  "backend": detector.backend.name, "weights": weights, "quick": quick,
-                 "decoding": {name: run.record for name, run in runs.items()}})
+                 "decoding": {name: {**run.record, "path": clip.name} for name, run in runs.items()}})
 display(Markdown("| profile | picture | faces / baseline | frames same count | matched | IoU mean | IoU min "
                  "| max \\|Δ\\| px |\n|" + "---|" * 8 + "\n" + "\n".join(
     f"| {r['profile']} | {r['picture']} | {r['faces']} / {r['baseline_faces']} | {r['frames_same_count']}/"
