@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mtcnn_lab.lab.bench_clips import encode_video
 from mtcnn_lab.lab.debian_opencv import debian_opencv_version
 
 #: Saturated colour patches (BGR) of the test picture, 48 px squares: their flat centres give
@@ -49,31 +49,10 @@ def write_clip(path: Path, codec: str = "libx264", width: int = 192, height: int
                pts: list[int] | None = None, gop: int = 4) -> Path:
     """Encode the test picture: ``width``×``height`` as displayed; tags as FFmpeg codes (1: BT.709;
     range 1: limited, 2: full); ``pts`` in 1/30 s (default one frame each 1/30 s)."""
-    pts = list(range(frames)) if pts is None else pts
-    out = av.open(str(path), "w")
-    stream = out.add_stream(codec, rate=30)
-    stream.pix_fmt = pix_fmt
-    stored = stored_picture(upright_picture(0, width, height), display_rotation)
-    stream.height, stream.width = stored.shape[:2]
-    cc = stream.codec_context
-    cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = primaries, transfer, matrix, colour_range
-    cc.gop_size = gop
-    cc.options = {"x265-params": f"log-level=error:keyint={gop}"} if codec == "libx265" else {"g": str(gop)}
-    if display_rotation is not None:
-        stream.set_display_rotation(display_rotation)
-    for k, t in enumerate(pts):
-        frame = av.VideoFrame.from_ndarray(stored_picture(upright_picture(k, width, height), display_rotation),
-                                           format="bgr24")
-        frame = frame.reformat(format=pix_fmt, dst_colorspace=matrix if matrix in (1, 5, 9) else 5,
-                               dst_color_range=colour_range)
-        frame.pts = t
-        frame.time_base = Fraction(1, 30)
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode():
-        out.mux(packet)
-    out.close()
-    return path
+    n = frames if pts is None else len(pts)
+    stored = (stored_picture(upright_picture(k, width, height), display_rotation) for k in range(n))
+    return encode_video(path, stored, codec, pix_fmt, (matrix, primaries, transfer, colour_range),
+                        display_rotation, pts, gop)
 
 
 def damage_packets(path: Path, packets: range, seed: int = 0) -> Path:

@@ -8,7 +8,8 @@ through PyAV (:func:`phone_clip`: BT.709 or HLG tags, a display matrix, 10-bit).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -47,36 +48,54 @@ PHONE_CLIPS = {
 }
 
 
-def phone_clip(samples: Path, out: Path, frames: int, codec: str = "libx264", pix_fmt: str = "yuv420p",
-               hlg: bool = False, display_rotation: int | None = None) -> Path:
-    """The portrait frames as a phone writes them: H.264 or HEVC, tagged BT.709 (or BT.2020 HLG with
-    ``hlg``), limited range, 30 fps; with ``display_rotation=-90`` stored 1920x1080 with a -90 degree
-    display matrix (how phones store portrait video), so that only a decoder applying it shows them upright."""
+def encode_video(out: Path, frames: Iterable[np.ndarray], codec: str = "libx264", pix_fmt: str = "yuv420p",
+                 tags: tuple[int, int, int, int] = (1, 1, 1, 1), display_rotation: int | None = None,
+                 pts: Sequence[int] | None = None, gop: int | None = None) -> Path:
+    """Encode BGR frames (as stored, all one size) with PyAV at 30 fps, as a phone writes them.
+
+    ``tags``: FFmpeg's codes of the colour matrix, primaries, transfer and range (1, 1, 1, 1: BT.709,
+    limited range; 9, 9, 18, 1: BT.2020 HLG); the YUV is made with that matrix (BT.601 for any other code).
+    ``display_rotation``: a display matrix of that many degrees (FFmpeg's counter-clockwise convention).
+    ``pts``: presentation times in 1/30 s (default one frame each 1/30 s); ``gop``: keyframe interval.
+    """
     import av
 
-    matrix, primaries, transfer = (9, 9, 18) if hlg else (1, 1, 1)
+    matrix, primaries, transfer, colour_range = tags
     container = av.open(str(out), "w")
     stream = container.add_stream(codec, rate=30)
     stream.pix_fmt = pix_fmt
-    stream.width, stream.height = (1080, 1920) if display_rotation is None else (1920, 1080)
     cc = stream.codec_context
-    cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = matrix, primaries, transfer, 1
-    if codec == "libx265":
-        cc.options = {"x265-params": "log-level=error"}
+    cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = matrix, primaries, transfer, colour_range
+    x265 = "log-level=error" + ("" if gop is None else f":keyint={gop}")
+    if gop is not None:
+        cc.gop_size = gop
+    cc.options = {"x265-params": x265} if codec == "libx265" else ({} if gop is None else {"g": str(gop)})
     if display_rotation is not None:
         stream.set_display_rotation(display_rotation)
-    for k, canvas in enumerate(_portrait_frames(samples, frames)):
-        if display_rotation == -90:
-            canvas = cv2.rotate(canvas, cv2.ROTATE_90_COUNTERCLOCKWISE)  # a 90 degree clockwise turn shows it
-        frame = av.VideoFrame.from_ndarray(canvas, format="bgr24").reformat(
-            format=pix_fmt, dst_colorspace=matrix, dst_color_range=1)
-        frame.pts = k
+    for k, bgr in enumerate(frames):
+        if k == 0:
+            stream.height, stream.width = bgr.shape[:2]
+        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(
+            format=pix_fmt, dst_colorspace=matrix if matrix in (1, 5, 9) else 5, dst_color_range=colour_range)
+        frame.pts = k if pts is None else pts[k]
+        frame.time_base = Fraction(1, 30)
         for packet in stream.encode(frame):
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
     container.close()
     return out
+
+
+def phone_clip(samples: Path, out: Path, frames: int, codec: str = "libx264", pix_fmt: str = "yuv420p",
+               hlg: bool = False, display_rotation: int | None = None) -> Path:
+    """The portrait frames as a phone writes them (:func:`encode_video`): H.264 or HEVC, tagged BT.709 (or
+    BT.2020 HLG with ``hlg``), limited range, 30 fps; with ``display_rotation=-90`` stored 1920x1080 with a
+    -90 degree display matrix (how phones store portrait video), so that only a decoder applying it shows
+    them upright."""
+    stored = (cv2.rotate(canvas, cv2.ROTATE_90_COUNTERCLOCKWISE) if display_rotation == -90 else canvas
+              for canvas in _portrait_frames(samples, frames))  # a 90 degree clockwise turn shows them
+    return encode_video(out, stored, codec, pix_fmt, (9, 9, 18, 1) if hlg else (1, 1, 1, 1), display_rotation)
 
 
 def phone_clips(samples: Path, out_dir: Path, frames: int) -> dict[str, Path]:
