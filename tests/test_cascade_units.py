@@ -192,6 +192,32 @@ def test_pyramid_levels_of_a_640x480_frame():
     assert len(pyramid_levels(image, min_face=120)) == len(pyramid_scales(480, 640, 120))
 
 
+class RecordingPool:
+    """An executor that runs what it is given at once and records how many levels each task resized."""
+
+    def __init__(self):
+        self.tasks: list[int] = []
+
+    def submit(self, fn, image, plan):
+        from concurrent.futures import Future
+
+        self.tasks.append(len(plan))
+        future = Future()
+        future.set_result(fn(image, plan))
+        return future
+
+
+@pytest.mark.parametrize(("size", "offloaded"), [(60, []), (85, [1]), (480, [6])])
+def test_the_pool_resizes_every_level_after_the_first(size, offloaded):
+    from mtcnn_lab.cascade.pyramid import pyramid_levels
+
+    image = np.full((size, size, 3), 77, np.uint8)  # 1, 2 and 7 levels (see the level counts above)
+    pool = RecordingPool()
+    levels = pyramid_levels(image, pool=pool)
+    assert pool.tasks == offloaded and len(levels) == 1 + sum(offloaded)
+    assert [s for s, _ in levels] == pyramid_scales(size, size)
+
+
 def test_pyramid_level_is_rgb_normalised():
     from mtcnn_lab.cascade.pyramid import pyramid_levels
 

@@ -23,10 +23,13 @@ def pyramid_levels(image: np.ndarray, min_face: float = CascadeParams.min_face, 
     this thread resizes the first: about as much work, as each level has half the pixels of the one before.
     """
     height, width = image.shape[:2]
-    scales = pyramid_scales(height, width, min_face, factor)
-    sizes = [level_size(height, width, scale) for scale in scales]
-    if pool is None or len(sizes) < 2:
-        return [(scale, resized_input(image, size)) for scale, size in zip(scales, sizes, strict=True)]
-    rest = pool.submit(lambda: [resized_input(image, size) for size in sizes[1:]])
-    first = resized_input(image, sizes[0])
-    return list(zip(scales, [first, *rest.result()], strict=True))
+    plan = [(scale, level_size(height, width, scale)) for scale in pyramid_scales(height, width, min_face, factor)]
+    if pool is None or len(plan) < 2:
+        return _resized(image, plan)
+    rest = pool.submit(_resized, image, plan[1:])
+    return _resized(image, plan[:1]) + rest.result()
+
+
+def _resized(image: np.ndarray, plan: list[tuple[float, tuple[int, int]]]) -> list[tuple[float, np.ndarray]]:
+    """``(scale, level)`` for each ``(scale, (h, w))`` of ``plan``."""
+    return [(scale, resized_input(image, size)) for scale, size in plan]

@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the numbered notebooks headless into results/ and print what each wrote."""
     import time
 
+    from mtcnn_lab.lab.readme_figures import update_readme
     from mtcnn_lab.lab.workbench import parse_value, run_notebooks
 
     root = Path(args.root)
@@ -34,4 +35,8 @@ def run(args: argparse.Namespace) -> int:
         for path in run.written:
             print(f"    {path.relative_to(results.parent) if path.is_relative_to(results.parent) else path}")
     print(f"{len(runs)} notebooks in {time.perf_counter() - start:.0f} s; results in {results}")
+    readme = root / "README.md"
+    if not args.quick and not args.only and not parameters and results == root / "results" and readme.is_file():
+        changed = update_readme(readme, results / "tables")
+        print(f"{readme}: accuracy figures {'rewritten' if changed else 'unchanged'} from {results / 'tables'}")
     return 0
