@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create ./.venv-bench: mtcnn-lab with its ONNX and torch extras plus pymtcnn 1.2.0 (ONNX backend),
+# Create ./.venv-bench: mtcnn-lab with its ONNX and torch extras plus pymtcnn 1.2.0 (ONNX backend) and
+# pyclnf 0.4.1 (scripts/pyclnf_detection_path.py, tests/test_compat_pymtcnn.py compare with them),
 # and a writable OpenFace model cache into which pymtcnn converts its ONNX models (2.2.0/derived/).
 #
 #   benchmarks/setup_bench_env.sh            set up (safe to rerun: a stamp file skips what is done)
@@ -19,6 +20,7 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv-bench
 PY=$VENV/bin/python
 PYMTCNN_SPEC='pymtcnn[onnx]==1.2.0'
+PYCLNF_SPEC='pyclnf==0.4.1'
 SHARED_MODELS=../shared/OpenFaceModels
 
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
@@ -29,13 +31,14 @@ fi
 
 # ---- 1. packages -----------------------------------------------------------------------------
 stamp=$VENV/.bench-installed
-want=$( (sha256sum pyproject.toml; echo "$PYMTCNN_SPEC"; sha256sum "$0") | sha256sum | cut -d' ' -f1)
+want=$( (sha256sum pyproject.toml; echo "$PYMTCNN_SPEC $PYCLNF_SPEC"; sha256sum "$0") | sha256sum | cut -d' ' -f1)
 if [ "${FORCE:-0}" = 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setting up $VENV (one time; a few minutes)..." >&2
   "$PY" -m pip install --quiet --upgrade pip
   # torch is pinned (torch==2.13.0 in pyproject.toml); the CPU wheel is used where pip can find it
   "$PY" -m pip install --quiet -e ".[onnx,openvino,torch]"
-  "$PY" -m pip install --quiet "$PYMTCNN_SPEC" pytest  # pytest: tests/test_bench.py's pymtcnn smoke test
+  # pytest: tests/test_bench.py's pymtcnn smoke test and tests/test_compat_pymtcnn.py's comparison
+  "$PY" -m pip install --quiet "$PYMTCNN_SPEC" "$PYCLNF_SPEC" pytest
   # pymtcnn depends on opencv-python, mtcnn-lab on opencv-python-headless: both install the same
   # cv2/ package folder, so whichever is installed last owns the files and uninstalling either one
   # would break cv2 for the other. Reinstalling the headless build (same version as before) last

@@ -10,7 +10,9 @@ Guarantees:
 * **One result file per item**, ``OUT/<relative path with / as __>.json`` in the
   ``detect --json`` schema, written atomically (never half-written). It holds no
   timings, host names or worker ids, so a run on 1 worker and a run on N workers give byte-identical
-  files. Timings and errors go to ``OUT/summary.json`` and ``OUT/summary.csv``.
+  files. Beside it, ``OUT/<name>.csv`` (:func:`csv_name`) has one row per face and per frame without faces
+  (:mod:`mtcnn_lab.io.face_table`), written before the result file that marks the item complete.
+  Timings and errors go to ``OUT/summary.json`` and ``OUT/summary.csv``.
 * **Resume**: an item whose result file exists (and was made with the same ``every`` and decode
   profile) is skipped. While a video is processed its per-frame results are appended to a hidden JSON
   Lines file ``OUT/.<name>.<profile>.frames.jsonl``; a task retried after its worker died resumes from it.
@@ -47,7 +49,7 @@ from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["find_corpus", "is_complete", "output_name", "process_video", "run_corpus"]
+__all__ = ["csv_name", "find_corpus", "is_complete", "output_name", "process_video", "run_corpus"]
 
 PathLike = str | os.PathLike[str]
 
@@ -105,6 +107,11 @@ def output_name(item: PathLike, root: PathLike | None = None) -> str:
             rel = item.resolve().relative_to(Path(root).resolve()).as_posix()
     rel = rel if rel not in ("", ".") else (Path(item).resolve().name or "root")
     return rel.replace("/", "__") + ".json"
+
+
+def csv_name(name: str) -> str:
+    """The per-frame face table beside result file ``name`` (``clips__a.avi.json`` -> ``clips__a.avi.csv``)."""
+    return name.removesuffix(".json") + ".csv"
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,6 +174,7 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     from mtcnn_lab.io.decode.profiles import get_profile
     from mtcnn_lab.io.decode.record import decode_record
     from mtcnn_lab.io.entries import result_meta
+    from mtcnn_lab.io.face_table import write_face_csv
     from mtcnn_lab.video.stream import detect_video
 
     start = time.perf_counter()
@@ -202,6 +210,8 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
         meta = result_meta(detector, item=str(path), every=every, decode=decode)
         if not path.is_dir():
             meta["decoding"] = {**decode_record(path, decode), "frames": len(results)}
+        write_face_csv(results, out_dir / csv_name(name), {str(path): meta.get("decoding", {}).get("fps")},
+                       overwrite=True)
         write_json(out_dir / name, {"meta": meta, "results": results}, overwrite=True)
     except MtcnnLabError as err:  # an unusable input: nothing to resume
         jsonl.unlink(missing_ok=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -148,3 +150,14 @@ def test_openvino_takes_an_empty_batch_and_refuses_to_run_once_closed(bundled_we
     backend.close()
     with pytest.raises(BackendUnavailable, match="closed"):
         backend.run_rnet(np.zeros((2, 3, 24, 24), np.float32))
+
+
+@pytest.mark.parametrize(("name", "module", "install"), [
+    ("openvino", "mtcnn_lab.backends.openvino", "pip install 'mtcnn-lab[openvino]'"),
+    ("onnx", "mtcnn_lab.backends.onnx", "pip install 'mtcnn-lab[onnx]'"),
+    ("torch", "mtcnn_lab.backends.torch", "pip install 'mtcnn-lab[torch]'"),
+])
+def test_a_missing_runtime_says_what_to_install(monkeypatch, bundled_weights, name, module, install):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if the runtime were not installed
+    with pytest.raises(BackendUnavailable, match=rf"is not installed .*; {re.escape(install)}"):
+        select.build_checked(name, bundled_weights)

@@ -14,7 +14,7 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("matplotlib")
 
 from mtcnn_lab.cli import main  # noqa: E402
-from mtcnn_lab.corpus import find_corpus, is_complete, output_name, process_video, run_corpus  # noqa: E402
+from mtcnn_lab.corpus import csv_name, find_corpus, is_complete, output_name, process_video, run_corpus  # noqa: E402
 from mtcnn_lab.lab.synthetic import make_synthetic_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,22 @@ def test_process_video_writes_result_and_reports_corrupt(tmp_path, corpus):
     assert decoding["codec"] == "mjpeg" and decoding["upright"] is True  # the corpus fixture writes MJPG clips
     bad = process_video(corpus / "corrupt00.avi", tmp_path, **SETTINGS)
     assert bad["status"] == "error" and "cannot open video" in bad["error"] and "\n" not in bad["error"]
-    assert not (tmp_path / "corrupt00.avi.json").exists()
+    assert not (tmp_path / "corrupt00.avi.json").exists() and not (tmp_path / "corrupt00.avi.csv").exists()
+
+
+def test_each_video_gets_its_face_table_beside_its_result_file(tmp_path, corpus):
+    import csv
+
+    process_video(corpus / "clip001.avi", tmp_path, **SETTINGS)
+    results = json.loads((tmp_path / "clip001.avi.json").read_text())["results"]
+    with (tmp_path / csv_name("clip001.avi.json")).open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    expected = [(str(e["frame"]), str(i), face["bbox"]) for e in results for i, face in enumerate(e["faces"])]
+    expected += [(str(e["frame"]), "", None) for e in results if not e["faces"]]
+    got = [(r["frame"], r["face"], [float(r[k]) for k in "xywh"] if r["face"] else None) for r in table]
+    assert sorted(got, key=str) == sorted(expected, key=str)
+    assert {r["path"] for r in table} == {str(corpus / "clip001.avi")} and len(table) >= 6
+    assert csv_name("clips__a.avi.json") == "clips__a.avi.csv"
 
 
 def test_image_folder_item(tmp_path):

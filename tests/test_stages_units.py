@@ -45,9 +45,11 @@ def logistic(face_minus_nonface: float) -> float:
     return 1.0 / (1.0 + math.exp(-face_minus_nonface))
 
 
-def heat_map(size: int, cells: dict[tuple[int, int], tuple[tuple[float, float], tuple[float, ...]]]) -> np.ndarray:
-    """A (6, size, size) PNet output: logits ``LOW`` everywhere but at ``cells`` {(x, y): (logits, offsets)}."""
-    heat = np.zeros((6, size, size), F32)
+def heat_map(size: int | tuple[int, int],
+             cells: dict[tuple[int, int], tuple[tuple[float, float], tuple[float, ...]]]) -> np.ndarray:
+    """A (6, h, w) PNet output (``size`` h = w, or (h, w)): logits ``LOW`` everywhere but at ``cells``
+    {(x, y): (logits, offsets)}."""
+    heat = np.zeros((6, *np.broadcast_to(size, 2)), F32)
     heat[0], heat[1] = LOW
     for (x, y), (logits, offsets) in cells.items():
         heat[0:2, y, x] = logits
@@ -75,7 +77,7 @@ class ScriptedBackend:
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:
         self.calls.append(("pnet", len(images)))
-        size = (images.shape[3] - 12) // 2 + 1
+        size = ((images.shape[2] - 12) // 2 + 1, (images.shape[3] - 12) // 2 + 1)
         return np.stack([self.pnet.get((m, images.shape[3]), heat_map(size, {})) for m in marker(images)])
 
     def run_rnet(self, crops: np.ndarray) -> np.ndarray:
@@ -145,6 +147,14 @@ def test_stage_pnet_trace_by_hand():
     assert trace["n_after_cross_scale_nms07"] == 2
 
 
+def test_the_trace_gives_width_then_height():
+    # 96 x 128 (h x w): levels 24 x 32, 18 x 23, 13 x 17; heat maps (h - 12) // 2 + 1 by (w - 12) // 2 + 1
+    trace = {"pnet_scales": []}
+    stage_pnet(np.zeros((96, 128, 3), np.uint8), ScriptedBackend({}, {}, {}), PARAMS, trace)
+    assert [(s["pyr_wh"], s["heatmap_wh"]) for s in trace["pnet_scales"]] == [
+        ([32, 24], [11, 7]), ([23, 18], [6, 4]), ([17, 13], [3, 1])]
+
+
 def test_the_pnet_threshold_is_the_first():
     # cell (6, 0) at p = 0.5744 passes a first threshold of 0.55 (and no other threshold is read)
     params = CascadeParams(min_face=48, thresholds=(0.55, 1.0, 1.0))
@@ -168,6 +178,15 @@ def test_stage_pnet_batch_gives_each_image_its_boxes_in_calls_up_to_the_limit():
 def test_an_image_without_levels_has_no_proposals():
     boxes = stage_pnet(np.zeros((40, 40, 3), np.uint8), ScriptedBackend({}, {}, {}), PARAMS)
     assert boxes.shape == (0, 4) and boxes.dtype == np.int64
+
+
+def test_crop_scores_bit_for_bit_as_openface_computes_them():
+    # float32 difference, float32 exp (OpenCV's cv::exp on a float Mat), then 1 / (1 + e) in double
+    rng = np.random.default_rng(3)
+    outputs = rng.normal(0, 4, (2000, 6)).astype(F32)
+    e = np.exp((outputs[:, 0] - outputs[:, 1]).astype(F32)).astype(np.float64)
+    expected = np.array([F32(1.0 / (1.0 + v)) for v in e], F32)
+    np.testing.assert_array_equal(crop_scores(outputs), expected)
 
 
 def test_crop_scores_are_float32_logistics():
@@ -228,6 +247,7 @@ def test_onet_detections_by_hand():
     np.testing.assert_allclose(faces.landmarks[1], np.stack([30 * xs + 59, 30 * ys + 9], 1), atol=1e-5)
     np.testing.assert_array_equal(faces.onet_input_boxes, [[20, 30, 39, 39], [60, 10, 29, 29]])
     np.testing.assert_array_equal(faces.onet_outputs, outputs[[0, 2]])
+    assert faces.onet_outputs.dtype == np.float32 and faces.boxes.dtype == np.float32
     assert trace["onet_input_boxes"] == boxes.tolist() and len(trace["onet_scores"]) == 4
 
 
@@ -353,6 +373,10 @@ def test_the_pool_reaches_the_pyramid_and_both_crop_stages(monkeypatch):
     with ThreadPoolExecutor(1) as pool:
         with_pool = run_cascade(image(A), ScriptedBackend(PNET, RNET, ONET), PARAMS, pool=pool)
     assert seen == [("pyramid", pool), ("crops", pool), ("crops", pool)]
+    seen.clear()
+    with ThreadPoolExecutor(1) as pool:
+        stage_pnet(image(A), ScriptedBackend(PNET, RNET, ONET), PARAMS, pool=pool)
+    assert seen == [("pyramid", pool)]
     seen.clear()
     alone = run_cascade(image(A), ScriptedBackend(PNET, RNET, ONET), PARAMS)
     assert seen == [("pyramid", None), ("crops", None), ("crops", None)]

@@ -51,7 +51,11 @@ def _onnx(weights: WeightSet, gpu: bool | None, precision: str = "fp32", threads
 
 
 def _openvino(weights: WeightSet, threads: int | None) -> Backend:
-    from mtcnn_lab.backends.openvino import OpenVinoBackend
+    try:
+        from mtcnn_lab.backends.openvino import OpenVinoBackend
+    except ImportError as err:
+        raise BackendUnavailable(f"openvino is not installed ({err}); pip install 'mtcnn-lab[openvino]' (a default "
+                                 "dependency where OpenVINO has wheels: x86-64 and 64-bit ARM)") from None
 
     return OpenVinoBackend(weights, threads=threads)
 
@@ -74,7 +78,8 @@ def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
     try:
         from mtcnn_lab.backends.torch import TorchBackend, available_devices
     except ImportError as err:
-        raise BackendUnavailable(f"torch is not installed ({err}); pip install torch") from None
+        raise BackendUnavailable(f"torch is not installed ({err}); pip install 'mtcnn-lab[torch]' (CPU) or a CUDA "
+                                 "build of torch") from None
     devices = available_devices()
     if device == "gpu":
         gpus = [d for d in devices if d != "cpu"]

@@ -17,6 +17,7 @@ from mtcnn_lab.cli.options import (
     check_json_out,
     limit_threads,
     parse_positions,
+    write_csv_out,
     write_json_out,
 )
 from mtcnn_lab.errors import MtcnnLabError, ParameterError
@@ -41,7 +42,10 @@ def add_parser(sub) -> None:
     group.add_argument("--every", type=int, default=None, help="every N-th video frame")
     add_decode_arguments(parser)
     parser.add_argument("--json", metavar="OUT", help="write all results to this JSON file")
-    parser.add_argument("--force", action="store_true", help="replace an existing --json file")
+    parser.add_argument("--csv", metavar="OUT", help="write one row per face (and per frame without faces) to this "
+                                                     "CSV file: path, frame, timestamp_s, face, confidence, x, y, "
+                                                     "w, h, lm1_x .. lm5_y")
+    parser.add_argument("--force", action="store_true", help="replace an existing --json or --csv file")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of the detector in this process: runtime, resizing, BLAS, OpenCV (default: all)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json is not None:  # fail before the run, not after it
         check_json_out(Path(args.json), args.force)
+    if args.csv is not None:
+        check_json_out(Path(args.csv), args.force, "--csv")
     if args.every is not None and args.every < 1:
         raise ParameterError(f"--every must be >= 1, got {args.every}; e.g. --every 30 for one frame in 30")
     if args.workers < 1:
@@ -147,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         meta = result_meta(detector, decode=decode, decoding={p: r for p, r in decoding.items() if r is not None})
         write_json_out({"meta": meta, "results": results}, Path(args.json), args.force)
+    if args.csv is not None:
+        write_csv_out(results, Path(args.csv), args.force,
+                      {p: r["fps"] for p, r in decoding.items() if r is not None})
+    if args.json is not None:
         for path in streamed:  # the final JSON holds them now
             _partial_file(args.json, path, decode).unlink(missing_ok=True)
     return 1 if failed else 0

@@ -13,23 +13,37 @@ WEIGHT_SETS = ["auto", *WEIGHT_SET_NAMES]
 """The ``--weights`` choices."""
 
 
-def check_json_out(out: Path, force: bool) -> None:
-    """Raise ParameterError when ``out`` cannot be used as the ``--json`` file."""
+def check_json_out(out: Path, force: bool, option: str = "--json") -> None:
+    """Raise ParameterError when ``out`` cannot be used as the ``option`` (``--json``, ``--csv``) file."""
+    example = out / ("detections" + (".csv" if option == "--csv" else ".json"))
     if out.is_dir():
-        raise ParameterError(f"{out} is a directory; give a file path for --json, e.g. {out / 'detections.json'}")
+        raise ParameterError(f"{out} is a directory; give a file path for {option}, e.g. {example}")
     if out.exists() and not force:
-        raise ParameterError(f"{out} already exists; pass --force to replace it or choose another --json path")
+        raise ParameterError(f"{out} already exists; pass --force to replace it or choose another {option} path")
 
 
 def write_json_out(data: dict, out: Path, force: bool) -> None:
     """Write the ``--json`` file atomically; a failure names the path and the fix."""
-    check_json_out(out, force)
+    _write_out(lambda: write_json(out, data, overwrite=force), out, force, "--json")
+
+
+def write_csv_out(entries: list[dict], out: Path, force: bool, fps: dict) -> None:
+    """Write the ``--csv`` face table (:mod:`mtcnn_lab.io.face_table`) atomically; a failure names the path
+    and the fix."""
+    from mtcnn_lab.io.face_table import write_face_csv
+
+    _write_out(lambda: write_face_csv(entries, out, fps, overwrite=force), out, force, "--csv")
+
+
+def _write_out(write, out: Path, force: bool, option: str) -> None:
+    check_json_out(out, force, option)
     try:
-        write_json(out, data, overwrite=force)
+        write()
     except OutputExists as err:
-        raise ParameterError(f"{out} already exists; pass --force to replace it or choose another --json path") from err
+        raise ParameterError(f"{out} already exists; pass --force to replace it or choose another {option} path") \
+            from err
     except OSError as err:
-        raise ParameterError(f"cannot write {out} ({err.strerror or err}); choose a --json path "
+        raise ParameterError(f"cannot write {out} ({err.strerror or err}); choose a {option} path "
                              "in a writable folder") from None
 
 
