@@ -90,15 +90,19 @@ print(divergence.format_table(rows))
 matching = [r for r in rows if r["matches_report"]]
 with figures.paper_style():
     fig, ax = plt.subplots(figsize=(3.4, 2.6))
-    labelled = {"bgr_input": (6, -8), "kernel_transposed": (4, -9), "row_major_reshape": (4, 6),
-                "resize_area": (4, -9), "normalise_first_channel": (-40, -12), "no_normalisation": (-60, -10)}
+    # label offsets in points and alignment, placed by eye so that no label overlaps another or the axes
+    labelled = {"bgr_input": (9, -9, "left"), "kernel_transposed": (5, -2, "left"),
+                "row_major_reshape": (6, 3, "left"), "resize_area": (0, 7, "center"),
+                "normalise_first_channel": (0, 7, "center"), "no_normalisation": (2, 7, "right")}
     for r in rows:
         hit = r["matches_report"]
         ax.scatter(r["mean_abs"], r["ch1_corr"], s=18 if hit else 8,
                    color=figures.COLORS["python"] if hit else "0.6", zorder=3 if hit else 2)
         if r["name"] in labelled:
-            ax.annotate(r["name"], (r["mean_abs"], r["ch1_corr"]), fontsize=5, xytext=labelled[r["name"]],
+            dx, dy, ha = labelled[r["name"]]
+            ax.annotate(r["name"], (r["mean_abs"], r["ch1_corr"]), fontsize=5, xytext=(dx, dy), ha=ha,
                         textcoords="offset points")
+    ax.set_ylim(-0.95, 1.2)
     ax.scatter(divergence.REPORTED["mean_abs"], divergence.REPORTED["corr"], marker="*", s=60,
                color=figures.COLORS["cpp"], label="reported", zorder=4)
     ax.set_xscale("log")

@@ -130,7 +130,7 @@ def test_openvino_without_fixed_shape_models_keeps_the_dynamic_one(bundled_weigh
 
 def test_openvino_compiles_a_repeated_onet_batch_size_and_keeps_its_bits(bundled_weights):
     backend = select.make_backend("openvino", bundled_weights)
-    crops = np.random.default_rng(3).uniform(-1, 1, (11, 3, 48, 48)).astype(np.float32)
+    crops = np.random.default_rng(3).uniform(-1, 1, (6, 3, 48, 48)).astype(np.float32)  # one chunk
     before = set(backend._fixed["onet"])
     outputs = [backend.run_onet(crops) for _ in range(3)]
     if "onet" in backend.fixed_shape_nets:  # measured when built to give the dynamic model's bits
@@ -139,6 +139,24 @@ def test_openvino_compiles_a_repeated_onet_batch_size_and_keeps_its_bits(bundled
     else:
         assert set(backend._fixed["onet"]) == before
     np.testing.assert_allclose(outputs[-1], NumpyBackend(bundled_weights).run_onet(crops), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(("net", "size"), [("rnet", 24), ("onet", 48)])
+def test_openvino_runs_large_batches_in_chunks(bundled_weights, monkeypatch, net, size):
+    from mtcnn_lab.backends.openvino import CHUNK_ROWS
+
+    backend = select.make_backend("openvino", bundled_weights)
+    chunk = CHUNK_ROWS[net]
+    crops = np.random.default_rng(4).uniform(-1, 1, (2 * chunk + 3, 3, size, size)).astype(np.float32)
+    calls = []
+    infer = backend._infer
+    monkeypatch.setattr(backend, "_infer", lambda n, batch: calls.append(len(batch)) or infer(n, batch))
+    outputs = backend._run(net, crops)
+    assert calls == [chunk, chunk, 3]
+    np.testing.assert_array_equal(outputs, np.concatenate([infer(net, crops[i:i + chunk])
+                                                           for i in range(0, len(crops), chunk)]))
+    reference = NumpyBackend(bundled_weights)._run(net, crops)
+    np.testing.assert_allclose(outputs, reference, rtol=0, atol=1e-4)
 
 
 def test_openvino_takes_an_empty_batch_and_refuses_to_run_once_closed(bundled_weights):

@@ -106,3 +106,17 @@ def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
     message = str(info.value)
     assert "99_broken.ipynb" in message and "ValueError: bad frame" in message and "cell" in message
     assert "\n" not in message
+
+
+def test_the_kernel_s_own_messages_go_to_its_log_not_the_terminal(tmp_path, capfd):
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    params = nbformat.v4.new_code_cell("quick = False\nresults_dir = '.'", metadata={"tags": ["parameters"]})
+    nb.cells = [params, nbformat.v4.new_code_cell("import os\nos.write(2, b'chatter from the kernel process\\n')")]
+    path = tmp_path / "98_chatty.ipynb"
+    nbformat.write(nb, path)
+    run = run_notebook(path, {"quick": True, "results_dir": str(tmp_path)}, results=tmp_path)
+    err = capfd.readouterr().err
+    assert "chatter from the kernel process" not in err and "without encryption" not in err
+    log = run.output.with_suffix(".kernel.log").read_text()
+    assert "chatter from the kernel process" in log

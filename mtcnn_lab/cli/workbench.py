@@ -29,12 +29,14 @@ def run(args: argparse.Namespace) -> int:
     results = Path(args.results) if args.results else root / "results"
     parameters = {name: parse_value(value) for name, value in args.parameter or []}
     start = time.perf_counter()
-    runs = run_notebooks(root, only=args.only, quick=args.quick, parameters=parameters, results=results)
-    for run in runs:
-        print(f"{run.name}: {run.seconds:.0f} s, {len(run.written)} table/figure files -> {run.output}")
-        for path in run.written:
-            print(f"    {path.relative_to(results.parent) if path.is_relative_to(results.parent) else path}")
-    print(f"{len(runs)} notebooks in {time.perf_counter() - start:.0f} s; results in {results}")
+    runs = []
+    for number, count, run in run_notebooks(root, only=args.only, quick=args.quick, parameters=parameters,
+                                            results=results):
+        runs.append(run)
+        print(f"[{number}/{count}] {run.name}: {run.seconds:.0f} s, {len(run.written)} table/figure files", flush=True)
+    written = sum(len(run.written) for run in runs)
+    print(f"{len(runs)} notebooks in {time.perf_counter() - start:.0f} s; {written} table/figure files in "
+          f"{results / 'tables'} and {results / 'figures'}; executed notebooks in {results / 'notebooks'}")
     readme = root / "README.md"
     if not args.quick and not args.only and not parameters and results == root / "results" and readme.is_file():
         changed = update_readme(readme, results / "tables")
