@@ -249,13 +249,15 @@ def is_complete(result: Path, every: int, decode: str) -> bool:
 
 def _cleanup(out_dir: Path) -> list[Path]:
     """Remove the partial files a run leaves when stopped: per-frame JSON Lines, atomic-write temp
-    files and crash markers."""
+    files, crash markers and face tables whose result file was not written."""
+    partial = [p for pattern in (".*.frames.jsonl", ".*.part", ".*.crashed") for p in out_dir.glob(pattern)]
+    partial += [p for p in out_dir.glob("*.csv")
+                if p.name != "summary.csv" and not (out_dir / (p.name.removesuffix(".csv") + ".json")).exists()]
     removed = []
-    for pattern in (".*.frames.jsonl", ".*.part", ".*.crashed"):
-        for path in out_dir.glob(pattern):
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed.append(path)
+    for path in partial:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
     return removed
 
 

@@ -217,14 +217,17 @@ with figures.paper_style():
 
 # %% [markdown]
 # ## 3 · Core ML
-# Core ML models run only through macOS's Core ML framework. Where it is available, the FP32 and
-# all-FP16 Core ML models get the same inputs (their outputs only: a compiled ML program exposes no
-# intermediate layers). PNet runs a pyramid level Core ML was converted for (here a 640×480 frame's).
+# Core ML models run only through macOS's Core ML framework. Elsewhere the saved programs themselves are
+# executed op by op by mtcnn-lab's MIL executor (`mtcnn_lab/nets/mil.py`): the same `.mlpackage` files a
+# Mac user loads, so a mistake in the conversion shows here too. The FP32 and all-FP16 programs get the same
+# inputs (their outputs only: a compiled ML program exposes no intermediate layers). PNet runs a pyramid
+# level the programs were converted for (here a 640×480 frame's).
 
 # %%
 coreml_ok, coreml_reason = coreml_available()
 coreml_rows = []
-if coreml_ok and coreml_paths:
+executed_by = "Core ML on this Mac" if coreml_ok else "mtcnn-lab's MIL executor (mtcnn_lab/nets/mil.py)"
+if coreml_paths:
     import cv2
 
     from mtcnn_lab.backends.coreml import CoreMLBackend
@@ -233,18 +236,22 @@ if coreml_ok and coreml_paths:
     vga = [{**b, "pnet": cascade_net_inputs(cv2.resize(image, (640, 480)), weights)["pnet"]}
            for b, image in zip(batches, images, strict=True)]
     for precision in ("fp32", "fp16-all"):
-        backend = CoreMLBackend(weights, precision=precision, model_dir=models, strict_shapes=True)
+        backend = CoreMLBackend(weights, precision=precision, model_dir=models, strict_shapes=True,
+                                simulate=not coreml_ok)
         for net in NET_NAMES:
             per_input = [backend_layer_differences(backend, weights, net, b[net])["output"]
                          for b in vga if len(b[net])]
             coreml_rows.append({"backend": backend.name, "precision": precision, "net": net,
-                                "max_abs": max(t["max_abs"] for t in per_input),
+                                "executed_by": executed_by, "max_abs": max(t["max_abs"] for t in per_input),
                                 "mean_abs": float(np.mean([t["mean_abs"] for t in per_input]))})
-    save_table(coreml_rows, "03_coreml_outputs", results / "tables", meta={"inputs": input_source})
+    save_table(coreml_rows, "03_coreml_outputs", results / "tables",
+               meta={"inputs": input_source, "executed_by": executed_by,
+                     "core_ml": coreml_reason if coreml_ok else f"not on this OS: {coreml_reason}"})
+    print(f"Core ML programs executed by {executed_by}:")
     for r in coreml_rows:
         print(f"{r['backend']:18s} {r['net']} output: max |Δ| {r['max_abs']:.2e}")
 else:
-    print(f"Core ML prediction was not run here: {coreml_reason}.")
+    print(f"No Core ML programs were converted here: {coreml_error}.")
 
 # %%
 if scratch:

@@ -39,7 +39,11 @@ def test_fp16_conclusion_says_when_all_fp16_is_not_worse_and_reports_core_ml_run
     text = fp16_conclusion(same + core, LAYERS, 6, "dev", [], [], 0, 0, quick=True, coreml_reason="")
     assert "On this quick subset all-FP16 is not measurably worse" in text and "(run the full data set" in text
     assert "0 of 0 PNet proposals (n/a)" in text and "PNet stays" not in text
-    assert "`coreml` same count 6/6, mean IoU 0.9999" in text and "`coreml-fp16-all` same count 5/6" in text
+    assert "The saved Core ML programs, run by Core ML: `coreml` same count 6/6, 0 faces lost, mean IoU 0.9999" in text
+    assert "`coreml-fp16-all` same count 5/6, 1 faces lost" in text
+    executed = [{**r, "executed_by": "mtcnn-lab's MIL executor"} for r in core]
+    text = fp16_conclusion(same + executed, LAYERS, 6, "dev", [], [], 0, 0, quick=True, coreml_reason="no Mac")
+    assert "The saved Core ML programs, run by mtcnn-lab's MIL executor: `coreml` same count 6/6" in text
 
 
 def parity_row(backend, agree, images=10, one_minus=1e-7, share=1.0):

@@ -187,6 +187,7 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, corpus, monkeypatch):
             time.sleep(0.005)
         (out / ".clip003.avi.frames.jsonl").write_text('{"frame": 0}\n')  # as a stopped video leaves it
         (out / ".clip003.avi.json.abc.part").write_bytes(b"{")  # as a torn atomic write would leave it
+        (out / "clip003.avi.csv").write_text("path\n")  # as a stop between an item's table and its result
         raise KeyboardInterrupt
 
     monkeypatch.setattr(distributed, "as_completed", interrupted)
@@ -194,8 +195,9 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, corpus, monkeypatch):
         run_corpus(items, out, n_workers=1, root=corpus, progress=False, **SETTINGS)
     leftovers = [p.name for p in out.iterdir()]
     assert not [name for name in leftovers if name.startswith(".")]
-    for name in leftovers:  # only complete result files
-        assert is_complete(out / name, 1, "opencv-4.6")
+    for name in leftovers:  # only complete result files, each with its face table
+        result = out / (name if name.endswith(".json") else name.removesuffix(".csv") + ".json")
+        assert is_complete(result, 1, "opencv-4.6") and (out / csv_name(result.name)).exists()
 
 
 def test_reliability_fuzz_sample_has_no_crash(tmp_path):

@@ -61,7 +61,8 @@ def tables(tmp_path):
                                                     {"image": "a", "max_abs": 2e-6}])
     _write(tmp_path, "04_fp16_end_to_end", [
         {"variant": "onnx-fp16", "images": 4, "images_same_count": 4, "iou_mean": 0.99981, "max_px_error": 0.5},
-        {"variant": "numpy-fp16", "images": 4, "images_same_count": 3, "iou_mean": 0.99, "max_px_error": 2.0}])
+        {"variant": "numpy-fp16", "images": 4, "images_same_count": 3, "iou_mean": 0.99, "max_px_error": 2.0},
+        {"variant": "coreml", "images": 4, "images_same_count": 4, "iou_mean": 0.9997, "max_px_error": 0.1}])
     return tmp_path
 
 

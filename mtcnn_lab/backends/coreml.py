@@ -3,6 +3,8 @@
 Prediction needs macOS and coremltools' native runtime; elsewhere constructing the backend raises
 :class:`BackendUnavailable` (conversion itself works anywhere: ``mtcnn-lab convert --to coreml``
 or :func:`mtcnn_lab.convert.coreml.convert_coreml`). :func:`coreml_available` says which applies.
+With ``simulate=True`` (backends ``coreml-sim*``) the same saved programs are executed on any OS by
+mtcnn-lab's MIL executor (:class:`~mtcnn_lab.nets.mil.MilProgram`) instead of Core ML.
 
 Shapes. PNet models accept only their enumerated pyramid-level sizes (those of the frame sizes
 they were converted for). A level of another size is, by default, run by the reference
@@ -39,6 +41,7 @@ from mtcnn_lab.convert.coreml import (
     net_digest,
 )
 from mtcnn_lab.errors import BackendUnavailable, ConversionError, ParameterError
+from mtcnn_lab.nets.mil import MilProgram
 from mtcnn_lab.weights.netspec import CROP_SIZES, NET_NAMES, WeightSet
 
 
@@ -89,18 +92,19 @@ class CoreMLBackend:
     works as a cache); ``None`` converts into a temporary folder for this backend's lifetime. Models
     converted from other weights raise :class:`~mtcnn_lab.errors.ParameterError`.
     ``frame_sizes`` and ``max_batch`` are used only when converting. See the module docstring for
-    ``strict_shapes``.
+    ``strict_shapes``. ``simulate``: execute the saved programs with :class:`~mtcnn_lab.nets.mil.MilProgram`
+    (any OS; ``compute_units`` is then ignored) instead of Core ML.
     """
 
     def __init__(self, weights: WeightSet, precision: str = "fp16", compute_units: str | None = None,
                  model_dir: str | Path | None = None, *,
                  frame_sizes: Iterable[Sequence[int]] = DEFAULT_FRAME_SIZES, max_batch: int = 256,
-                 strict_shapes: bool = False):
+                 strict_shapes: bool = False, simulate: bool = False):
         half = fp16_nets(precision)
         file_precision = {net: "fp16" if net in half else "fp32" for net in NET_NAMES}
         units = None if compute_units is None else check_compute_units(compute_units)
         available, reason = coreml_available()
-        if not available:
+        if not available and not simulate:
             raise BackendUnavailable(f"the Core ML backend cannot run here: {reason}")
         ct = import_coremltools()
 
@@ -114,26 +118,33 @@ class CoreMLBackend:
             convert_coreml(weights, self.model_dir, needed, frame_sizes=frame_sizes, max_batch=max_batch,
                            compute_units=units or "ALL", overwrite=True)
 
-        self.models = {}
+        self.models, specs = {}, {}
         for net, path in paths.items():
-            meta = ct.models.MLModel(str(path), skip_model_load=True).user_defined_metadata
+            saved = ct.models.MLModel(str(path), skip_model_load=True)  # readable on any OS
+            meta = saved.user_defined_metadata
             if meta.get(METADATA_PREFIX + "weights_sha256") != net_digest(weights.nets()[net]):
                 raise ParameterError(
                     f"{path} was not converted from the {weights.name!r} weights; reconvert it with "
                     "mtcnn-lab convert --to coreml --overwrite or use another model_dir"
                 )
+            specs[net] = saved.get_spec()
+            if simulate:
+                self.models[net] = MilProgram(path)
+                continue
             units = units or check_compute_units(meta.get(METADATA_PREFIX + "compute_units", "ALL"))
             self.models[net] = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, units))
-        self.compute_units = units
-        self.pnet_shapes = _enumerated_shapes(self.models["pnet"].get_spec())
-        self.max_batch = {net: _max_batch(self.models[net].get_spec()) for net in CROP_SIZES}
+        self.simulate = simulate
+        self.compute_units = None if simulate else units
+        self.pnet_shapes = _enumerated_shapes(specs["pnet"])
+        self.max_batch = {net: _max_batch(specs[net]) for net in CROP_SIZES}
         self.strict_shapes = strict_shapes
         self.fallback_shapes: set[tuple[int, ...]] = set()
         self._weights = weights
         self._fallback = None
         self.precision = precision
         self.pnet_file = paths["pnet"]
-        self.name = f"coreml{precision_suffix(precision) or '-fp32'}-{self.compute_units}"
+        kind = "coreml-sim" if simulate else "coreml"
+        self.name = f"{kind}{precision_suffix(precision) or '-fp32'}" + ("" if simulate else f"-{self.compute_units}")
         # PNet runs one Core ML call per image (above), so its batches cannot change the bits; and a probe
         # shape that is not enumerated would fall back to numpy
         self.batch_limits = {"pnet": max(PROBE_SIZES["pnet"]), **measure_batch_limits(self, ("rnet", "onet"))}
@@ -153,6 +164,8 @@ class CoreMLBackend:
             self._tempdir = None
 
     def _predict(self, net: str, batch: np.ndarray) -> np.ndarray:
+        if self.simulate:
+            return self.models[net].run(batch)
         result = self.models[net].predict({INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
         return np.asarray(result[OUTPUT_NAME], np.float32)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from mtcnn_lab.backends.base import Backend
 from mtcnn_lab.backends.numpy import NumpyBackend
-from mtcnn_lab.errors import BackendUnavailable, MtcnnLabError, ParameterError
+from mtcnn_lab.errors import BackendUnavailable, ConversionError, MtcnnLabError, ParameterError
 from mtcnn_lab.weights.netspec import WeightSet
 
 __all__ = [
@@ -91,15 +91,18 @@ def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
     return TorchBackend(weights, device=device, precision=precision)
 
 
-def _coreml(weights: WeightSet, precision: str) -> Backend:
+def _coreml(weights: WeightSet, precision: str, simulate: bool = False) -> Backend:
     try:
         from mtcnn_lab.backends.coreml import CoreMLBackend, coreml_available
     except ImportError as err:
         raise BackendUnavailable(f"coremltools is not installed ({err}); pip install 'mtcnn-lab[coreml]'") from None
     ok, reason = coreml_available()
-    if not ok:
+    if not ok and not simulate:
         raise BackendUnavailable(reason)
-    return CoreMLBackend(weights, precision=precision)
+    try:
+        return CoreMLBackend(weights, precision=precision, simulate=simulate)
+    except ConversionError as err:
+        raise BackendUnavailable(f"converting or reading the Core ML programs failed: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,12 @@ CHOICES = {c.name: c for c in [
     BackendChoice("coreml-fp16-all", lambda w, t: _coreml(w, "fp16-all"), FP16_TOLERANCE,
                   "Core ML, every net FP16: all on the Neural Engine (macOS)"),
     BackendChoice("coreml-fp32", lambda w, t: _coreml(w, "fp32"), FP32_TOLERANCE, "Core ML FP32 (macOS)"),
+    BackendChoice("coreml-sim", lambda w, t: _coreml(w, "fp16", simulate=True), FP16_TOLERANCE,
+                  "the saved Core ML programs of coreml (RNet/ONet FP16) executed by mtcnn-lab's MIL executor, any OS"),
+    BackendChoice("coreml-sim-fp16-all", lambda w, t: _coreml(w, "fp16-all", simulate=True), FP16_TOLERANCE,
+                  "the Core ML programs of coreml-fp16-all executed by the MIL executor, any OS"),
+    BackendChoice("coreml-sim-fp32", lambda w, t: _coreml(w, "fp32", simulate=True), FP32_TOLERANCE,
+                  "the Core ML FP32 programs executed by the MIL executor, any OS"),
     BackendChoice("onnx-gpu", lambda w, t: _onnx(w, gpu=True, threads=t), FP32_TOLERANCE,
                   "ONNX Runtime, TensorRT/CUDA/CoreML EP"),
     BackendChoice("torch-gpu", lambda w, t: _torch(w, "gpu"), FP32_TOLERANCE, "PyTorch on CUDA or MPS"),

@@ -26,7 +26,8 @@ def fp16_conclusion(summary_rows: Sequence[Mapping], layer_rows: Sequence[Mappin
                     coreml_reason: str) -> str:
     """Notebook 04's conclusion. ``summary_rows``: one agreement summary with FP32 per variant
     (``numpy-fp16``, ``numpy-fp16-all``, ``onnx-fp16``, ``onnx-fp16-all``, and ``coreml`` /
-    ``coreml-fp16-all`` where Core ML ran): ``images_same_count``, ``faces_a``, ``matched``, ``iou_mean``,
+    ``coreml-fp16-all`` where the saved Core ML programs ran, with ``executed_by``: Core ML, or off a Mac
+    mtcnn-lab's MIL executor): ``images_same_count``, ``faces_a``, ``matched``, ``iou_mean``,
     ``iou_min``, ``max_px_error``. ``layer_rows``: ``variant``, ``net``, ``layer`` (``output`` is read),
     ``max_abs``. ``culprits``: images on which all-FP16 departs from FP32; ``rescued``: those that agree
     again with PNet in FP32; ``moved`` of ``proposals``: PNet proposals moved by FP16 offsets alone."""
@@ -60,8 +61,10 @@ def fp16_conclusion(summary_rows: Sequence[Mapping], layer_rows: Sequence[Mappin
                  f"{moved} of {proposals} PNet proposals ({share}) already move by a pixel under FP16 box offsets"
                  + (" (run the full data set to measure what that costs). " if quick else ". "))
     if "coreml" in row:
-        return text + "These numbers include real Core ML runs: " + ", ".join(
-            f"`{v}` same count {row[v]['images_same_count']}/{n}, mean IoU {number(row[v]['iou_mean'], '.4f')}"
+        how = row["coreml"].get("executed_by") or "Core ML"
+        return text + f"The saved Core ML programs, run by {how}: " + ", ".join(
+            f"`{v}` same count {row[v]['images_same_count']}/{n}, {_lost(row[v])} faces lost, mean IoU "
+            f"{number(row[v]['iou_mean'], '.4f')}, box errors up to {number(row[v]['max_px_error'], '.2f')} px"
             for v in ("coreml", "coreml-fp16-all") if v in row) + "."
     return text + (f"Core ML could not run here ({coreml_reason.split(';')[0]}), so the numpy FP16 emulation stands "
                    "in for Core ML on the Neural Engine (`numpy-fp16` for `coreml`, `numpy-fp16-all` for "

@@ -25,7 +25,8 @@ BEGIN = "<!-- accuracy figures: written by ./run_all.sh from results/tables; do 
 END = "<!-- end of accuracy figures -->"
 FP32_BACKENDS = ("numpy", "torch", "onnx", "openvino")
 """The FP32 backends notebook 05 compares with C++ (named as in its tables)."""
-FP16_VARIANTS = {"onnx-fp16": "ONNX Runtime", "numpy-fp16": "the Core ML emulation"}
+FP16_VARIANTS = {"onnx-fp16": "ONNX Runtime", "numpy-fp16": "the numpy FP16 emulation",
+                 "coreml": "the saved Core ML programs (run by Core ML, or off a Mac by the MIL executor)"}
 """The default FP16 policy (RNet/ONet FP16, PNet FP32) of each runtime in notebook 04, and how to name it."""
 
 
