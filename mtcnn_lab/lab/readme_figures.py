@@ -27,7 +27,8 @@ FP32_BACKENDS = ("numpy", "torch", "onnx", "openvino")
 """The FP32 backends notebook 05 compares with C++ (named as in its tables)."""
 FP16_VARIANTS = {"onnx-fp16": "ONNX Runtime", "numpy-fp16": "the numpy FP16 emulation",
                  "coreml": "the saved Core ML programs (run by Core ML, or off a Mac by the MIL executor)"}
-"""The default FP16 policy (RNet/ONet FP16, PNet FP32) of each runtime in notebook 04, and how to name it."""
+"""The default FP16 policy (RNet/ONet FP16, PNet FP32) of each runtime in notebook 04, and how to name it (those
+the run measured are listed)."""
 
 
 class FiguresUnavailable(MtcnnLabError):
@@ -47,8 +48,8 @@ def accuracy_figures(tables: Path) -> dict:
     faces = [r for r in _rows(tables, "05_per_face") if r["backend"] in FP32_BACKENDS and r["matched"] == "True"]
     summary = {r["backend"]: r for r in _rows(tables, "05_summary")}
     missing = [b for b in FP32_BACKENDS if b not in summary]
-    fp16 = {r["variant"]: r for r in _rows(tables, "04_fp16_end_to_end")}
-    missing += [v for v in FP16_VARIANTS if v not in fp16]
+    fp16 = {r["variant"]: r for r in _rows(tables, "04_fp16_end_to_end") if r["variant"] in FP16_VARIANTS}
+    missing += [] if fp16 else list(FP16_VARIANTS)
     if missing or not faces:
         raise FiguresUnavailable(f"the tables in {tables} have no rows for {', '.join(missing) or 'matched faces'}: "
                                  "run ./run_all.sh (full run)")
@@ -63,7 +64,8 @@ def accuracy_figures(tables: Path) -> dict:
         "layer": max(float(r["max_abs"]) for r in layers),
         "layer_images": len({r["image"] for r in layers}),
         "fp16": {v: {"iou_mean": float(fp16[v]["iou_mean"]), "max_px": float(fp16[v]["max_px_error"]),
-                     "same_counts": fp16[v]["images_same_count"] == fp16[v]["images"]} for v in FP16_VARIANTS},
+                     "same_counts": fp16[v]["images_same_count"] == fp16[v]["images"]}
+                 for v in FP16_VARIANTS if v in fp16},
     }
 
 
@@ -81,9 +83,9 @@ def _up(value: float) -> str:
 def accuracy_section(figures: dict) -> str:
     """The README's bullet list (between :data:`BEGIN` and :data:`END`) for ``figures``."""
     counts = "the same number of faces" if figures["same_counts"] else "NOT the same number of faces"
+    measured = [(name, figures["fp16"][variant]) for variant, name in FP16_VARIANTS.items() if variant in figures["fp16"]]
     fp16 = [f"  * {name}: mean IoU {f['iou_mean']:.4f}, max {f['max_px']:.2f} px"
-            + ("" if f["same_counts"] else " (face counts differ)")
-            for variant, name in FP16_VARIANTS.items() for f in [figures["fp16"][variant]]]
+            + ("" if f["same_counts"] else " (face counts differ)") for name, f in measured]
     return "\n".join([
         f"* All {figures['images']} inputs of OpenFace's C++ reference (`../shared/reference/cpp_mtcnn_dev.json`),",
         f"  {figures['faces']} faces, for every FP32 backend ({', '.join(figures['backends'])}): {counts}, the",
