@@ -83,7 +83,7 @@ def _up(value: float) -> str:
 def accuracy_section(figures: dict) -> str:
     """The README's bullet list (between :data:`BEGIN` and :data:`END`) for ``figures``."""
     counts = "the same number of faces" if figures["same_counts"] else "NOT the same number of faces"
-    measured = [(name, figures["fp16"][variant]) for variant, name in FP16_VARIANTS.items() if variant in figures["fp16"]]
+    measured = [(name, figures["fp16"][v]) for v, name in FP16_VARIANTS.items() if v in figures["fp16"]]
     fp16 = [f"  * {name}: mean IoU {f['iou_mean']:.4f}, max {f['max_px']:.2f} px"
             + ("" if f["same_counts"] else " (face counts differ)") for name, f in measured]
     return "\n".join([
