@@ -44,6 +44,7 @@ from pathlib import Path
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError
 from mtcnn_lab.files import write_json
+from mtcnn_lab.io.face_table import is_face_table, write_face_csv
 from mtcnn_lab.io.manifests import manifest_videos
 from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -174,7 +175,6 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     from mtcnn_lab.io.decode.profiles import get_profile
     from mtcnn_lab.io.decode.record import decode_record
     from mtcnn_lab.io.entries import result_meta
-    from mtcnn_lab.io.face_table import write_face_csv
     from mtcnn_lab.video.stream import detect_video
 
     start = time.perf_counter()
@@ -187,7 +187,10 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     jsonl = out_dir / f".{name}.{decode}.frames.jsonl"
     marker = out_dir / f".{name}.crashed"
     if is_complete(out_dir / name, every, decode):  # a finished task rerun by Dask (its worker died after it ended)
-        results = json.loads((out_dir / name).read_text())["results"]
+        done = json.loads((out_dir / name).read_text())
+        results = done["results"]
+        if not (out_dir / csv_name(name)).exists():  # a result file written before the corpus wrote face tables
+            write_face_csv(results, out_dir / csv_name(name), {str(path): done["meta"].get("decoding", {}).get("fps")})
         row.update(frames=len(results), faces=sum(len(e.get("faces", [])) for e in results),
                    errors=sum("error" in e for e in results))
         return row
@@ -249,10 +252,10 @@ def is_complete(result: Path, every: int, decode: str) -> bool:
 
 def _cleanup(out_dir: Path) -> list[Path]:
     """Remove the partial files a run leaves when stopped: per-frame JSON Lines, atomic-write temp
-    files, crash markers and face tables whose result file was not written."""
+    files, crash markers and face tables (recognised by their header) whose result file was not written."""
     partial = [p for pattern in (".*.frames.jsonl", ".*.part", ".*.crashed") for p in out_dir.glob(pattern)]
     partial += [p for p in out_dir.glob("*.csv")
-                if p.name != "summary.csv" and not (out_dir / (p.name.removesuffix(".csv") + ".json")).exists()]
+                if not (out_dir / (p.name.removesuffix(".csv") + ".json")).exists() and is_face_table(p)]
     removed = []
     for path in partial:
         with contextlib.suppress(OSError):

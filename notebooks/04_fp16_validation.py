@@ -23,8 +23,9 @@
 # * **`fp16-all`**: all three nets in FP16 (what the Neural Engine could run whole).
 #
 # Each policy runs on ONNX Runtime (FP16 models) and as the numpy FP16 emulation (weights, input and
-# every layer's output rounded to float16). On macOS the real Core ML models run too; elsewhere the
-# emulation stands in for Core ML on the Neural Engine. We compare per layer, then end to end on the
+# every layer's output rounded to float16). The saved Core ML programs run too: through Core ML on macOS,
+# elsewhere through mtcnn-lab's MIL executor (`mtcnn_lab/nets/mil.py`), which runs the same `.mlpackage`
+# files op by op with every activation stored in float16. We compare per layer, then end to end on the
 # data set, and finally show *why* all-FP16 loses agreement: PNet's box regression.
 
 # %% tags=["parameters"]
@@ -43,7 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtcnn_lab import MTCNN
+from mtcnn_lab import MTCNN, MtcnnLabError
 from mtcnn_lab.backends.base import PRECISIONS
 from mtcnn_lab.backends.coreml import CoreMLBackend, coreml_available
 from mtcnn_lab.backends.numpy import NumpyBackend
@@ -116,27 +117,30 @@ with figures.paper_style():
 # `onnx` (FP32) is the control: what a different FP32 runtime alone changes.
 
 # %%
-variants = ["onnx", "onnx-fp16", "onnx-fp16-all", "numpy-fp16", "numpy-fp16-all", "coreml", "coreml-fp16-all"]
+# variant -> precision policy (PNet, RNet/ONet): fp32 all FP32; fp16 RNet/ONet FP16; fp16-all every net FP16
+policies = {"onnx": "fp32", "onnx-fp16": "fp16", "onnx-fp16-all": "fp16-all", "numpy-fp16": "fp16",
+            "numpy-fp16-all": "fp16-all", "coreml": "fp16", "coreml-fp16-all": "fp16-all"}
 # The Core ML rows run the saved .mlpackage programs: Core ML on a Mac, elsewhere mtcnn-lab's MIL executor,
 # converted for this data set's frame sizes so that every pyramid level is one the PNet program takes.
 coreml_scratch = tempfile.TemporaryDirectory(prefix="mtcnn-lab-04-coreml-")
 frame_sizes = sorted({(image.shape[1], image.shape[0]) for image in images.values()})
-executed_by = {v: ("Core ML on this Mac" if coreml_ok else "mtcnn-lab's MIL executor (mtcnn_lab/nets/mil.py)")
-               if v.startswith("coreml") else "" for v in variants}
-
-
-def backend_for(variant: str):
-    """A backend name, or for the Core ML rows a backend running the saved programs."""
-    if not variant.startswith("coreml"):
-        return variant
-    precision = "fp16-all" if variant.endswith("-all") else "fp16"
+coreml_backends, coreml_error = {}, None
+try:
     with contextlib.redirect_stderr(io.StringIO()):  # coremltools' per-pass progress bars
-        return CoreMLBackend(weights, precision, model_dir=coreml_scratch.name, frame_sizes=frame_sizes,
-                             strict_shapes=True, simulate=not coreml_ok)
+        for variant in ("coreml", "coreml-fp16-all"):
+            coreml_backends[variant] = CoreMLBackend(weights, policies[variant], model_dir=coreml_scratch.name,
+                                                     frame_sizes=frame_sizes, strict_shapes=True,
+                                                     simulate=not coreml_ok)
+except MtcnnLabError as err:
+    coreml_error = str(err)
+    coreml_backends = {}
+executed_by = "Core ML on this Mac" if coreml_ok else "mtcnn-lab's MIL executor (mtcnn_lab/nets/mil.py)"
+variants = [v for v in policies if v in coreml_backends or not v.startswith("coreml")]
+print("Core ML rows:", f"run by {executed_by}" if coreml_backends else f"not run ({coreml_error})")
 
 
 def detect_all(variant: str) -> tuple[dict, str, float]:
-    detector = MTCNN(backend=backend_for(variant), weights=weights)
+    detector = MTCNN(backend=coreml_backends.get(variant, variant), weights=weights)
     start = time.perf_counter()
     found = {key: detector.detect(image) for key, image in images.items()}
     return found, detector.backend.name, time.perf_counter() - start
@@ -147,10 +151,11 @@ summary_rows, image_rows, ious = [], [], {}
 for variant in variants:
     found, backend_name, seconds = detect_all(variant)
     rows = [agreement(key, reference[key], found[key]) for key in images]
-    policy = "fp32" if "fp16" not in variant else ("fp16-all" if variant.endswith("-all") else "fp16")
+    policy = policies[variant]
     summary_rows.append({"variant": variant, "backend": backend_name, "policy": policy,
                          "pnet": "fp16" if policy == "fp16-all" else "fp32", "rnet_onet": policy[:4],
-                         "executed_by": executed_by.get(variant, ""), **summarise_agreement(rows),
+                         "executed_by": executed_by if variant.startswith("coreml") else "",
+                         **summarise_agreement(rows),
                          "seconds": round(seconds, 1)})
     image_rows += [{"variant": variant, "image": r.image, "faces_fp32": r.faces_a, "faces": r.faces_b,
                     "matched": r.matched, "iou_min": min(r.ious, default=None),
@@ -158,7 +163,7 @@ for variant in variants:
     ious[variant] = np.sort([v for r in rows for v in r.ious])
 save_table(summary_rows, "04_fp16_end_to_end", results / "tables",
            meta={"reference": "numpy FP32", "images": len(images), "data_set": dataset.name,
-                 "coreml": coreml_reason if coreml_ok else f"programs run by the MIL executor: {coreml_reason}"})
+                 "coreml": f"run by {executed_by}" if coreml_backends else f"not run: {coreml_error}"})
 save_table(image_rows, "04_fp16_per_image", results / "tables")
 for r in summary_rows:
     print(f"{r['variant']:16s} PNet {r['pnet']}, RNet/ONet {r['rnet_onet']}: same count {r['images_same_count']}/"
@@ -244,4 +249,4 @@ if not culprits:
 # %%
 rescued = [key for key in culprits if not departs(per_image[("numpy-fp16", key)])]
 display(Markdown(fp16_conclusion(summary_rows, layer_rows, len(images), dataset.name, culprits, rescued, moved,
-                                 proposals, quick, coreml_reason)))
+                                 proposals, quick, coreml_error or coreml_reason)))

@@ -62,10 +62,10 @@ SURVIVOR_REASONS: list[tuple[str, str, str]] = [
                            "and the integers are only used exactly afterwards (as int or float32)"),
     ("x_nms_", r"boxes\.dtype (not )?in", "the kernel picks the same boxes for every box dtype; the conversion only "
                                           "limits the compiled versions numba keeps"),
-    ("", r"strict=(None|False)|, \)\]|\], \)\)|, \):", "the zipped lists have one entry per scale, image or "
+    ("", r"strict=(None|False)|, \)\]|\], \)\)|zip\(.*, \):", "the zipped lists have one entry per scale, image or "
                                                             "group by construction: strict changes nothing"),
-    ("stages", r"params\.nms_\w+, \)", "nms's mode defaults to \"union\": the same call"),
-    ("stages", r"add1=None", "None is false, like False: no +1"),
+    ("stages", r"params\.nms_(per_scale|pyramid|rnet), \)", "nms's mode defaults to \"union\": the same call"),
+    ("x__across_scales_|x_rnet_refine_", r"add1=None", "None is false, like False: no +1"),
     ("stages", r"\[:, 2:7\]|\[:, 11:17\]|\[keep, 2:7\]|heat\[:3\]|heat\[2:7\]",
      "the slice ends past the last row or column read: two logits, four offsets, 16 ONet outputs"),
     ("x__joined_", r"and False", "np.concatenate of one array is a copy of it: the same values"),

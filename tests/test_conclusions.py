@@ -30,7 +30,7 @@ def test_fp16_conclusion_blames_pnet_when_all_fp16_is_worse():
     assert "same count on 50/50 (ONNX) and 49/50 (emulation), 0 and 1 faces lost" in text
     assert "of the 2 images on which all-FP16 departs from FP32, 1 agree again" in text
     assert "12 of 400 PNet proposals (3.0%)" in text and "**PNet stays FP32**" in text
-    assert "Core ML could not run here (Core ML predicts only on macOS)" in text
+    assert "The Core ML programs were not run here (Core ML predicts only on macOS)" in text
 
 
 def test_fp16_conclusion_says_when_all_fp16_is_not_worse_and_reports_core_ml_runs():

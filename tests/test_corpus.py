@@ -15,6 +15,7 @@ pytest.importorskip("matplotlib")
 
 from mtcnn_lab.cli import main  # noqa: E402
 from mtcnn_lab.corpus import csv_name, find_corpus, is_complete, output_name, process_video, run_corpus  # noqa: E402
+from mtcnn_lab.io.face_table import face_csv  # noqa: E402
 from mtcnn_lab.lab.synthetic import make_synthetic_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,10 @@ def test_each_video_gets_its_face_table_beside_its_result_file(tmp_path, corpus)
     assert sorted(got, key=str) == sorted(expected, key=str)
     assert {r["path"] for r in table} == {str(corpus / "clip001.avi")} and len(table) >= 6
     assert csv_name("clips__a.avi.json") == "clips__a.avi.csv"
+    table_bytes = (tmp_path / "clip001.avi.csv").read_bytes()
+    (tmp_path / "clip001.avi.csv").unlink()  # as a result file from before face tables were written
+    assert process_video(corpus / "clip001.avi", tmp_path, **SETTINGS)["status"] == "ok"
+    assert (tmp_path / "clip001.avi.csv").read_bytes() == table_bytes
 
 
 def test_image_folder_item(tmp_path):
@@ -187,12 +192,15 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, corpus, monkeypatch):
             time.sleep(0.005)
         (out / ".clip003.avi.frames.jsonl").write_text('{"frame": 0}\n')  # as a stopped video leaves it
         (out / ".clip003.avi.json.abc.part").write_bytes(b"{")  # as a torn atomic write would leave it
-        (out / "clip003.avi.csv").write_text("path\n")  # as a stop between an item's table and its result
+        (out / "clip003.avi.csv").write_bytes(face_csv([]))  # as a stop between an item's table and its result
+        (out / "notes.csv").write_text("mine\n")  # the user's: kept
         raise KeyboardInterrupt
 
     monkeypatch.setattr(distributed, "as_completed", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_corpus(items, out, n_workers=1, root=corpus, progress=False, **SETTINGS)
+    assert (out / "notes.csv").read_text() == "mine\n"
+    (out / "notes.csv").unlink()
     leftovers = [p.name for p in out.iterdir()]
     assert not [name for name in leftovers if name.startswith(".")]
     for name in leftovers:  # only complete result files, each with its face table

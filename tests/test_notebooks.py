@@ -108,6 +108,14 @@ def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
     assert "\n" not in message
 
 
+def test_a_parameter_no_notebook_takes_is_a_one_line_error(tmp_path):
+    from mtcnn_lab.lab.workbench import NotebookFailed, run_notebooks
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(NotebookFailed, match=r"^manfest: not a parameter of these notebooks \(they take .*quick"):
+        next(run_notebooks(root, only=["01"], parameters={"manfest": "x.json"}, results=tmp_path))
+
+
 def test_the_kernel_s_own_messages_go_to_its_log_not_the_terminal(tmp_path, capfd):
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
                                                            "display_name": "Python 3"}})

@@ -180,8 +180,9 @@ def test_an_image_without_levels_has_no_proposals():
     assert boxes.shape == (0, 4) and boxes.dtype == np.int64
 
 
-def test_crop_scores_bit_for_bit_as_openface_computes_them():
-    # float32 difference, float32 exp (OpenCV's cv::exp on a float Mat), then 1 / (1 + e) in double
+def test_crop_scores_take_a_float32_exp_then_a_double_division():
+    # OpenFace's order of precisions: float32 difference, float32 exp (cv::exp on a float Mat), then
+    # 1 / (1 + e) in double; a float64 exp rounds differently on a large share of inputs
     rng = np.random.default_rng(3)
     outputs = rng.normal(0, 4, (2000, 6)).astype(F32)
     e = np.exp((outputs[:, 0] - outputs[:, 1]).astype(F32)).astype(np.float64)

@@ -18,6 +18,9 @@ RNet and ONet batches larger than the models' ``max_batch`` are split into chunk
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import platform
 import sys
 import tempfile
@@ -43,6 +46,8 @@ from mtcnn_lab.convert.coreml import (
 from mtcnn_lab.errors import BackendUnavailable, ConversionError, ParameterError
 from mtcnn_lab.nets.mil import MilProgram
 from mtcnn_lab.weights.netspec import CROP_SIZES, NET_NAMES, WeightSet
+
+log = logging.getLogger(__name__)
 
 
 class CoreMLShapeWarning(UserWarning):
@@ -115,8 +120,10 @@ class CoreMLBackend:
         self.model_dir = Path(model_dir)
         paths = {net: self.model_dir / model_filename(net, file_precision[net]) for net in NET_NAMES}
         for needed in sorted({file_precision[net] for net, path in paths.items() if not path.exists()}):
-            convert_coreml(weights, self.model_dir, needed, frame_sizes=frame_sizes, max_batch=max_batch,
-                           compute_units=units or "ALL", overwrite=True)
+            log.info("converting the %s Core ML programs into %s", needed, self.model_dir)
+            with contextlib.redirect_stderr(io.StringIO()):  # coremltools' progress bars, one per pass
+                convert_coreml(weights, self.model_dir, needed, frame_sizes=frame_sizes, max_batch=max_batch,
+                               compute_units=units or "ALL", overwrite=True)
 
         self.models, specs = {}, {}
         for net, path in paths.items():

@@ -101,8 +101,8 @@ def _coreml(weights: WeightSet, precision: str, simulate: bool = False) -> Backe
         raise BackendUnavailable(reason)
     try:
         return CoreMLBackend(weights, precision=precision, simulate=simulate)
-    except ConversionError as err:
-        raise BackendUnavailable(f"converting or reading the Core ML programs failed: {err}") from None
+    except ConversionError as err:  # no torch to convert with, or a damaged package
+        raise BackendUnavailable(f"the Core ML programs cannot be converted or read here: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,8 @@ def self_check(backend: Backend, weights: WeightSet) -> float:
     rng = np.random.default_rng(0)
     reference = NumpyBackend(weights)
     worst = 0.0
-    for call, shape in (("run_pnet", (1, 3, 31, 45)), ("run_rnet", (3, 3, 24, 24)), ("run_onet", (3, 3, 48, 48))):
+    # PNet: the first pyramid level of a 640x480 frame, a shape the Core ML programs enumerate by default
+    for call, shape in (("run_pnet", (1, 3, 96, 128)), ("run_rnet", (3, 3, 24, 24)), ("run_onet", (3, 3, 48, 48))):
         x = rng.uniform(-1, 1, shape).astype(np.float32)
         ours, theirs = getattr(backend, call)(x), getattr(reference, call)(x)
         if ours.shape != theirs.shape:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from mtcnn_lab.cli.options import (
     WEIGHT_SETS,
     add_decode_arguments,
-    check_json_out,
+    check_output_file,
     limit_threads,
     parse_positions,
     write_csv_out,
@@ -95,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
     from mtcnn_lab.video.stream import detect_video
 
     if args.json is not None:  # fail before the run, not after it
-        check_json_out(Path(args.json), args.force)
+        check_output_file(Path(args.json), args.force)
     if args.csv is not None:
-        check_json_out(Path(args.csv), args.force, "--csv")
+        check_output_file(Path(args.csv), args.force, "--csv")
     if args.every is not None and args.every < 1:
         raise ParameterError(f"--every must be >= 1, got {args.every}; e.g. --every 30 for one frame in 30")
     if args.workers < 1:

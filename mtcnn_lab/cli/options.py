@@ -13,7 +13,7 @@ WEIGHT_SETS = ["auto", *WEIGHT_SET_NAMES]
 """The ``--weights`` choices."""
 
 
-def check_json_out(out: Path, force: bool, option: str = "--json") -> None:
+def check_output_file(out: Path, force: bool, option: str = "--json") -> None:
     """Raise ParameterError when ``out`` cannot be used as the ``option`` (``--json``, ``--csv``) file."""
     example = out / ("detections" + (".csv" if option == "--csv" else ".json"))
     if out.is_dir():
@@ -36,7 +36,7 @@ def write_csv_out(entries: list[dict], out: Path, force: bool, fps: dict) -> Non
 
 
 def _write_out(write, out: Path, force: bool, option: str) -> None:
-    check_json_out(out, force, option)
+    check_output_file(out, force, option)
     try:
         write()
     except OutputExists as err:

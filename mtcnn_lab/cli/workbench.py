@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the numbered notebooks headless into results/ and print what each wrote."""
     import time
 
-    from mtcnn_lab.lab.readme_figures import update_readme
+    from mtcnn_lab.lab.readme_figures import FiguresUnavailable, update_readme
     from mtcnn_lab.lab.workbench import parse_value, run_notebooks
 
     root = Path(args.root)
@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
           f"{results / 'tables'} and {results / 'figures'}; executed notebooks in {results / 'notebooks'}")
     readme = root / "README.md"
     if not args.quick and not args.only and not parameters and results == root / "results" and readme.is_file():
-        changed = update_readme(readme, results / "tables")
-        print(f"{readme}: accuracy figures {'rewritten' if changed else 'unchanged'} from {results / 'tables'}")
+        try:
+            changed = update_readme(readme, results / "tables")
+        except FiguresUnavailable as err:  # the notebooks ran; only the README is left as it was
+            print(f"{readme}: accuracy figures not rewritten: {err}")
+        else:
+            print(f"{readme}: accuracy figures {'rewritten' if changed else 'unchanged'} from {results / 'tables'}")
     return 0

@@ -90,7 +90,7 @@ class MTCNN:
         if verbose:
             print(f"[OK] mtcnn-lab's pymtcnn-compatible MTCNN on the {self.backend_name} backend")
 
-    def detect(self, img: np.ndarray, return_debug: bool = False):
+    def detect(self, img: np.ndarray, return_debug: bool = False) -> tuple:
         """Faces of one BGR uint8 ``(H, W, 3)`` image: ``(bboxes, landmarks)``, plus a dict with the
         confidences and the per-stage trace when ``return_debug`` (or ``debug_mode``) is set."""
         debug = return_debug or self.debug_mode

@@ -342,7 +342,11 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
     frame_sizes = _check_frame_sizes(frame_sizes)
     shapes = _checked_pnet_shapes(frame_sizes, min_face, factor)
     ct = import_coremltools()
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise ConversionError("converting to Core ML needs torch (it traces the nets): pip install "
+                              "'mtcnn-lab[torch]'") from None
 
     # 2. the files to write, and a staging folder beside them
     outdir = Path(outdir)

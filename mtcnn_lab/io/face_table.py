@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mtcnn_lab.files import write_atomic
 
-__all__ = ["COLUMNS", "face_rows", "face_csv", "write_face_csv"]
+__all__ = ["COLUMNS", "face_rows", "face_csv", "write_face_csv", "is_face_table"]
 
 COLUMNS = ["path", "frame", "timestamp_s", "face", "confidence", "x", "y", "w", "h",
            *[f"lm{i}_{axis}" for i in range(1, 6) for axis in ("x", "y")], "error"]
@@ -55,6 +55,15 @@ def face_csv(rows: Iterable[dict]) -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue().encode("utf-8")
+
+
+def is_face_table(path: str | Path) -> bool:
+    """Whether the file at ``path`` starts with this table's header line (so it is one of ours)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.readline().rstrip("\r\n") == ",".join(COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def write_face_csv(entries: Iterable[dict], out: str | Path, fps: Mapping[str, float | None] | None = None,

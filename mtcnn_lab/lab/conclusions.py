@@ -66,8 +66,8 @@ def fp16_conclusion(summary_rows: Sequence[Mapping], layer_rows: Sequence[Mappin
             f"`{v}` same count {row[v]['images_same_count']}/{n}, {_lost(row[v])} faces lost, mean IoU "
             f"{number(row[v]['iou_mean'], '.4f')}, box errors up to {number(row[v]['max_px_error'], '.2f')} px"
             for v in ("coreml", "coreml-fp16-all") if v in row) + "."
-    return text + (f"Core ML could not run here ({coreml_reason.split(';')[0]}), so the numpy FP16 emulation stands "
-                   "in for Core ML on the Neural Engine (`numpy-fp16` for `coreml`, `numpy-fp16-all` for "
+    return text + (f"The Core ML programs were not run here ({coreml_reason.split(';')[0]}), so the numpy FP16 "
+                   "emulation stands in for them (`numpy-fp16` for `coreml`, `numpy-fp16-all` for "
                    "`coreml-fp16-all`).")
 
 

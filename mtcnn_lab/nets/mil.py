@@ -121,7 +121,7 @@ class MilProgram:
         self.output_names = list(block.outputs)
         self.input_shapes = self._input_shapes(spec)
         weights = self.path / "Data" / "com.apple.CoreML" / "weights"
-        self._reader = None
+        self._readers: dict[str, object] = {}
         self._weights_dir = weights
         self._blob_reader = blob_reader
         self.constants: dict[str, np.ndarray | str | list] = {}
@@ -167,8 +167,10 @@ class MilProgram:
         shape = [int(d.constant.size) for d in tensor_type.dimensions]
         if value.HasField("blobFileValue"):
             blob = value.blobFileValue
-            reader = self._reader or self._blob_reader(str(self._weights_dir / Path(blob.fileName).name))
-            self._reader = reader
+            name = Path(blob.fileName).name  # "@model_path/weights/weight.bin"
+            reader = self._readers.get(name)
+            if reader is None:
+                reader = self._readers[name] = self._blob_reader(str(self._weights_dir / name))
             try:
                 read = reader.read_fp16_data if self._dtype(value.type) == np.float16 else reader.read_float_data
                 data = np.array(read(blob.offset))
