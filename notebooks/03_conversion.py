@@ -64,7 +64,7 @@ print("models written to:", models, "(temporary)" if scratch else "")
 
 # %% [markdown]
 # ## 1 · Export and conversion
-# ONNX: TorchScript export of the PyTorch nets, FP16 by onnxconverter-common with FP32 inputs and
+# ONNX: graphs built from the NetSpecs with onnx.helper (no torch), FP16 by onnxconverter-common with FP32 inputs and
 # outputs. Core ML: `coremltools.convert` to ML programs (macOS 13+); FP16 casts after the input and
 # before the output. Conversion works on any OS; only Core ML *prediction* needs macOS.
 

@@ -1,9 +1,9 @@
 """Export PNet, RNet and ONet to ONNX, in FP32 or FP16.
 
-The graphs come from :class:`~mtcnn_lab.nets.torch.OpenFaceNet` through PyTorch's TorchScript
-exporter (``torch.onnx.export(..., dynamo=False)``): it maps ``nn.PReLU`` straight onto ONNX's
-native ``PRelu`` node (checked by the tests), works offline without ``onnxscript`` (which the
-dynamo exporter needs), and writes the same bytes every time for the same weights. Each model has:
+The graphs are built straight from the :class:`~mtcnn_lab.weights.netspec.NetSpec` with ``onnx.helper``, as
+the OpenVINO graphs are (:mod:`mtcnn_lab.nets.openvino`): native ``Conv``, ``PRelu``, ``MaxPool`` (ceil
+rounding), ``Transpose`` + ``Flatten`` (OpenFace's flatten order) and ``Gemm`` nodes, no torch and no tracing,
+the same bytes every time for the same weights. Each model has:
 
 * one input ``input``: (N, 3, H, W) float32 R, G, B normalised as ``(v - 127.5) * 0.0078125``,
   with a dynamic batch ``N`` and, for PNet only, dynamic ``H`` and ``W`` (RNet 24x24, ONet 48x48);
@@ -17,13 +17,14 @@ the flattened input of RNet's and ONet's first FC layer), for layer-by-layer com
 
 from __future__ import annotations
 
-import io
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from mtcnn_lab.errors import ConversionError, OutputExists
 from mtcnn_lab.files import write_atomic
-from mtcnn_lab.weights.netspec import NetSpec, WeightSet
+from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, NetSpec, PReLU, WeightSet
 
 MIN_OPSET = 17
 INPUT_NAME = "input"
@@ -46,110 +47,85 @@ def require_onnx():
     return onnx
 
 
-def _tap_names(spec: NetSpec) -> list[str]:
-    """The taps model's output names, one per OpenFace layer plus ``lNN_fcin`` before the first FC."""
-    from mtcnn_lab.nets.torch import build_layers
+def _graph_nodes(spec: NetSpec, helper, numpy_helper) -> tuple[list, list, dict[str, tuple[str, int]]]:
+    """The nodes and initializers computing ``spec`` with OpenFace's semantics, and each layer's output tensor
+    and rank by tap name (``l00_conv`` ..., ``lNN_fcin`` for the flatten before the first FC layer): Conv with bias,
+    PRelu (one slope per channel), MaxPool with ceil rounding (OpenFace's pooled size for stride 2), the
+    (channel, x, y) flatten, Gemm; PNet's FC layer is a 1x1 convolution over the maps."""
+    nodes, weights, taps = [], [], {}
+    x, maps = INPUT_NAME, True
 
-    return list(build_layers(spec))
+    def const(name: str, value: np.ndarray) -> str:
+        weights.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float32), name))
+        return name
 
-
-def _dynamic_axes(spec: NetSpec, names: list[str], ranks: list[int]) -> dict[str, dict[int, str]]:
-    """Dynamic batch everywhere; for PNet also the height and width of the input and of every map."""
-    pnet = spec.name == "pnet"
-    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"} if pnet else {0: "batch"}}
-    for name, rank in zip(names, ranks, strict=True):
-        if pnet and rank == 4:
-            suffix = "" if name == OUTPUT_NAME else f"_{name}"
-            axes[name] = {0: "batch", 2: f"out_height{suffix}", 3: f"out_width{suffix}"}
+    for key, layer in zip(spec.layer_keys(), spec.layers, strict=True):
+        out = f"{key}__value"
+        if isinstance(layer, Conv):
+            nodes.append(helper.make_node("Conv", [x, const(f"{key}.weight", layer.weight),
+                                                   const(f"{key}.bias", layer.bias)], [out], name=key))
+        elif isinstance(layer, PReLU):
+            slopes = layer.slopes.reshape(-1, 1, 1) if maps else layer.slopes
+            nodes.append(helper.make_node("PRelu", [x, const(f"{key}.slopes", slopes)], [out], name=key))
+        elif isinstance(layer, MaxPool):
+            if layer.stride_x != 2 or layer.stride_y != 2:
+                raise ConversionError("only stride-2 max-pooling maps onto ceil rounding exactly")
+            nodes.append(helper.make_node("MaxPool", [x], [out], name=key, ceil_mode=1,
+                                          kernel_shape=[layer.kernel_y, layer.kernel_x],
+                                          strides=[layer.stride_y, layer.stride_x]))
+        elif isinstance(layer, FC):
+            n_out, n_in = layer.weight.shape
+            if maps and spec.name == "pnet":  # PNet's FC layer: a 1x1 convolution over the maps
+                kernel = const(f"{key}.weight", layer.weight.reshape(n_out, n_in, 1, 1))
+                nodes.append(helper.make_node("Conv", [x, kernel, const(f"{key}.bias", layer.bias)], [out], name=key))
+            else:
+                if maps:  # OpenFace's flatten: each map transposed, order (channel, x, y)
+                    fcin = key.replace("_fc", "_fcin")
+                    nodes.append(helper.make_node("Transpose", [x], [f"{fcin}__hw"], name=f"{fcin}_transpose",
+                                                  perm=[0, 1, 3, 2]))
+                    nodes.append(helper.make_node("Flatten", [f"{fcin}__hw"], [f"{fcin}__value"], name=fcin, axis=1))
+                    taps[fcin], x, maps = (f"{fcin}__value", 2), f"{fcin}__value", False
+                nodes.append(helper.make_node("Gemm", [x, const(f"{key}.weight", layer.weight),
+                                                       const(f"{key}.bias", layer.bias)], [out], name=key, transB=1))
         else:
-            axes[name] = {0: "batch"}
-    return axes
+            nodes.append(helper.make_node("Sigmoid", [x], [out], name=key))
+        taps[key], x = (out, 4 if maps else 2), out
+    return nodes, weights, taps
 
 
-def _torch_export(module, example, output_names: list[str], dynamic_axes: dict, opset: int) -> bytes:
-    import torch
+def _graph(spec: NetSpec, taps: bool):
+    """The ONNX graph of one net (see the module docstring) with named dynamic dimensions: the batch, and
+    for PNet the input's and the maps' height and width."""
+    from onnx import TensorProto, helper, numpy_helper
 
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=output_names, dynamic_axes=dynamic_axes,
-                          do_constant_folding=True, export_params=True)
-    return buffer.getvalue()
-
-
-def _identity_taps(graph) -> None:
-    """Make every graph output the output of its own ``Identity`` node.
-
-    The layer outputs of a taps model are also the inputs of the next layer; giving each output a
-    separate Identity keeps the layer-to-layer tensors internal, which FP16 conversion needs (it
-    re-types graph outputs with Casts and would otherwise feed FP32 into the next FP16 layer).
-    """
-    from onnx import helper
-
-    outputs = {o.name for o in graph.output}
-    renamed = {name: f"{name}__value" for name in outputs}
-    for node in graph.node:
-        node.input[:] = [renamed.get(n, n) for n in node.input]
-        node.output[:] = [renamed.get(n, n) for n in node.output]
-    graph.node.extend(helper.make_node("Identity", [renamed[o.name]], [o.name], name=f"tap_{o.name}")
-                      for o in graph.output)
+    nodes, weights, layer_outputs = _graph_nodes(spec, helper, numpy_helper)
+    pnet = spec.name == "pnet"
+    side = INPUT_SIZES[spec.name]
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
+                                            ["batch", 3, "height", "width"] if pnet else ["batch", 3, side, side])]
+    wanted = dict(layer_outputs) if taps else {OUTPUT_NAME: list(layer_outputs.values())[-1]}
+    outputs = []
+    for name, (value, rank) in wanted.items():
+        nodes.append(helper.make_node("Identity", [value], [name], name=f"output_{name}"))
+        suffix = "" if name == OUTPUT_NAME else f"_{name}"
+        dims = ["batch", None, f"out_height{suffix}", f"out_width{suffix}"] if rank == 4 and pnet else \
+            ["batch"] + [None] * (rank - 1)
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+    return helper.make_graph(nodes, f"{spec.name}_taps" if taps else spec.name, inputs, outputs, weights)
 
 
 def onnx_model_bytes(spec: NetSpec, opset: int = MIN_OPSET, taps: bool = False) -> bytes:
     """Serialised ONNX model of one net (see the module docstring); the same bytes for the same weights.
 
-    ``opset`` must be at least 17 (and at most what the installed PyTorch exporter supports).
+    Built straight from the NetSpec with ``onnx.helper`` (no torch, no tracing). ``opset`` must be at least 17.
     """
     onnx = require_onnx()
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        raise ConversionError("exporting to ONNX needs PyTorch (the CPU build is enough): pip install torch; "
-                              "or run ONNX files exported elsewhere (OnnxBackend(model_dir=...))") from None
-
-    from mtcnn_lab.nets.torch import OpenFaceNet
-
     if spec.name not in INPUT_SIZES:
         raise ConversionError(f"unknown net {spec.name!r}; expected pnet, rnet or onet")
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ConversionError(f"opset must be an integer >= {MIN_OPSET}, not {opset!r}")
-    net = OpenFaceNet(spec)
-    size = INPUT_SIZES[spec.name]
-    example = torch.zeros(1, 3, size, size)
-
-    if taps:
-        class Taps(nn.Module):
-            def __init__(self, layers: nn.Sequential):
-                super().__init__()
-                self.layers = layers
-
-            def forward(self, x):
-                outputs = []
-                for layer in self.layers:
-                    x = layer(x)
-                    outputs.append(x)
-                return tuple(outputs)
-
-        module, names = Taps(net), _tap_names(spec)
-        with torch.no_grad():
-            ranks = [t.dim() for t in module(example)]
-    else:
-        module, names = net, [OUTPUT_NAME]
-        with torch.no_grad():
-            ranks = [net(example).dim()]
-    try:
-        data = _torch_export(module, example, names, _dynamic_axes(spec, names, ranks), opset)
-    except Exception as err:  # the exporter raises many types; all mean the same to the caller
-        raise ConversionError(f"ONNX export of {spec.name} at opset {opset} failed: {err}") from err
-
-    model = onnx.load_from_string(data)
-    if taps:
-        _identity_taps(model.graph)
-    model.graph.name = f"{spec.name}_taps" if taps else spec.name
+    model = onnx.helper.make_model(_graph(spec, taps), producer_name="mtcnn-lab",
+                                   opset_imports=[onnx.helper.make_opsetid("", opset)])
     model.doc_string = f"MTCNN {spec.name} with OpenFace 2.2 semantics, exported by mtcnn-lab"
     onnx.helper.set_model_props(model, {
         "mtcnn_lab.net": spec.name,
