@@ -50,6 +50,7 @@ from mtcnn_lab.convert.onnx import export_onnx
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures
+from mtcnn_lab.lab.ane import OFF_MAC, ane_eligibility
 from mtcnn_lab.lab.conversion import onnx_report
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.layers import backend_layer_differences, cascade_net_inputs
@@ -252,6 +253,22 @@ if coreml_paths:
         print(f"{r['backend']:18s} {r['net']} output: max |Δ| {r['max_abs']:.2e}")
 else:
     print(f"No Core ML programs were converted here: {coreml_error}.")
+
+# %% [markdown]
+# ### Which programs the Neural Engine can take
+# Read off the saved files (operations, compute dtype, input shapes, size) and judged by what Apple's and
+# coremltools' documents say (`mtcnn_lab/lab/ane.py` names them). Where each operation really runs can only be
+# read on a Mac (`MLComputePlan`).
+
+# %%
+if coreml_paths:
+    ane_rows = ane_eligibility({(net, precision): paths[net] for precision, paths in coreml_paths.items()
+                                for net in NET_NAMES})
+    save_table(ane_rows, "03_ane_eligibility", results / "tables", meta={"off_mac": OFF_MAC})
+    for r in ane_rows:
+        print(f"{r['net']} {r['precision']}: {r['compute_dtype']}, {r['input_shapes']} input shape(s) "
+              f"({r['input']}...), {r['bytes'] / 1024:.0f} KiB -> Neural Engine: {r['neural_engine']}")
+    print("Not knowable here:", OFF_MAC)
 
 # %%
 if scratch:

@@ -28,7 +28,6 @@ from .conftest import SAMPLES, require_shared
 from .test_parity import PX, dev_entries
 
 ct = pytest.importorskip("coremltools", reason="coremltools is in the dev extra (pip install -e '.[dev]')")
-pytest.importorskip("torch", reason="converting to Core ML needs torch (in the dev extra)")
 
 from mtcnn_lab.convert.coreml import convert_coreml  # noqa: E402
 from mtcnn_lab.nets.mil import OPS, MilProgram  # noqa: E402

@@ -1,7 +1,8 @@
 """Core ML export of PNet, RNet and ONet (``.mlpackage`` ML programs, FP32 or FP16).
 
-Each :class:`~mtcnn_lab.nets.torch.OpenFaceNet` is traced with ``torch.jit.trace`` and converted
-with ``coremltools.convert(..., convert_to="mlprogram")`` for macOS 13 / iOS 16 and later. The
+Each net is built as a MIL program straight from its NetSpec with coremltools' MIL builder
+(:func:`mil_program`: no torch, no tracing) and converted with ``coremltools.convert(...,
+convert_to="mlprogram")`` for macOS 13 / iOS 16 and later. The
 models take one float32 input ``input`` (normalised R,G,B, as every backend) and give one float32
 output ``output`` (the raw last layer); an FP16 model casts to float16 after the input and back to
 float32 before the output, so callers see the same types for both precisions.
@@ -29,7 +30,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import ConversionError, OutputExists, ParameterError
 from mtcnn_lab.files import normalise_permissions
 from mtcnn_lab.params import CascadeParams, level_size, pyramid_scales
-from mtcnn_lab.weights.netspec import CROP_SIZES, NET_NAMES, NetSpec, WeightSet
+from mtcnn_lab.weights.netspec import CROP_SIZES, FC, NET_NAMES, Conv, MaxPool, NetSpec, PReLU, WeightSet
 
 DEFAULT_FRAME_SIZES: tuple[tuple[int, int], ...] = ((1920, 1080), (1080, 1920), (1280, 720), (640, 480))
 """Frame sizes as (width, height) whose pyramid levels PNet models accept by default."""
@@ -170,41 +170,53 @@ def _input_type(ct, net: str, shapes: list[tuple[int, int, int, int]], max_batch
     return ct.TensorType(name=INPUT_NAME, shape=shape, dtype=np.float32)
 
 
-def export_module(spec: NetSpec):
-    """The :class:`~mtcnn_lab.nets.torch.OpenFaceNet` of ``spec`` as an ``nn.Sequential`` ready to
-    trace, with every PReLU that follows a fully connected layer run on (N, C, 1, 1) maps.
+def mil_program(spec: NetSpec):
+    """The net as a coremltools MIL program built straight from its NetSpec with the MIL builder (no torch,
+    no tracing): ``conv`` (valid), ``prelu``, ``max_pool`` (valid, ceil mode: OpenFace's pooled size for
+    stride 2), OpenFace's (channel, x, y) flatten as ``transpose`` + ``reshape``, ``linear``; PNet's FC layer
+    as a 1x1 ``conv``. A PReLU after a fully connected layer runs on (N, C, 1, 1) maps (``expand_dims`` /
+    ``squeeze``): coremltools allows a rank-2 PReLU only with equal slopes, and RNet's and ONet's differ. The
+    input is ``input`` (batch-1 levels of any size for PNet, any batch of crops for RNet/ONet; the shapes a
+    model accepts are set when converting), the output ``output``."""
+    ct = import_coremltools()
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import get_new_symbol
 
-    coremltools lowers a PReLU on rank-2 input through a rank-3 ``prelu`` op, which it allows only
-    when all slopes are equal; RNet's and ONet's per-neuron slopes differ. The rank-4 per-channel
-    PReLU is supported (and is what the Neural Engine runs); the outputs are identical.
-    """
-    from torch import nn
+    f32 = np.float32
+    side = CROP_SIZES.get(spec.name)
+    shape = (1, 3, get_new_symbol(), get_new_symbol()) if side is None else (get_new_symbol(), 3, side, side)
+    last = len(spec.layers) - 1
 
-    from mtcnn_lab.nets.torch import OpenFaceNet
+    @mb.program(input_specs=[mb.TensorSpec(shape=shape)], opset_version=ct.target.iOS16)
+    def program(input):  # noqa: A002 - the name becomes the model's input name
+        x, maps = input, True
+        for i, layer in enumerate(spec.layers):
+            named = {"name": OUTPUT_NAME} if i == last else {}
+            if isinstance(layer, Conv):
+                x = mb.conv(x=x, weight=layer.weight.astype(f32), bias=layer.bias.astype(f32), pad_type="valid",
+                            **named)
+            elif isinstance(layer, PReLU) and maps:
+                x = mb.prelu(x=x, alpha=layer.slopes.astype(f32), **named)
+            elif isinstance(layer, PReLU):
+                x = mb.expand_dims(x=x, axes=[2, 3])
+                x = mb.squeeze(x=mb.prelu(x=x, alpha=layer.slopes.astype(f32)), axes=[2, 3], **named)
+            elif isinstance(layer, MaxPool):
+                x = mb.max_pool(x=x, kernel_sizes=[layer.kernel_y, layer.kernel_x],
+                                strides=[layer.stride_y, layer.stride_x], pad_type="valid", ceil_mode=True, **named)
+            elif isinstance(layer, FC) and maps and spec.name == "pnet":
+                n_out, n_in = layer.weight.shape
+                x = mb.conv(x=x, weight=layer.weight.reshape(n_out, n_in, 1, 1).astype(f32),
+                            bias=layer.bias.astype(f32), pad_type="valid", **named)
+            elif isinstance(layer, FC):
+                if maps:
+                    x = mb.reshape(x=mb.transpose(x=x, perm=[0, 1, 3, 2]), shape=[-1, layer.weight.shape[1]])
+                    maps = False
+                x = mb.linear(x=x, weight=layer.weight.astype(f32), bias=layer.bias.astype(f32), **named)
+            else:
+                raise ConversionError(f"{spec.name}: layer {type(layer).__name__} has no Core ML conversion")
+        return x
 
-    class VectorPReLU(nn.Module):
-        def __init__(self, prelu: nn.PReLU):
-            super().__init__()
-            self.prelu = prelu
-
-        def forward(self, x):
-            return self.prelu(x.unsqueeze(-1).unsqueeze(-1)).squeeze(-1).squeeze(-1)
-
-    layers = []
-    vectors = False
-    for layer in OpenFaceNet(spec):
-        vectors = vectors or isinstance(layer, nn.Linear)
-        layers.append(VectorPReLU(layer) if vectors and isinstance(layer, nn.PReLU) else layer)
-    return nn.Sequential(*layers).eval()
-
-
-def _example_input(net: str, shapes: list[tuple[int, int, int, int]], max_batch: int):
-    import torch
-
-    if net == "pnet":
-        return torch.zeros(shapes[0])
-    side = CROP_SIZES[net]
-    return torch.zeros(min(2, max_batch), 3, side, side)
+    return program
 
 
 def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple[int, int, int, int]] | None = None,
@@ -213,8 +225,6 @@ def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple
 
     Arguments as for :func:`convert_coreml`; ``pnet_shapes`` defaults to :func:`pnet_input_shapes`.
     """
-    import torch
-
     ct = import_coremltools()
     precision = _check_precision(precision)
     compute_units = check_compute_units(compute_units)
@@ -222,14 +232,9 @@ def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple
     if net not in NET_NAMES:
         raise ParameterError(f"unknown net {net!r}; expected one of {', '.join(NET_NAMES)}")
     shapes = pnet_shapes if pnet_shapes is not None else pnet_input_shapes()
-    module = export_module(spec)
-    with torch.no_grad(), warnings.catch_warnings():
-        # torch >= 2.9 deprecates TorchScript, but it is still what coremltools converts best
-        warnings.filterwarnings("ignore", r"`torch\.jit\.trace", DeprecationWarning)
-        traced = torch.jit.trace(module, _example_input(net, shapes, max_batch))
     model = ct.convert(
-        traced,
-        source="pytorch",
+        mil_program(spec),
+        source="milinternal",
         inputs=[_input_type(ct, net, shapes, max_batch)],
         outputs=[ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
         convert_to="mlprogram",
@@ -342,11 +347,6 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
     frame_sizes = _check_frame_sizes(frame_sizes)
     shapes = _checked_pnet_shapes(frame_sizes, min_face, factor)
     ct = import_coremltools()
-    try:
-        import torch
-    except ImportError:
-        raise ConversionError("converting to Core ML needs torch (it traces the nets): pip install "
-                              "'mtcnn-lab[torch]'") from None
 
     # 2. the files to write, and a staging folder beside them
     outdir = Path(outdir)
@@ -360,7 +360,6 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
         report: dict = {
             "format": "mlprogram",
             "coremltools": ct.__version__,
-            "torch": torch.__version__,
             "precision": precision,
             "compute_units": compute_units,
             "minimum_deployment_target": DEPLOYMENT_TARGET,
