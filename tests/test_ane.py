@@ -34,8 +34,9 @@ def test_shapes_by_hand(table):
     pnet = table["pnet", "fp16"]
     assert pnet["input_shapes"] == 7 and pnet["input"] == "1x3x96x128" and pnet["neural_engine"] == "every input shape"
     rnet = table["rnet", "fp16"]
-    assert rnet["input"] == "Nx3x24x24" and rnet["neural_engine"] == "batch 1 only"
-    assert "default shape" in rnet["shape_rule"]
+    # the converter's batch range has default 1
+    assert rnet["input"] == "Nx3x24x24" and rnet["neural_engine"] == "the default shape 1x3x24x24 only"
+    assert "default shape 1x3x24x24" in rnet["shape_rule"]
 
 
 def test_ops_are_the_nets_layers(table):
@@ -45,7 +46,9 @@ def test_ops_are_the_nets_layers(table):
     assert "cast x2" in table["rnet", "fp16"]["ops"] and table["rnet", "fp16"]["bytes"] < table["rnet", "fp32"]["bytes"]
 
 
-def test_sources_and_limits_are_named(table):
-    row = table["onet", "fp16"]
-    assert SOURCES["typed_execution"] in row["sources"] and row["unknown_off_mac"] == OFF_MAC
-    assert "MLComputePlan" in OFF_MAC
+def test_each_rule_names_its_documents(table):
+    ranged, enumerated = table["onet", "fp16"]["sources"], table["pnet", "fp16"]["sources"]
+    for sources in (ranged, enumerated):
+        assert SOURCES["typed_execution"] in sources and SOURCES["compute_plan"] in sources
+    assert SOURCES["range_default_only"] in ranged and SOURCES["flexible_shapes"] not in ranged
+    assert SOURCES["flexible_shapes"] in enumerated and table["onet", "fp16"]["unknown_off_mac"] == OFF_MAC

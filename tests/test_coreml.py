@@ -339,3 +339,20 @@ def test_backend_falls_back_for_unknown_pnet_shapes_on_macos(converted, bundled_
     strict = CoreMLBackend(bundled_weights, "fp16", model_dir=outdir, strict_shapes=True)
     with pytest.raises(ParameterError, match="enumerated"):
         strict.run_pnet(level)
+
+
+def test_a_pooling_stride_other_than_2_is_refused_by_both_converters(bundled_weights):
+    """Ceil rounding gives OpenFace's pooled size only for stride 2 (a 22-wide map pools to 8 with ceil at
+    stride 3, to 7 in OpenFace)."""
+    from dataclasses import replace
+
+    from mtcnn_lab.convert.coreml import mil_program
+    from mtcnn_lab.convert.onnx import onnx_model_bytes
+    from mtcnn_lab.weights.netspec import MaxPool
+
+    spec = bundled_weights.rnet
+    odd = replace(spec, layers=tuple(MaxPool(3, 3, 3, 3) if isinstance(layer, MaxPool) else layer
+                                     for layer in spec.layers))
+    for build in (mil_program, onnx_model_bytes):
+        with pytest.raises(ConversionError, match="only stride-2 max-pooling"):
+            build(odd)

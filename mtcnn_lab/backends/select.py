@@ -101,7 +101,7 @@ def _coreml(weights: WeightSet, precision: str, simulate: bool = False) -> Backe
         raise BackendUnavailable(reason)
     try:
         return CoreMLBackend(weights, precision=precision, simulate=simulate)
-    except ConversionError as err:  # no torch to convert with, or a damaged package
+    except ConversionError as err:  # a conversion coremltools refuses, or a damaged package
         raise BackendUnavailable(f"the Core ML programs cannot be converted or read here: {err}") from None
 
 

@@ -187,14 +187,19 @@ def mil_program(spec: NetSpec):
     shape = (1, 3, get_new_symbol(), get_new_symbol()) if side is None else (get_new_symbol(), 3, side, side)
     last = len(spec.layers) - 1
 
+    for layer in spec.layers:
+        if isinstance(layer, MaxPool) and (layer.stride_x != 2 or layer.stride_y != 2):
+            raise ConversionError(f"{spec.name}: only stride-2 max-pooling maps onto ceil rounding exactly")
+
     @mb.program(input_specs=[mb.TensorSpec(shape=shape)], opset_version=ct.target.iOS16)
     def program(input):  # noqa: A002 - the name becomes the model's input name
-        x, maps = input, True
+        x, maps, channels = input, True, 3
         for i, layer in enumerate(spec.layers):
             named = {"name": OUTPUT_NAME} if i == last else {}
             if isinstance(layer, Conv):
                 x = mb.conv(x=x, weight=layer.weight.astype(f32), bias=layer.bias.astype(f32), pad_type="valid",
                             **named)
+                channels = layer.weight.shape[0]
             elif isinstance(layer, PReLU) and maps:
                 x = mb.prelu(x=x, alpha=layer.slopes.astype(f32), **named)
             elif isinstance(layer, PReLU):
@@ -203,7 +208,7 @@ def mil_program(spec: NetSpec):
             elif isinstance(layer, MaxPool):
                 x = mb.max_pool(x=x, kernel_sizes=[layer.kernel_y, layer.kernel_x],
                                 strides=[layer.stride_y, layer.stride_x], pad_type="valid", ceil_mode=True, **named)
-            elif isinstance(layer, FC) and maps and spec.name == "pnet":
+            elif isinstance(layer, FC) and maps and channels == layer.weight.shape[1]:  # PNet's: a 1x1 conv
                 n_out, n_in = layer.weight.shape
                 x = mb.conv(x=x, weight=layer.weight.reshape(n_out, n_in, 1, 1).astype(f32),
                             bias=layer.bias.astype(f32), pad_type="valid", **named)
@@ -219,6 +224,22 @@ def mil_program(spec: NetSpec):
     return program
 
 
+def _convert_program(ct, program, net: str, shapes: list[tuple[int, int, int, int]], max_batch: int, precision: str,
+                     compute_units: str):
+    """``coremltools.convert`` of a MIL program to an ML program with the net's input shapes."""
+    return ct.convert(
+        program,
+        source="milinternal",
+        inputs=[_input_type(ct, net, shapes, max_batch)],
+        outputs=[ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
+        convert_to="mlprogram",
+        compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+        minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+        compute_units=getattr(ct.ComputeUnit, compute_units),
+        skip_model_load=True,
+    )
+
+
 def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple[int, int, int, int]] | None = None,
                 max_batch: int = 256, compute_units: str = "ALL", weights_name: str = ""):
     """One net as an in-memory ``coremltools.models.MLModel`` (not loaded: usable on any OS).
@@ -232,17 +253,12 @@ def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple
     if net not in NET_NAMES:
         raise ParameterError(f"unknown net {net!r}; expected one of {', '.join(NET_NAMES)}")
     shapes = pnet_shapes if pnet_shapes is not None else pnet_input_shapes()
-    model = ct.convert(
-        mil_program(spec),
-        source="milinternal",
-        inputs=[_input_type(ct, net, shapes, max_batch)],
-        outputs=[ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
-        convert_to="mlprogram",
-        compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
-        minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
-        compute_units=getattr(ct.ComputeUnit, compute_units),
-        skip_model_load=True,
-    )
+    program = mil_program(spec)
+    try:
+        model = _convert_program(ct, program, net, shapes, max_batch, precision, compute_units)
+    except (ValueError, RuntimeError, TypeError) as err:  # coremltools refusing the program or its inputs
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConversionError(f"Core ML conversion of {net} failed: {first}") from None
     model.author = "mtcnn-lab"
     model.short_description = f"OpenFace 2.2 MTCNN {net} ({weights_name or 'unnamed'} weights, {precision})"
     model.input_description[INPUT_NAME] = "float32 (N, 3, H, W) R,G,B normalised as (v - 127.5) * 0.0078125"

@@ -2,8 +2,8 @@
 
 The graphs are built straight from the :class:`~mtcnn_lab.weights.netspec.NetSpec` with ``onnx.helper``, as
 the OpenVINO graphs are (:mod:`mtcnn_lab.nets.openvino`): native ``Conv``, ``PRelu``, ``MaxPool`` (ceil
-rounding), ``Transpose`` + ``Flatten`` (OpenFace's flatten order) and ``Gemm`` nodes, no torch and no tracing,
-the same bytes every time for the same weights. Each model has:
+rounding), ``Transpose`` + ``Flatten`` (OpenFace's flatten order) and ``Gemm`` nodes, and an ``Identity`` node
+naming each graph output; no torch and no tracing, the same bytes every time for the same weights. Each model has:
 
 * one input ``input``: (N, 3, H, W) float32 R, G, B normalised as ``(v - 127.5) * 0.0078125``,
   with a dynamic batch ``N`` and, for PNet only, dynamic ``H`` and ``W`` (RNet 24x24, ONet 48x48);
@@ -53,7 +53,7 @@ def _graph_nodes(spec: NetSpec, helper, numpy_helper) -> tuple[list, list, dict[
     PRelu (one slope per channel), MaxPool with ceil rounding (OpenFace's pooled size for stride 2), the
     (channel, x, y) flatten, Gemm; PNet's FC layer is a 1x1 convolution over the maps."""
     nodes, weights, taps = [], [], {}
-    x, maps = INPUT_NAME, True
+    x, maps, channels = INPUT_NAME, True, 3
 
     def const(name: str, value: np.ndarray) -> str:
         weights.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float32), name))
@@ -64,6 +64,7 @@ def _graph_nodes(spec: NetSpec, helper, numpy_helper) -> tuple[list, list, dict[
         if isinstance(layer, Conv):
             nodes.append(helper.make_node("Conv", [x, const(f"{key}.weight", layer.weight),
                                                    const(f"{key}.bias", layer.bias)], [out], name=key))
+            channels = layer.weight.shape[0]
         elif isinstance(layer, PReLU):
             slopes = layer.slopes.reshape(-1, 1, 1) if maps else layer.slopes
             nodes.append(helper.make_node("PRelu", [x, const(f"{key}.slopes", slopes)], [out], name=key))
@@ -75,7 +76,7 @@ def _graph_nodes(spec: NetSpec, helper, numpy_helper) -> tuple[list, list, dict[
                                           strides=[layer.stride_y, layer.stride_x]))
         elif isinstance(layer, FC):
             n_out, n_in = layer.weight.shape
-            if maps and spec.name == "pnet":  # PNet's FC layer: a 1x1 convolution over the maps
+            if maps and channels == n_in:  # PNet's FC layer: a 1x1 convolution over the maps
                 kernel = const(f"{key}.weight", layer.weight.reshape(n_out, n_in, 1, 1))
                 nodes.append(helper.make_node("Conv", [x, kernel, const(f"{key}.bias", layer.bias)], [out], name=key))
             else:
@@ -132,7 +133,10 @@ def onnx_model_bytes(spec: NetSpec, opset: int = MIN_OPSET, taps: bool = False) 
         "mtcnn_lab.input": INPUT_DESCRIPTION,
         "mtcnn_lab.output": "every layer's output" if taps else OUTPUT_DESCRIPTION[spec.name],
     })
-    onnx.checker.check_model(model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        raise ConversionError(f"the ONNX graph of {spec.name} is invalid: {str(err).splitlines()[0]}") from None
     return model.SerializeToString()
 
 

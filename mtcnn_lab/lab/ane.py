@@ -45,21 +45,25 @@ OFF_MAC = ("per-operation placement and speed: Core ML's cost model depends on t
 MAX_ENUMERATED = 128
 
 
-def _shape_rule(shapes: list[tuple[int | None, ...]]) -> tuple[str, str]:
+def _shape_rule(shapes: list[tuple[int | None, ...]], default: tuple[int, ...]) -> tuple[str, tuple[str, ...]]:
+    """What the documents say of these input shapes, and which documents say it."""
+    if len(shapes) > MAX_ENUMERATED:
+        return f"{len(shapes)} enumerated shapes: more than Core ML takes", ("flexible_shapes",)
     if len(shapes) > 1:
-        if len(shapes) > MAX_ENUMERATED:
-            return f"{len(shapes)} enumerated shapes: more than Core ML takes", "flexible_shapes"
-        return f"{len(shapes)} enumerated shapes: each can run on the Neural Engine", "range_default_only"
+        return (f"{len(shapes)} enumerated shapes: each can run on the Neural Engine",
+                ("flexible_shapes", "range_default_only"))
     if any(d is None for d in shapes[0]):
-        return ("a ranged batch: only the default shape (batch 1) on the Neural Engine, other batch sizes on the "
-                "GPU or CPU", "range_default_only")
-    return "one fixed shape: can run on the Neural Engine", "flexible_shapes"
+        return (f"a ranged dimension: only the default shape {'x'.join(map(str, default))} on the Neural Engine, "
+                "other sizes on the GPU or CPU", ("range_default_only",))
+    return "one fixed shape: can run on the Neural Engine", ("flexible_shapes",)
 
 
-def _verdict(compute: str, shapes: list[tuple[int | None, ...]]) -> str:
+def _verdict(compute: str, shapes: list[tuple[int | None, ...]], default: tuple[int, ...]) -> str:
     if compute != "float16" or len(shapes) > MAX_ENUMERATED:
         return "not eligible"
-    return "batch 1 only" if len(shapes) == 1 and None in shapes[0] else "every input shape"
+    if len(shapes) == 1 and None in shapes[0]:
+        return f"the default shape {'x'.join(map(str, default))} only"
+    return "every input shape"
 
 
 def ane_eligibility(packages: dict[tuple[str, str], Path]) -> list[dict]:
@@ -74,15 +78,16 @@ def ane_eligibility(packages: dict[tuple[str, str], Path]) -> list[dict]:
         compute = "float16" if "float16" in dtypes else "float32"
         dtype_rule = ("float16-typed: eligible for the Neural Engine, GPU and CPU" if compute == "float16"
                       else "float32-typed: GPU and CPU only, not the Neural Engine")
-        shape_rule, shape_source = _shape_rule(program.input_shapes)
+        shape_rule, shape_sources = _shape_rule(program.input_shapes, program.default_input_shape)
         rows.append({
             "net": net, "precision": precision, "file": Path(path).name,
             "ops": ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())),
             "compute_dtype": compute, "input_shapes": len(program.input_shapes),
             "input": "x".join("N" if d is None else str(d) for d in program.input_shapes[0]),
             "bytes": tree_bytes(Path(path)), "dtype_rule": dtype_rule, "shape_rule": shape_rule,
-            "neural_engine": _verdict(compute, program.input_shapes),
-            "sources": "; ".join(SOURCES[key] for key in ("typed_execution", shape_source)),
+            "neural_engine": _verdict(compute, program.input_shapes, program.default_input_shape),
+            "sources": "; ".join(SOURCES[key] for key in ("typed_execution", *shape_sources, "cost_model",
+                                                           "compute_plan")),
             "unknown_off_mac": OFF_MAC,
         })
     return rows

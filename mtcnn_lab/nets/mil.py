@@ -120,6 +120,7 @@ class MilProgram:
         self.input_names = [i.name for i in main.inputs]
         self.output_names = list(block.outputs)
         self.input_shapes = self._input_shapes(spec)
+        self.default_input_shape = tuple(int(d) for d in spec.description.input[0].type.multiArrayType.shape)
         weights = self.path / "Data" / "com.apple.CoreML" / "weights"
         self._readers: dict[str, object] = {}
         self._weights_dir = weights
