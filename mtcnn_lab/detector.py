@@ -12,7 +12,7 @@ import numpy as np
 
 from mtcnn_lab.backends.base import Backend
 from mtcnn_lab.backends.select import pick_backend
-from mtcnn_lab.cascade.stages import run_cascade, run_cascade_batch
+from mtcnn_lab.cascade.stages import run_cascade_batch
 from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.detections import Detections
@@ -25,6 +25,9 @@ from mtcnn_lab.weights.sets import load_weights
 __all__ = ["MTCNN"]
 
 log = logging.getLogger(__name__)
+
+HOST_BATCH = 4
+"""Frames per :meth:`MTCNN.detect_batch` pass when the cascade runs on the host."""
 
 
 class MTCNN:
@@ -87,35 +90,60 @@ class MTCNN:
                                  "MTCNN(backend='openvino')")
         return {"backend": self._backend_name, "weights": self.weights, "threads": threads, **asdict(self.params)}
 
+    @property
+    def preferred_batch(self) -> int:
+        """How many frames :meth:`detect_batch` takes at once by default: 4, or the device's choice when the
+        backend runs the whole cascade on a device (``torch-cascade``: 64 on CUDA)."""
+        nets = self.backend.device_nets
+        return HOST_BATCH if nets is None else nets.preferred_batch
+
+    def _cascade(self, images: list[np.ndarray], trace: bool = False, timer: StageTimer = NO_TIMER) -> list[Detections]:
+        """The cascade on BGR uint8 images: on the backend's device when it has
+        :class:`~mtcnn_lab.backends.base.DeviceNets` (any sizes at once), else on the host (one size)."""
+        nets = self.backend.device_nets
+        if nets is None:
+            return run_cascade_batch(images, self.backend, self.params, trace, timer, self.resize_pool)
+        from mtcnn_lab.cascade.device.stages import run_device_cascade  # imports torch: only for such backends
+
+        return run_device_cascade(images, nets, self.params, trace, timer)
+
     def detect(self, image: np.ndarray, trace: bool = False, timer: StageTimer = NO_TIMER) -> Detections:
         """Faces in one BGR uint8 (H, W, 3) image (gray H x W and BGRA are converted).
 
         Images smaller than about 42 px on their short side give no faces (OpenFace throws).
         ``trace=True`` records the per-stage candidates in ``Detections.trace``; a
         :class:`~mtcnn_lab.cascade.timer.StageTimer` adds up the seconds spent in each stage.
+
+        >>> detector = MTCNN(backend="numpy", weights="zhang2016")
+        >>> faces = detector.detect(cv2.imread("face.jpg"))   # doctest: +SKIP
+        >>> faces.boxes   # float32 (N, 4) x, y, width, height in pixels   # doctest: +SKIP
         """
         self._check_open()
-        return run_cascade(as_bgr_uint8(image), self.backend, self.params, trace, timer, self.resize_pool)
+        return self._cascade([as_bgr_uint8(image)], trace, timer)[0]
 
     def _check_open(self) -> None:
         if self._closed:
             raise ParameterError("this MTCNN detector was closed; build a new one to detect again")
 
-    def detect_batch(self, images: Iterable[np.ndarray], batch: int = 4) -> list[Detections]:
+    def detect_batch(self, images: Iterable[np.ndarray], batch: int | None = None) -> list[Detections]:
         """:meth:`detect` for each image, in order, with the same results bit for bit.
 
-        Consecutive images of one size, up to ``batch`` at a time, go through the cascade together
-        (:func:`~mtcnn_lab.cascade.stages.run_cascade_batch`): each net takes them in one call as far as the backend
-        measured, on this machine, that batching leaves every input's outputs unchanged, and one call per
-        image beyond that.
+        Up to ``batch`` images at a time (None: :attr:`preferred_batch`) go through the cascade together
+        (:func:`~mtcnn_lab.cascade.stages.run_cascade_batch`; on a device, all sizes at once, else consecutive
+        images of one size): each net takes them in one call as far as the backend measured, on this machine,
+        that batching leaves every input's outputs unchanged, and one call per image beyond that.
+
+        >>> detector = MTCNN(backend="torch-cascade-cuda")   # doctest: +SKIP
+        >>> per_frame = detector.detect_batch(frames)         # 64 frames per pass on the GPU   # doctest: +SKIP
         """
-        positive_int(batch, "batch")
+        batch = self.preferred_batch if batch is None else positive_int(batch, "batch")
         self._check_open()
+        on_device = self.backend.device_nets is not None
         results: list[Detections] = []
         group: list[np.ndarray] = []
         for image in map(as_bgr_uint8, images):
-            if group and (len(group) == batch or image.shape != group[0].shape):
-                results += run_cascade_batch(group, self.backend, self.params, pool=self.resize_pool)
+            if group and (len(group) == batch or (image.shape != group[0].shape and not on_device)):
+                results += self._cascade(group)
                 group = []
             group.append(image)
-        return results + run_cascade_batch(group, self.backend, self.params, pool=self.resize_pool)
+        return results + (self._cascade(group) if group else [])

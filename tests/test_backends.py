@@ -72,7 +72,7 @@ def test_torch_on_the_gpu_is_skipped_without_loading_torch_when_linux_has_no_gpu
     monkeypatch.setattr(select, "GPU_DRIVER_FILES", ("/nonexistent/nvidia",))
     monkeypatch.delitem(select.sys.modules, "torch", raising=False)
     assert not select.gpu_driver_present()
-    for name in ("torch-gpu", "torch-cuda", "torch-cuda-fp16"):
+    for name in ("torch-gpu", "torch-cuda", "torch-cuda-fp16", "torch-cascade-cuda"):
         with pytest.raises(BackendUnavailable, match="no GPU driver"):
             select.build_checked(name, bundled_weights)
     assert "torch" not in select.sys.modules

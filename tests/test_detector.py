@@ -238,7 +238,7 @@ def test_bad_arrays_raise_input_error(detector, case):
     assert isinstance(info.value, MtcnnLabError)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "openvino", "onnx", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", "openvino", "onnx", "torch", "torch-cascade"])
 def test_images_of_one_size_batched_through_the_nets_give_the_faces_of_one_at_a_time(backend, hopper):
     """Whatever this CPU's kernels do with batches (each backend measured it when built), detect_batch and
     the batched cascade give each image the bits of detect, every stage's candidates included."""

@@ -27,6 +27,7 @@ class ShiftedOffsets:
 
     name = "shifted"
     batch_limits = ONE_INPUT_PER_CALL
+    device_nets = None
 
     def __init__(self, weights, delta):
         self.backend, self.delta = NumpyBackend(weights), delta

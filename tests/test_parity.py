@@ -1,9 +1,10 @@
 """End-to-end parity with C++ OpenFace on the 50 dev inputs of ``shared/reference``.
 
-For every FP32 backend (numpy reference, torch CPU, ONNX Runtime CPU, OpenVINO CPU): same number of faces, bbox and
-bbox_pre_correction and landmarks within 1e-3 px, confidences within 1e-6 (the README's claims); and every
-intermediate stage equal. ``detect_batch`` gives the 50 inputs the bits of ``detect``, and the 50 inputs,
-each size group put into a lossless video, match C++ through ``detect_video`` on two workers.
+For every FP32 backend (numpy reference, torch CPU, ONNX Runtime CPU, OpenVINO CPU, and the whole cascade in
+torch on the CPU): same number of faces, bbox and bbox_pre_correction and landmarks within 1e-3 px,
+confidences within 1e-6 (the README's claims); and every intermediate stage equal. ``detect_batch`` gives the
+50 inputs the bits of ``detect``, and the 50 inputs, each size group put into a lossless video, match C++
+through ``detect_video`` on two workers.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def stage_entries() -> dict[str, dict]:
     return {e["image"]: e for e in json.loads(path.read_text())} if path.exists() else {}
 
 
-@pytest.fixture(scope="module", params=["numpy", "torch", "onnx", "openvino"])
+@pytest.fixture(scope="module", params=["numpy", "torch", "onnx", "openvino", "torch-cascade"])
 def detector(request, openface_weights):
     """Every FP32 backend available here runs the same cascade."""
     return MTCNN(backend=request.param, weights=openface_weights)

@@ -12,11 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Backend", "NetRunner", "ONE_INPUT_PER_CALL", "PRECISIONS", "fp16_nets", "precision_suffix"]
+__all__ = ["Backend", "DeviceNets", "NetRunner", "ONE_INPUT_PER_CALL", "PRECISIONS", "fp16_nets", "precision_suffix"]
+
+
+class DeviceNets(Protocol):
+    """The nets of a backend that takes and returns torch tensors on one device, so that the whole cascade
+    can stay there (:mod:`mtcnn_lab.cascade.device`): only frames go in and Detections come out."""
+
+    device: Any
+    """The ``torch.device`` the nets and their inputs live on."""
+    batch_limits: Mapping[str, int]
+    """As :attr:`Backend.batch_limits`, measured on this device."""
+    preferred_batch: int
+    """How many frames ``detect_batch`` and ``detect_video`` give the device cascade at once."""
+
+    def run_tensor(self, net: str, batch: Any) -> Any:
+        """``net`` (``pnet``, ``rnet``, ``onet``) on a float32 ``torch.Tensor`` batch on :attr:`device`; the raw
+        float32 outputs, on the device (shapes as :meth:`Backend.run_pnet` and the others)."""
+        ...
 
 
 class Backend(Protocol):
@@ -26,6 +43,9 @@ class Backend(Protocol):
     batch_limits: Mapping[str, int]
     """Per net (``pnet``, ``rnet``, ``onet``): the largest batch whose outputs for each input were measured
     equal, bit for bit, to that input's outputs alone (1: batches change the bits)."""
+    device_nets: DeviceNets | None
+    """The nets as :class:`DeviceNets` when the detector should run the whole cascade on their device
+    (the ``torch-cascade`` backends); None when the cascade runs on the host and only calls the nets."""
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, h, w) same-size pyramid levels -> (N, 6, h', w') heat maps."""
@@ -64,6 +84,7 @@ class NetRunner:
 
     name: str
     layer_taps = True
+    device_nets: DeviceNets | None = None
 
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -157,6 +157,7 @@ class CoreMLBackend:
         self.batch_limits = {"pnet": max(PROBE_SIZES["pnet"]), **measure_batch_limits(self, ("rnet", "onet"))}
 
     layer_taps = False
+    device_nets = None
 
     def run_layers(self, net: str, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Not available: a compiled Core ML program gives only its outputs."""

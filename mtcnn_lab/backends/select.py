@@ -1,10 +1,10 @@
 """Choosing a backend: the names, the ``auto`` fallback chain and the self-check.
 
 The one place that knows which runtimes exist. ``make_backend("auto", weights)`` tries, in order:
-Core ML with FP16 RNet/ONet (macOS), ONNX Runtime on a GPU provider, torch on CUDA/MPS, OpenVINO on the
-CPU, ONNX Runtime on the CPU, numpy. Each candidate is built, then checked against the numpy reference
-on a tiny input; a candidate that cannot be built or disagrees is logged with the reason and the next
-one is tried.
+Core ML with FP16 RNet/ONet (macOS), the whole cascade in torch on a CUDA GPU, ONNX Runtime on a GPU
+provider, torch on CUDA/MPS, OpenVINO on the CPU, ONNX Runtime on the CPU, numpy. Each candidate is built,
+then checked against the numpy reference on a tiny input; a candidate that cannot be built or disagrees is
+logged with the reason and the next one is tried.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def gpu_driver_present() -> bool:
     return any(os.path.exists(path) for path in GPU_DRIVER_FILES)
 
 
-def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
+def _torch(weights: WeightSet, device: str, precision: str = "fp32", whole_cascade: bool = False) -> Backend:
     if device in ("gpu", "cuda") and not gpu_driver_present():
         raise BackendUnavailable(f"no GPU driver here (none of {', '.join(GPU_DRIVER_FILES)}); torch was not loaded")
     try:
@@ -88,7 +88,7 @@ def _torch(weights: WeightSet, device: str, precision: str = "fp32") -> Backend:
         device = gpus[0]
     elif device not in devices:
         raise BackendUnavailable(f"torch device {device!r} is not available here (have: {', '.join(devices)})")
-    return TorchBackend(weights, device=device, precision=precision)
+    return TorchBackend(weights, device=device, precision=precision, whole_cascade=whole_cascade)
 
 
 def _coreml(weights: WeightSet, precision: str, simulate: bool = False) -> Backend:
@@ -141,13 +141,19 @@ CHOICES = {c.name: c for c in [
     BackendChoice("torch-cuda-fp16", lambda w, t: _torch(w, "cuda", "fp16"), FP16_TOLERANCE,
                   "PyTorch on CUDA, RNet/ONet FP16"),
     BackendChoice("torch-mps", lambda w, t: _torch(w, "mps"), FP32_TOLERANCE, "PyTorch on Apple MPS"),
+    BackendChoice("torch-cascade", lambda w, t: _torch(w, "cpu", whole_cascade=True), FP32_TOLERANCE,
+                  "the whole cascade as torch tensor ops (resize, NMS, crops, nets), here on the CPU"),
+    BackendChoice("torch-cascade-cuda", lambda w, t: _torch(w, "cuda", whole_cascade=True), FP32_TOLERANCE,
+                  "the whole cascade on a CUDA GPU: frames in once as uint8, only Detections back"),
+    BackendChoice("torch-cascade-mps", lambda w, t: _torch(w, "mps", whole_cascade=True), FP32_TOLERANCE,
+                  "the whole cascade on Apple MPS (not verified: no Mac here)"),
     BackendChoice("numpy", lambda w, t: NumpyBackend(w), 0.0, "numpy reference with OpenFace's C++ semantics"),
     BackendChoice("numpy-fp16", lambda w, t: NumpyBackend(w, "fp16"), FP16_TOLERANCE,
                   "numpy FP16 emulation of RNet/ONet (weights and activations rounded to float16)"),
     BackendChoice("numpy-fp16-all", lambda w, t: NumpyBackend(w, "fp16-all"), FP16_TOLERANCE,
                   "numpy FP16 emulation of every net"),
 ]}
-AUTO_ORDER = ("coreml", "onnx-gpu", "torch-gpu", "openvino", "onnx", "numpy")
+AUTO_ORDER = ("coreml", "torch-cascade-cuda", "onnx-gpu", "torch-gpu", "openvino", "onnx", "numpy")
 """The fallback chain of ``backend="auto"``, best first."""
 
 

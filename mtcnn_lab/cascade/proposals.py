@@ -12,14 +12,24 @@ F32 = np.float32
 PNET_STRIDE = 2
 
 
+def float_exp(x: np.ndarray) -> np.ndarray:
+    """``exp`` of a float32 array as float32, correctly rounded: computed in double, then rounded once.
+
+    numpy's own float32 ``exp`` picks a SIMD routine by CPU (AVX-512F, AVX2, scalar) that can differ in
+    the last bit; the double route gives the same bits on every CPU and on every torch device (the
+    device cascade computes it the same way), and it is as close as a float can be to ``std::exp(float)``.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        return np.exp(np.asarray(x, F32).astype(np.float64)).astype(F32)
+
+
 def face_probability_map(logits: np.ndarray) -> np.ndarray:
     """PNet's face probability ``1 / (1 + exp(l0 - l1))`` in float32, from (2, h, w) logits.
 
     Like OpenCV's float maths it saturates to exactly 1.0 for ``l0 - l1 < -16.6``.
     """
     diff = (logits[0] - logits[1]).astype(F32)
-    with np.errstate(over="ignore"):
-        return F32(1) / (F32(1) + np.exp(diff))
+    return F32(1) / (F32(1) + float_exp(diff))
 
 
 @njit(cache=True, nogil=True)

@@ -17,7 +17,7 @@ import numpy as np
 from mtcnn_lab.backends.base import Backend
 from mtcnn_lab.cascade.boxes import apply_regression, nms, openface_correction, square_boxes
 from mtcnn_lab.cascade.crops import crop_boxes
-from mtcnn_lab.cascade.proposals import face_probability_map, pnet_proposals
+from mtcnn_lab.cascade.proposals import face_probability_map, float_exp, pnet_proposals
 from mtcnn_lab.cascade.pyramid import pyramid_levels
 from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
 from mtcnn_lab.detections import Detections
@@ -27,17 +27,15 @@ from mtcnn_lab.weights.netspec import CROP_SIZES
 
 __all__ = [
     "run_cascade", "run_cascade_batch", "call_groups", "crop_scores", "stage_pnet", "stage_pnet_batch",
-    "run_on_crops", "rnet_refine", "onet_detections",
+    "run_on_crops", "rnet_refine", "onet_detections", "final_detections",
 ]
 
 F32 = np.float32
 
 
 def crop_scores(outputs: np.ndarray) -> np.ndarray:
-    """RNet/ONet face probability as OpenFace stores it: float ``exp``, double ``1 / (1 + e)``."""
-    diff = (outputs[:, 0] - outputs[:, 1]).astype(F32)
-    with np.errstate(over="ignore"):
-        e = np.exp(diff).astype(np.float64)
+    """RNet/ONet face probability as OpenFace stores it: float ``exp`` (:func:`float_exp`), double ``1 / (1 + e)``."""
+    e = float_exp((outputs[:, 0] - outputs[:, 1]).astype(F32)).astype(np.float64)
     return (1.0 / (1.0 + e)).astype(F32)
 
 
@@ -162,17 +160,23 @@ def onet_detections(boxes: np.ndarray, outputs: np.ndarray, params: CascadeParam
     in_boxes, outs, scores = boxes[passed], outputs[passed].astype(F32), scores[passed]
     regressed = apply_regression(in_boxes, outs[:, 2:6], add1=True)
     keep = nms(regressed, scores, params.nms_onet, "min")
-    in_boxes, outs, regressed = in_boxes[keep], outs[keep], regressed[keep]
+    return final_detections(in_boxes[keep], outs[keep], regressed[keep], scores[keep], params, trace)
+
+
+def final_detections(in_boxes: np.ndarray, outputs: np.ndarray, regressed: np.ndarray, scores: np.ndarray,
+                     params: CascadeParams, trace: dict | None = None) -> Detections:
+    """The faces ONet's NMS kept, in pick order: OpenFace's final correction of the ``regressed`` float32 boxes
+    (N, 4) and the landmarks decoded from ONet's ``outputs`` (N, 16) on the square int64 ``in_boxes`` (N, 4)."""
     side = in_boxes[:, 2:3].astype(np.float64) + 1.0
-    landmarks = np.stack([side * outs[:, 6:11] + in_boxes[:, 0:1] - 1,
-                          side * outs[:, 11:16] + in_boxes[:, 1:2] - 1], axis=2)
+    landmarks = np.stack([side * outputs[:, 6:11] + in_boxes[:, 0:1] - 1,
+                          side * outputs[:, 11:16] + in_boxes[:, 1:2] - 1], axis=2)
     return Detections(
         boxes=openface_correction(regressed, params.correction),
-        confidences=scores[keep],
+        confidences=scores,
         landmarks=landmarks.reshape(-1, 5, 2),
         boxes_pre_correction=regressed,
         onet_input_boxes=in_boxes,
-        onet_outputs=outs,
+        onet_outputs=outputs,
         trace=trace,
     )
 

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mtcnn_lab.checks import positive_int
+from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.decode.probe import probe_video
 from mtcnn_lab.io.decode.profiles import get_profile
@@ -88,7 +89,8 @@ def _hashed(frames: Iterable[tuple[int, np.ndarray]], hashes: dict[int, str]) ->
 
 
 LOCAL_BATCH = 4
-"""``detect_video(workers=1)`` detects up to this many frames together with ``detector.detect_batch``."""
+"""``detect_video(workers=1)`` detects up to this many frames together with ``detector.detect_batch``, or an
+:class:`~mtcnn_lab.MTCNN`'s :attr:`~mtcnn_lab.MTCNN.preferred_batch` (64 on a CUDA ``torch-cascade``)."""
 
 
 def _detect_in_caller(detector, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
@@ -137,9 +139,10 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     Entries have the fields of the ``detect --json`` results (``image``, ``frame``, ``width``,
     ``height``, ``faces``). With ``jsonl``, each entry is appended to that file and flushed as soon
     as it is computed; frames already in the file are not detected again (resume) but still yielded.
-    ``workers=1`` detects in the caller's thread, four frames at a time with an :class:`~mtcnn_lab.MTCNN`
-    (:meth:`~mtcnn_lab.MTCNN.detect_batch`). ``workers > 1`` detects on that many processes, each
-    with its own copy of ``detector`` (an :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
+    ``workers=1`` detects in the caller's thread, :attr:`~mtcnn_lab.MTCNN.preferred_batch` frames at a time
+    with an :class:`~mtcnn_lab.MTCNN` (:meth:`~mtcnn_lab.MTCNN.detect_batch`; four on the host).
+    ``workers > 1`` detects on that many processes, each with its own copy of ``detector`` (an
+    :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
     rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.video.workers`; they take about a
     second to start, meanwhile ``detector`` itself detects). The entries are those of ``workers=1`` with
     the detector at one thread (``threads=1`` and one BLAS thread), on any CPU; at more threads, only
@@ -153,7 +156,6 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     """
     positive_int(workers, "workers")
     if workers > 1:
-        from mtcnn_lab.detector import MTCNN
         from mtcnn_lab.video.workers import detect_in_workers
 
         if not isinstance(detector, MTCNN):
@@ -177,7 +179,8 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     hashes: dict[int, str] = {}
     frames = _hashed(stream, hashes) if frame_hashes else stream
     if workers == 1:
-        entries = _detect_in_caller(detector, path, frames, done)
+        batch = detector.preferred_batch if isinstance(detector, MTCNN) else LOCAL_BATCH
+        entries = _detect_in_caller(detector, path, frames, done, batch)
     else:
         entries = detect_in_workers(recipe, path, frames, done, workers,
                                     local=lambda index, frame: frame_entry(detector, path, index, frame))
