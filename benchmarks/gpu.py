@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch-cascade-cuda")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared",
                         help="folder with reference/ and samples/ (default: ../shared)")
-    parser.add_argument("--host-backend", default="openvino", help="CPU backend giving the expected face counts")
+    parser.add_argument("--host-backend", default="torch", help="CPU backend giving the expected face counts")
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per batch size")
     parser.add_argument("--smoke", action="store_true", help="2 dev inputs, 2 frames, batches 1 and 2, 0 s")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "gpu.json")

@@ -40,6 +40,14 @@ class Detections:
                    np.zeros((0, 5, 2)), np.zeros((0, 4), np.float32),
                    np.zeros((0, 4), np.int64), np.zeros((0, 16), np.float32), trace)
 
+    ARRAYS = ("boxes", "confidences", "landmarks", "boxes_pre_correction", "onet_input_boxes", "onet_outputs")
+    """The array fields, in order."""
+
+    def identical(self, other: Detections) -> bool:
+        """Whether every array field of ``other`` has this one's dtype, shape and bits (the trace aside)."""
+        pairs = [(getattr(self, f), getattr(other, f)) for f in self.ARRAYS]
+        return all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in pairs)
+
     def __len__(self) -> int:
         return len(self.confidences)
 

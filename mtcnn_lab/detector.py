@@ -16,7 +16,7 @@ from mtcnn_lab.cascade.stages import run_cascade_batch
 from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.detections import Detections
-from mtcnn_lab.errors import ParameterError
+from mtcnn_lab.errors import BackendUnavailable, ParameterError
 from mtcnn_lab.io.images import as_bgr_uint8
 from mtcnn_lab.params import CascadeParams
 from mtcnn_lab.weights.netspec import WeightSet
@@ -54,10 +54,27 @@ class MTCNN:
         self._closed = False
         if isinstance(backend, str):
             self._backend_name, self.backend = pick_backend(backend, self.weights, threads)
+            if self.backend.device_nets is not None:
+                self._check_device_cascade(backend, threads)
         else:
             self.backend = backend
         log.info("MTCNN: %s weights (%s), %s backend", self.weights.name, self.weights.source,
                  self.backend.name)
+
+    def _check_device_cascade(self, requested: str, threads: int | None) -> None:
+        """Keep a whole-cascade backend only when its cascade gives the host cascade's bits on this device
+        (:func:`~mtcnn_lab.cascade.device.check.device_cascade_mismatch`); ``auto`` then takes the next backend."""
+        from mtcnn_lab.cascade.device.check import device_cascade_mismatch  # imports torch, as the backend did
+
+        problem = device_cascade_mismatch(self.backend)
+        if problem is None:
+            return
+        name = self.backend.name
+        self.backend.close()
+        if requested != "auto":
+            raise BackendUnavailable(f"{name} cannot be used here: {problem}; choose another backend")
+        log.warning("backend %s skipped: %s", name, problem)
+        self._backend_name, self.backend = pick_backend("auto", self.weights, threads, exclude=(self._backend_name,))
 
     def close(self) -> None:
         """Stop the resizing helper thread and close the backend when this detector built it (a backend

@@ -9,12 +9,16 @@ cascade with the host cascade on the same nets (Detections and every stage of th
 from __future__ import annotations
 
 import json
+import logging
+import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from mtcnn_lab import MTCNN
+from mtcnn_lab.backends import select
 from mtcnn_lab.backends.select import AUTO_ORDER, CHOICES
 from mtcnn_lab.cascade import boxes as host
 from mtcnn_lab.cascade.crops import crop_boxes
@@ -22,13 +26,21 @@ from mtcnn_lab.cascade.device import boxes as device
 from mtcnn_lab.cascade.device import stages
 from mtcnn_lab.cascade.device.sampling import crops, pyramid_level
 from mtcnn_lab.cascade.device.stages import run_device_cascade
-from mtcnn_lab.cascade.proposals import face_probability_map
+from mtcnn_lab.cascade.proposals import face_probability_map, float_exp
 from mtcnn_lab.cascade.resize import resized_input
-from mtcnn_lab.cascade.stages import crop_scores, onet_detections, rnet_refine, run_cascade, run_cascade_batch
+from mtcnn_lab.cascade.stages import (
+    call_groups,
+    crop_scores,
+    onet_detections,
+    rnet_refine,
+    run_cascade,
+    run_cascade_batch,
+)
 from mtcnn_lab.cascade.timer import NO_TIMER
-from mtcnn_lab.errors import ParameterError
+from mtcnn_lab.errors import BackendUnavailable, ParameterError
 from mtcnn_lab.io.images import read_image
 from mtcnn_lab.lab.bench.gpu import gpu_report
+from mtcnn_lab.video.stream import detect_video
 
 from .conftest import SAMPLES, SHARED, require_shared
 from .test_detector import assert_same
@@ -98,6 +110,16 @@ def test_regression_and_squaring_have_the_host_bits(add1):
     squared = device.square_boxes(regressed)
     assert squared.dtype == torch.int64
     np.testing.assert_array_equal(squared.numpy(), host.square_boxes(expected))
+
+
+def test_exp_is_the_rounded_double_exp_at_the_inputs_nearest_a_rounding_boundary():
+    """The two float32 inputs whose exp lies within 2 double ulps of a float32 midpoint (a full scan): host and
+    device agree with the correctly rounded value (Python's math.exp) there too, and on a random sample."""
+    hard = np.array([-0.007352583575993776, -14.567090034484863], F32)
+    x = np.concatenate([hard, np.random.default_rng(4).uniform(-100, 80, 20000).astype(F32)])
+    expected = np.array([F32(math.exp(float(v))) for v in x], F32)
+    np.testing.assert_array_equal(float_exp(x), expected)
+    np.testing.assert_array_equal(device.float_exp(tensor(x)).numpy(), expected)
 
 
 def test_probabilities_have_the_host_bits():
@@ -200,13 +222,67 @@ def test_frames_of_several_sizes_in_one_call(cascade, hopper):
         assert_same(many, one)
 
 
-def test_detect_batch_and_video_give_the_device_its_preferred_batch(cascade, hopper, monkeypatch):
+def test_detect_batch_and_video_give_the_device_its_preferred_batch(cascade, hopper, monkeypatch, tmp_path):
     assert cascade.preferred_batch == 8  # on the CPU
     calls = []
     real = cascade._cascade
     monkeypatch.setattr(cascade, "_cascade", lambda images, *a: calls.append(len(images)) or real(images, *a))
     cascade.detect_batch([hopper] * 11)
     assert calls == [8, 3]
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"png "), 10, hopper.shape[1::-1])
+    for shift in range(10):
+        writer.write(np.roll(hopper, 8 * shift, axis=1))
+    writer.release()
+    calls.clear()
+    entries = list(detect_video(cascade, path, progress=False))
+    assert calls == [8, 2] and [len(e["faces"]) for e in entries] == [1] * 10
+
+
+class RowByRow:
+    """DeviceNets around a backend's that run every row alone (batch-invariant by construction) while claiming
+    batch limits above 1, recording the rows of each call: the device cascade's call groups, exercised."""
+
+    def __init__(self, nets, limits: dict[str, int]):
+        self.inner, self.device, self.batch_limits, self.preferred_batch = nets, nets.device, limits, 8
+        self.calls: list[tuple[str, int]] = []
+
+    def run_tensor(self, net, batch):
+        self.calls.append((net, len(batch)))
+        return torch.cat([self.inner.run_tensor(net, row[None]) for row in batch])
+
+
+def test_frames_share_network_calls_up_to_the_batch_limits(cascade, hopper):
+    images = [hopper, np.roll(hopper, 40, axis=1), np.zeros_like(hopper), hopper[:, ::-1].copy(), hopper]
+    nets = RowByRow(cascade.backend.device_nets, {"pnet": 2, "rnet": 110, "onet": 2})
+    together = run_device_cascade(images, nets, trace=True)
+    one_per_call = RowByRow(cascade.backend.device_nets, {"pnet": 1, "rnet": 1, "onet": 1})
+    for image, found in zip(images, together, strict=True):
+        alone = run_device_cascade([image], one_per_call, trace=True)[0]
+        assert_same(found, alone)
+        assert found.trace == alone.trace
+    rows = {net: [n for name, n in nets.calls if name == net] for net in ("pnet", "rnet", "onet")}
+    assert rows["pnet"] == [2, 2, 1] * len(together[0].trace["pnet_scales"])  # 5 frames per level
+    for net, limit in (("rnet", 110), ("onet", 2)):  # whole frames per call, joined up to the limit
+        per_frame = [len(f.trace[f"{net}_input_boxes"]) for f in together]
+        assert rows[net] == [sum(per_frame[i] for i in g) for g in call_groups(per_frame, limit)]
+    assert len(rows["rnet"]) < sum(n > 0 for n in [len(f.trace["rnet_input_boxes"]) for f in together])
+
+
+def test_a_device_cascade_that_differs_from_the_host_is_refused(monkeypatch, bundled_weights, caplog):
+    def shifted(boxes, regression, add1):
+        return apply_regression(boxes, regression, add1) + 0.25
+
+    apply_regression = stages.apply_regression
+    monkeypatch.setattr(stages, "apply_regression", shifted)
+    with pytest.raises(BackendUnavailable, match="torch-cascade cannot be used here") as info:
+        MTCNN(backend="torch-cascade", weights=bundled_weights)
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(select, "AUTO_ORDER", ("torch-cascade", "numpy"))
+    with caplog.at_level(logging.WARNING, logger="mtcnn_lab.detector"):
+        detector = MTCNN(weights=bundled_weights)
+    assert detector.backend.name == "numpy" and "torch-cascade skipped" in caplog.text
+    assert detector.recipe()["backend"] == "numpy"
 
 
 def test_the_device_cascade_runs_in_fp32_only(bundled_weights):
@@ -239,6 +315,8 @@ def test_the_gpu_benchmark_runs_on_the_cpu_as_a_smoke_test():
     report = gpu_report("torch-cascade", SHARED, batch_sizes=(1, 3), seconds=0.0, limit=2, progress=lambda line: None)
     assert report["backend"] == "torch-cascade" and report["dev_parity"]["inputs"] == 2
     assert report["dev_parity"]["same_count"] == 2 and report["dev_parity"]["max_bbox_px"] < 0.01
+    for name, check in report["same_bits"].items():
+        assert check["detect_batch_equals_detect"] == check["device_equals_host_cascade"] == 2, name
     for name, run in report["throughput"].items():
         assert [row["batch"] for row in run["rows"]] == [1, 3], name
         assert all(row["fps"] > 0 and row["face_count_mismatches"] == 0 for row in run["rows"])

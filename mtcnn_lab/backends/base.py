@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Backend", "DeviceNets", "NetRunner", "ONE_INPUT_PER_CALL", "PRECISIONS", "fp16_nets", "precision_suffix"]
 
@@ -23,14 +26,14 @@ class DeviceNets(Protocol):
     """The nets of a backend that takes and returns torch tensors on one device, so that the whole cascade
     can stay there (:mod:`mtcnn_lab.cascade.device`): only frames go in and Detections come out."""
 
-    device: Any
-    """The ``torch.device`` the nets and their inputs live on."""
+    device: torch.device
+    """The device the nets and their inputs live on."""
     batch_limits: Mapping[str, int]
     """As :attr:`Backend.batch_limits`, measured on this device."""
     preferred_batch: int
     """How many frames ``detect_batch`` and ``detect_video`` give the device cascade at once."""
 
-    def run_tensor(self, net: str, batch: Any) -> Any:
+    def run_tensor(self, net: str, batch: torch.Tensor) -> torch.Tensor:
         """``net`` (``pnet``, ``rnet``, ``onet``) on a float32 ``torch.Tensor`` batch on :attr:`device`; the raw
         float32 outputs, on the device (shapes as :meth:`Backend.run_pnet` and the others)."""
         ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,15 +188,17 @@ def build_checked(name: str, weights: WeightSet, threads: int | None = None) -> 
     return backend, diff
 
 
-def pick_backend(name: str, weights: WeightSet, threads: int | None = None) -> tuple[str, Backend]:
-    """Build the backend called ``name`` (see :data:`CHOICES`), or the first that works for ``"auto"``;
-    returns ``(choice name, backend)``, so that ``"auto"``'s choice can be built again elsewhere.
+def pick_backend(name: str, weights: WeightSet, threads: int | None = None,
+                 exclude: Collection[str] = ()) -> tuple[str, Backend]:
+    """Build the backend called ``name`` (see :data:`CHOICES`), or the first that works for ``"auto"``
+    (skipping the names in ``exclude``); returns ``(choice name, backend)``, so that ``"auto"``'s choice can be
+    built again elsewhere.
 
     ``threads`` sizes the runtime's own thread pool where it has one (onnxruntime, OpenVINO); numpy,
     OpenCV and torch follow the process-wide limits (``threadpoolctl``, the lab's benchmark timing).
     """
     if name == "auto":
-        for candidate in AUTO_ORDER:
+        for candidate in (c for c in AUTO_ORDER if c not in exclude):
             try:
                 backend, diff = build_checked(candidate, weights, threads)
             except BackendUnavailable as err:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from mtcnn_lab.backends.base import NetRunner, fp16_nets, precision_suffix
 from mtcnn_lab.backends.batch_invariance import measure_batch_limits
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +82,12 @@ class TorchBackend(NetRunner):
         self.device_nets = self if whole_cascade else None
         self.preferred_batch = PREFERRED_BATCH[kind]
 
-    def run_tensor(self, net: str, batch):
-        """``net`` on a float32 tensor batch on this backend's device; raw float32 outputs, on the device."""
-        with self.torch.inference_mode():
+    def run_tensor(self, net: str, batch: torch.Tensor) -> torch.Tensor:
+        """``net`` on a float32 tensor batch on this backend's device; raw float32 outputs, on the device. On
+        CUDA, cuDNN runs with TF32 off and deterministic algorithms for the call, whatever the process set."""
+        torch = self.torch
+        with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True,
+                                                                 allow_tf32=False):
             return self.nets[net](batch.to(self.dtypes[net])).float()
 
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mtcnn_lab.checks import positive_int
-from mtcnn_lab.detector import MTCNN
+from mtcnn_lab.detector import HOST_BATCH, MTCNN
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.decode.probe import probe_video
 from mtcnn_lab.io.decode.profiles import get_profile
@@ -28,7 +28,7 @@ from mtcnn_lab.io.entries import frame_entry, log_batch_failure, resume_jsonl
 from mtcnn_lab.io.images import pixels_sha256
 from mtcnn_lab.io.videos import Decode, iter_video_frames
 
-__all__ = ["LOCAL_BATCH", "stream_frames", "detect_video"]
+__all__ = ["stream_frames", "detect_video"]
 
 _END = object()
 
@@ -88,13 +88,8 @@ def _hashed(frames: Iterable[tuple[int, np.ndarray]], hashes: dict[int, str]) ->
         yield index, frame
 
 
-LOCAL_BATCH = 4
-"""``detect_video(workers=1)`` detects up to this many frames together with ``detector.detect_batch``, or an
-:class:`~mtcnn_lab.MTCNN`'s :attr:`~mtcnn_lab.MTCNN.preferred_batch` (64 on a CUDA ``torch-cascade``)."""
-
-
 def _detect_in_caller(detector, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
-                     batch: int = LOCAL_BATCH) -> Iterator[dict]:
+                     batch: int = HOST_BATCH) -> Iterator[dict]:
     """Yield the result entry of each ``(frame index, frame)`` of ``frames``, in order, detected in this
     thread; frames whose index is in ``done`` are not detected, their entry there is yielded instead.
     A detector with ``detect_batch`` (:class:`~mtcnn_lab.MTCNN`) gets ``batch`` frames at a time (the same
@@ -179,7 +174,7 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     hashes: dict[int, str] = {}
     frames = _hashed(stream, hashes) if frame_hashes else stream
     if workers == 1:
-        batch = detector.preferred_batch if isinstance(detector, MTCNN) else LOCAL_BATCH
+        batch = detector.preferred_batch if isinstance(detector, MTCNN) else HOST_BATCH
         entries = _detect_in_caller(detector, path, frames, done, batch)
     else:
         entries = detect_in_workers(recipe, path, frames, done, workers,

@@ -11,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mtcnn_lab.cascade.device.sampling import wide
+from mtcnn_lab.cascade.device.precision import wide
 
 PAIR_BUDGET = 1 << 22
-"""At most this many box pairs (group x boxes x boxes) are compared in one step of :func:`grouped_nms`."""
+"""At most this many box pairs (group x boxes x boxes) are compared in one step of :func:`grouped_nms` (a
+single group of more boxes is compared whole: about 50 bytes per pair)."""
+PARALLEL_ROUNDS = 8
+"""Rounds of parallel greedy NMS before the remaining boxes are decided sequentially (real frames need <= 4)."""
 
 
 def float32_scalar(value: float, like: torch.Tensor) -> torch.Tensor:
@@ -23,7 +26,9 @@ def float32_scalar(value: float, like: torch.Tensor) -> torch.Tensor:
 
 
 def float_exp(x: torch.Tensor) -> torch.Tensor:
-    """float32 ``exp``, computed in double and rounded once: the bits of ``cascade.proposals.float_exp``."""
+    """float32 ``exp``, computed in double and rounded once, as ``cascade.proposals.float_exp`` (the same bits
+    wherever both double ``exp``s are within two double ulps: every float32 input but two lies farther from a
+    float32 rounding boundary; ``tests/test_device_cascade.py`` pins those two)."""
     return torch.exp(wide(x)).to(x.device, torch.float32)
 
 
@@ -94,17 +99,29 @@ def _suppressions(rects: torch.Tensor, valid: torch.Tensor, threshold: float, by
 
 def _greedy_keep(suppress: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Greedy NMS in rounds: a box is kept once no box before it that is still alive suppresses it, removed
-    once a kept box does. Each round decides at least the first undecided box; (G, n) bool of kept boxes."""
+    once a kept box does. Each round decides at least the first undecided box; after :data:`PARALLEL_ROUNDS`
+    (long chains of boxes each suppressing the next) the rest is decided one box at a time on the host.
+    Returns (G, n) bool: the kept boxes."""
     kept = torch.zeros_like(valid)
     undecided = valid.clone()
-    while bool(undecided.any()):
-        alive = (kept | undecided).to(torch.float32)
-        blocked = torch.einsum("gi,gij->gj", alive, suppress.to(torch.float32)) > 0
+    weights = suppress.to(torch.float32)
+    for _ in range(PARALLEL_ROUNDS):
+        if not bool(undecided.any()):
+            return kept
+        blocked = torch.einsum("gi,gij->gj", (kept | undecided).to(torch.float32), weights) > 0
         newly = undecided & ~blocked
         kept |= newly
-        killed = torch.einsum("gi,gij->gj", kept.to(torch.float32), suppress.to(torch.float32)) > 0
+        killed = torch.einsum("gi,gij->gj", kept.to(torch.float32), weights) > 0
         undecided &= ~newly & ~killed
-    return kept
+    return _finish_on_host(suppress, kept, undecided)
+
+
+def _finish_on_host(suppress: torch.Tensor, kept: torch.Tensor, undecided: torch.Tensor) -> torch.Tensor:
+    """The undecided boxes decided in pick order, each kept unless a kept box suppresses it."""
+    sup, keep, todo = suppress.cpu().numpy(), kept.cpu().numpy(), undecided.cpu().numpy()
+    for g, i in zip(*np.nonzero(todo), strict=True):  # row-major: each group in pick order
+        keep[g, i] = not (keep[g] & sup[g, :, i]).any()
+    return torch.from_numpy(keep).to(kept.device)
 
 
 def grouped_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, n_groups: int,

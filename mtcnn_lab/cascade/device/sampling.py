@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import torch
 
+from mtcnn_lab.cascade.device.precision import wide
+
 MEAN, UNIT = 127.5, 0.0078125  # exact in float32: MTCNN's (v - 127.5) * 0.0078125
-
-
-def wide(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` as float64, on its device, or on the CPU for devices without float64 (Apple MPS)."""
-    if tensor.device.type == "mps":
-        return tensor.to("cpu", torch.float64)
-    return tensor.to(torch.float64)
 
 
 def _linear_taps(length: torch.Tensor, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:

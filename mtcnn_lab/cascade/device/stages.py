@@ -32,6 +32,7 @@ from mtcnn_lab.cascade.device.boxes import (
     square_boxes,
 )
 from mtcnn_lab.cascade.device.sampling import crops, pyramid_level
+from mtcnn_lab.cascade.proposals import PNET_STRIDE
 from mtcnn_lab.cascade.stages import call_groups, final_detections
 from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
 from mtcnn_lab.detections import Detections
@@ -39,8 +40,6 @@ from mtcnn_lab.params import FACE_CELL, CascadeParams, level_size, pyramid_scale
 from mtcnn_lab.weights.netspec import CROP_SIZES
 
 __all__ = ["run_device_cascade"]
-
-PNET_STRIDE = 2
 
 
 class Candidates:
@@ -107,9 +106,13 @@ def _calls(nets: DeviceNets, net: str, batch: torch.Tensor, rows: list[int]) -> 
     """``net`` on ``batch`` whose rows belong to frames with ``rows`` rows each, frames joined in one call up
     to the measured batch limit (:func:`~mtcnn_lab.cascade.stages.call_groups`); outputs in row order."""
     starts = np.concatenate([[0], np.cumsum(rows)])
-    parts = [nets.run_tensor(net, batch[starts[group[0]]:starts[group[-1] + 1]])
-             for group in call_groups(rows, nets.batch_limits[net])]
-    return torch.cat(parts)
+    groups = call_groups(rows, nets.batch_limits[net])
+    if len(groups) == 1:
+        return nets.run_tensor(net, batch)
+    # each call on a fresh copy: its memory aligned like the batches the limits were measured on (GPU
+    # libraries choose kernels by alignment too)
+    return torch.cat([nets.run_tensor(net, batch[starts[group[0]]:starts[group[-1] + 1]].clone())
+                      for group in groups])
 
 
 def _level_proposals(heat: torch.Tensor, scale: float, params: CascadeParams) -> Candidates:

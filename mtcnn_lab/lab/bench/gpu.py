@@ -3,8 +3,10 @@ batches of 1920x1080 and 1080x1920 frames, end to end from uint8 frames in host 
 
 Frames for the throughput are OpenFace's sample stills and video frames resized to the target size (each a
 different picture; a batch cycles through them). There is no C++ run on them, so each frame's face count
-is compared with the host cascade's on the same frame (a CPU backend, the one that matches C++ on the dev
-inputs, ``tests/test_parity.py``). Used by ``benchmarks/gpu.py``; on a CPU it runs as a smoke test.
+is compared with the host cascade's on the same frame (a CPU backend that matches C++ on the dev inputs,
+``tests/test_parity.py``). On the dev inputs and those frames the device cascade's Detections and traces are
+also compared, bit for bit, with the host cascade on the same nets and device, and ``detect_batch`` with
+``detect``. Used by ``benchmarks/gpu.py``; on a CPU it runs as a smoke test.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mtcnn_lab.cascade.device.stages import run_device_cascade
+from mtcnn_lab.cascade.stages import run_cascade
 from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.io.images import read_image
 from mtcnn_lab.lab.bench.system import machine_info
 from mtcnn_lab.lab.parity import load_cpp_reference, parity_row
 
-__all__ = ["FRAME_SIZES", "BATCH_SIZES", "resized_stills", "dev_parity", "batch_throughput", "gpu_report"]
+__all__ = ["FRAME_SIZES", "BATCH_SIZES", "resized_stills", "dev_parity", "same_bits", "batch_throughput",
+           "gpu_report"]
 
 FRAME_SIZES = {"landscape_1920x1080": (1920, 1080), "portrait_1080x1920": (1080, 1920)}
 """Frame sizes of the throughput runs, ``(width, height)`` in pixels."""
@@ -50,6 +55,21 @@ def dev_parity(detector: MTCNN, reference: Path, samples: Path, limit: int | Non
             "different_count": [r.image for r in rows if not r.same_count]}
 
 
+def same_bits(detector: MTCNN, frames: Sequence[np.ndarray], batch: int) -> dict:
+    """Whether the device cascade gives every frame, in batches of ``batch``, the Detections and traces of the
+    host cascade run frame by frame on the same nets (and device), and of ``detect``."""
+    together = detector.detect_batch(frames, batch=batch)
+    host = [run_cascade(frame, detector.backend, detector.params, trace=True) for frame in frames]
+    singles = [detector.detect(frame) for frame in frames]
+    nets = detector.backend.device_nets
+    traced = [d for i in range(0, len(frames), batch)
+              for d in run_device_cascade(frames[i:i + batch], nets, detector.params, trace=True)]
+    return {"frames": len(frames), "batch": batch,
+            "detect_batch_equals_detect": sum(a.identical(b) for a, b in zip(together, singles, strict=True)),
+            "device_equals_host_cascade": sum(a.identical(b) and a.trace == b.trace
+                                              for a, b in zip(traced, host, strict=True))}
+
+
 def batch_throughput(detector: MTCNN, frames: Sequence[np.ndarray], batch: int, seconds: float,
                      expected_counts: Sequence[int], clock: Callable[[], float] = time.perf_counter) -> dict:
     """Frames per second of ``detector.detect_batch`` on batches of ``batch`` frames (cycling through
@@ -67,30 +87,32 @@ def batch_throughput(detector: MTCNN, frames: Sequence[np.ndarray], batch: int, 
         if elapsed >= seconds:
             break
     return {"batch": batch, "calls": calls, "seconds": elapsed, "fps": calls * batch / elapsed,
-            "face_count_mismatches": mismatched, "peak_device_memory_mib": peak()}
+            "face_count_mismatches": mismatched, **peak()}
 
 
 def _mismatches(found, picks: list[int], expected: Sequence[int]) -> int:
     return sum(len(d) != expected[i] for d, i in zip(found, picks, strict=True))
 
 
-def _reset_peak(detector: MTCNN) -> Callable[[], float | None]:
-    """Reset the CUDA allocator's high-water mark; a function that reads it in MiB (None off CUDA)."""
+def _reset_peak(detector: MTCNN) -> Callable[[], dict]:
+    """Reset the CUDA allocator's high-water marks; a function that reads them in MiB (None off CUDA)."""
     nets = detector.backend.device_nets
     if nets is None or nets.device.type != "cuda":
-        return lambda: None
+        return lambda: {"peak_allocated_mib": None, "peak_reserved_mib": None}
     import torch
 
     torch.cuda.synchronize(nets.device)
     torch.cuda.reset_peak_memory_stats(nets.device)
-    return lambda: torch.cuda.max_memory_allocated(nets.device) / 2**20
+    return lambda: {"peak_allocated_mib": torch.cuda.max_memory_allocated(nets.device) / 2**20,
+                    "peak_reserved_mib": torch.cuda.max_memory_reserved(nets.device) / 2**20}
 
 
-def gpu_report(backend: str, shared: Path, host_backend: str = "openvino", batch_sizes: Sequence[int] = BATCH_SIZES,
+def gpu_report(backend: str, shared: Path, host_backend: str = "torch", batch_sizes: Sequence[int] = BATCH_SIZES,
                seconds: float = 3.0, limit: int | None = None, progress: Callable[[str], None] = print) -> dict:
-    """Parity and throughput of ``backend`` (``torch-cascade-cuda`` on a GPU; ``torch-cascade`` on a CPU as a
-    smoke test) with ``shared`` the folder holding ``reference/`` and ``samples/``; ``limit`` caps the dev
-    inputs and distinct frames (smoke tests)."""
+    """Parity, bit identity and throughput of ``backend`` (``torch-cascade-cuda`` on a GPU; ``torch-cascade`` on
+    a CPU as a smoke test) with ``shared`` the folder holding ``reference/`` and ``samples/``; ``host_backend``
+    (a CPU backend: ``torch``, which a GPU machine has) gives the expected face counts of the resized frames;
+    ``limit`` caps the dev inputs and distinct frames (smoke tests)."""
     detector = MTCNN(backend=backend, weights="zhang2016")
     host = MTCNN(backend=host_backend, weights="zhang2016")
     report: dict = {"backend": detector.backend.name, "host_backend": host.backend.name, "machine": machine_info(),
@@ -98,10 +120,15 @@ def gpu_report(backend: str, shared: Path, host_backend: str = "openvino", batch
     progress(f"{report['device']}: parity on the dev inputs")
     report["dev_parity"] = dev_parity(detector, shared / "reference" / "cpp_mtcnn_dev.json", shared / "samples",
                                       limit)
+    dev_images = [read_image(shared / "samples" / e["image"])
+                  for e in load_cpp_reference(shared / "reference" / "cpp_mtcnn_dev.json")[:limit]]
+    report["same_bits"] = {"dev_inputs": same_bits(detector, dev_images, 64)}
     report["throughput"] = {}
     for name, size in FRAME_SIZES.items():
         frames = resized_stills(shared / "samples", size, limit)
         counts = [len(host.detect(frame)) for frame in frames]
+        report.setdefault("same_bits", {})[name] = same_bits(detector, frames, max(batch_sizes))
+        progress(f"{name}: {report['same_bits'][name]}")
         rows = []
         for batch in batch_sizes:
             rows.append(batch_throughput(detector, frames, batch, seconds, counts))
