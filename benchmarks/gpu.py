@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.files import write_json
 from mtcnn_lab.lab.bench.gpu import BATCH_SIZES, gpu_report
 
@@ -34,9 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no reference/cpp_mtcnn_dev.json under {args.shared}; pass --shared", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    report = gpu_report(args.backend, args.shared, args.host_backend,
-                        batch_sizes=(1, 2) if args.smoke else BATCH_SIZES, seconds=0.0 if args.smoke else args.seconds,
-                        limit=2 if args.smoke else None)
+    try:
+        report = gpu_report(args.backend, args.shared, args.host_backend,
+                            batch_sizes=(1, 2) if args.smoke else BATCH_SIZES,
+                            seconds=0.0 if args.smoke else args.seconds, limit=2 if args.smoke else None)
+    except MtcnnLabError as err:  # no GPU here, a backend missing: one line, not a traceback
+        print(f"error: {err} (on a machine without a GPU: --backend torch-cascade --smoke)", file=sys.stderr)
+        return 2
     report["wall_seconds"] = time.perf_counter() - start
     write_json(args.out, report, overwrite=True)
     print(f"wrote {args.out} ({report['wall_seconds']:.0f} s)")

@@ -321,3 +321,17 @@ def test_the_gpu_benchmark_runs_on_the_cpu_as_a_smoke_test():
         assert [row["batch"] for row in run["rows"]] == [1, 3], name
         assert all(row["fps"] > 0 and row["face_count_mismatches"] == 0 for row in run["rows"])
         assert run["distinct_frames"] == 2
+
+
+def test_the_gpu_benchmark_names_a_missing_backend_in_one_line(tmp_path):
+    require_shared("reference", "cpp_mtcnn_dev.json")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+    done = subprocess.run([sys.executable, str(script), "--backend", "no-such-backend", "--shared", str(SHARED),
+                           "--out", str(tmp_path / "gpu.json")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "unknown backend 'no-such-backend'" in done.stderr
+    assert not (tmp_path / "gpu.json").exists()
