@@ -284,3 +284,25 @@ def test_pymtcnn_smoke_on_two_frames():
     assert set(result["stages"]["stage_ms"]) <= STAGES
     assert result["parity"]["images_same_count"] == 2 and result["parity"]["max_px_error"] < 0.01
     assert result["parity"]["max_confidence_error"] < 1e-4
+
+
+def test_path_frames_takes_cpp_faces_from_the_manifest_and_times_without_them_when_it_is_missing(
+        tmp_path, monkeypatch, caplog):
+    sample = require_shared("samples", "sample1.jpg")
+    expected = json.loads(require_shared("reference", "cpp_mtcnn_dev.json").read_text())
+    images, faces, entries = report_module.path_frames([str(sample)])
+    assert list(images) == [str(sample)] and images[str(sample)].shape[2] == 3
+    cpp = faces[str(sample)]
+    assert cpp is not None and entries[str(sample)]
+    assert len(cpp) == len(expected_faces(expected, "sample1.jpg"))
+
+    monkeypatch.setenv("MTCNN_LAB_MANIFEST", str(tmp_path / "missing.json"))
+    with caplog.at_level("INFO", logger=report_module.__name__):
+        images, faces, entries = report_module.path_frames([str(sample)])
+    assert faces == {str(sample): None} and entries == {str(sample): {}}
+    assert "no C++ faces" in caplog.text and "missing.json" in caplog.text
+
+
+def expected_faces(reference: dict, name: str) -> list:
+    """The C++ faces of ``name`` in ``reference/cpp_mtcnn_dev.json``, read without the lab's loader."""
+    return next(entry["faces"] for entry in reference["results"] if entry["image"] == name)

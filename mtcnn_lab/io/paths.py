@@ -74,6 +74,7 @@ def reencode_hint(path: str) -> str:
 
 
 def suffix(path: str) -> str:
+    """The file extension of ``path`` in lower case, with its dot (``.mp4``), or ``''``."""
     return Path(path).suffix.lower()
 
 

@@ -127,6 +127,7 @@ def check_every(every: object) -> int:
 def check_selection(
     positions: float | Iterable[float] | None, every: int | None
 ) -> tuple[tuple[float, ...] | None, int | None]:
+    """The frame selection checked: ``(positions, every)`` with at most one given; InputError in one line otherwise."""
     if positions is not None and every is not None:
         raise InputError("give either frame positions or every=N, not both")
     pos = None if positions is None else _check_positions(positions)

@@ -14,6 +14,7 @@ from mtcnn_lab.weights.netspec import CROP_SIZES, FC, Conv, MaxPool, NetSpec, PR
 
 
 def import_openvino():
+    """``(openvino, opset13)``, or BackendUnavailable in one line naming the extra to install."""
     try:
         import openvino
         from openvino import opset13

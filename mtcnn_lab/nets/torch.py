@@ -21,6 +21,7 @@ class FlattenTransposed(nn.Module):
     """Flatten (N, C, H, W) maps as OpenFace does: each map transposed, i.e. order (c, x, y)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) maps -> (N, C * W * H) rows in OpenFace's (c, x, y) order."""
         return x.transpose(2, 3).flatten(1)
 
 

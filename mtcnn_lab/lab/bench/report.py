@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from mtcnn_lab.errors import InputError
 from mtcnn_lab.lab.bench.harness import PARITY_PX, bench_runners
 from mtcnn_lab.lab.bench.pymtcnn import pymtcnn_cache_dir, pymtcnn_runner
 from mtcnn_lab.lab.bench.runners import RunnerUnavailable, default_cpu_backend, mtcnn_runner
 from mtcnn_lab.lab.bench.system import load_average, machine_info, versions
+
+log = logging.getLogger(__name__)
 
 BENCH_SCHEMA = "mtcnn-lab/bench-backends/1"
 """``schema`` value of the JSON :func:`bench_report` writes (see ``benchmarks/README.md``)."""
@@ -39,9 +44,6 @@ def path_frames(paths: Sequence[str], limit: int | None = None,
                 decode: str | None = None) -> tuple[dict[str, np.ndarray], dict, dict]:
     """Images and video frames (default positions, decode profile ``decode``) from ``paths``; C++ faces
     where the default manifest has them."""
-    import os
-
-    from mtcnn_lab.errors import InputError
     from mtcnn_lab.io.inputs import iter_inputs
 
     known: dict[tuple[str, int | None], object] = {}
@@ -52,8 +54,8 @@ def path_frames(paths: Sequence[str], limit: int | None = None,
             for source in (item.source, item.frame_png):
                 if source is not None:
                     known[(os.path.realpath(source), None if source == item.frame_png else item.frame)] = item
-    except Exception:  # noqa: BLE001 - no manifest, no reference: parity is skipped
-        pass
+    except InputError as err:  # no manifest or no reference here: these frames are timed without parity
+        log.info("no C++ faces for the given paths: %s", err)
     images, faces, entries = {}, {}, {}
     for item in iter_inputs(paths, decode=decode):
         if item.error is not None:
@@ -61,8 +63,8 @@ def path_frames(paths: Sequence[str], limit: int | None = None,
         name = item.path if item.frame is None else f"{item.path}#{item.frame}"
         images[name] = item.image
         ref = known.get((os.path.realpath(item.path), item.frame))
-        faces[name] = getattr(ref, "cpp_faces", None)
-        entries[name] = getattr(ref, "cpp", None) or {}
+        faces[name] = None if ref is None else ref.cpp_faces
+        entries[name] = {} if ref is None else (ref.cpp or {})
         if limit is not None and len(images) >= limit:
             break
     return images, faces, entries

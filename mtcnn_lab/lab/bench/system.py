@@ -46,6 +46,7 @@ def reset_rss_peak() -> bool:
 
 
 def ru_maxrss_mb() -> float | None:
+    """This process's peak resident memory in MiB, or None where ``resource`` is missing (Windows)."""
     try:
         import resource
         import sys
@@ -111,6 +112,7 @@ def versions() -> dict:
 
 
 def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages, or None where the OS has none."""
     import os
 
     try:

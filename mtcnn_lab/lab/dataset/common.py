@@ -89,10 +89,12 @@ def shared_hint(missing: Path) -> str:
 
 
 def is_int(value: object) -> bool:
+    """Whether a JSON value is a whole number (``True``/``False`` are not)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_number(value: object) -> bool:
+    """Whether a JSON value is an int or float (``True``/``False`` are not)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

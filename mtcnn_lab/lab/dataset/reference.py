@@ -12,6 +12,9 @@ from mtcnn_lab.lab.dataset.common import README_HINT, is_int, is_number, path_ke
 
 @dataclass
 class Reference:
+    """A checked reference JSON (``cpp_mtcnn_dev.json``'s schema): its ``meta``, the ``entries`` that have faces,
+    the same ``index``ed by (resolved image path, frame or None), and how many error entries were ``skipped``."""
+
     path: Path
     meta: dict | None
     entries: list[dict]
@@ -35,6 +38,8 @@ def _check_faces(faces: object, where: str) -> None:
 
 
 def load_reference(path: Path, root: Path, manifest_shown: str) -> Reference:
+    """Read and check the reference JSON at ``path``; image paths are resolved against ``root``. A bad file is
+    an InputError in one line naming the entry and the fix (``manifest_shown`` names the manifest to edit)."""
     data = read_json(path, "reference", f"fix \"reference\" in manifest {manifest_shown} or remove it "
                                          "(items then have no C++ faces)")
     shown = quoted(path)

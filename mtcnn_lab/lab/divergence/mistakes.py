@@ -34,6 +34,7 @@ def correct_layout(hwc: Array) -> Array:
 
 
 def identity(x: Array) -> Array:
+    """``x`` unchanged: the stage a mistake leaves as OpenFace has it."""
     return x
 
 
@@ -219,6 +220,7 @@ def get_mistake(name: str | None) -> Mistake | None:
 
 
 def stage_or_default(mistake: Mistake | None, name: str, default: Callable) -> Callable:
+    """The ``name`` stage that ``mistake`` replaces, or ``default`` when it leaves that stage alone (or is None)."""
     value = getattr(mistake, name) if mistake is not None else None
     return default if value is None else value
 
