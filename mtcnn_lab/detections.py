@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Detections"]
+__all__ = ["Detections", "Detector", "BatchDetector"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,3 +69,27 @@ class Detections:
             }
             for i in range(len(self))
         ]
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What the video and corpus layers need of a detector: faces in one BGR uint8 (H, W, 3) image.
+    :class:`~mtcnn_lab.MTCNN` is one; so is a test's stand-in."""
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """The faces of ``image``."""
+        ...
+
+
+@runtime_checkable
+class BatchDetector(Detector, Protocol):
+    """A :class:`Detector` that also takes several images per call, with each image's ``detect`` result."""
+
+    @property
+    def preferred_batch(self) -> int:
+        """How many images a call should get (the runtime's sweet spot)."""
+        ...
+
+    def detect_batch(self, images: Iterable[np.ndarray], batch: int | None = None) -> list[Detections]:
+        """``[detect(image) for image in images]``, up to ``batch`` images per pass through the cascade."""
+        ...

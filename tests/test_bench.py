@@ -135,8 +135,13 @@ def test_parity_summary_against_cpp_faces():
 def test_boxes_result_reads_detections_and_pymtcnn_tuples():
     from mtcnn_lab.detections import Detections
 
-    d = Detections.empty()
-    assert len(as_boxes_result(d)) == 0
+    assert len(as_boxes_result(Detections.empty())) == 0
+    empty = Detections.empty()
+    one = Detections(np.array([[1, 2, 3, 4]], np.float32), np.array([0.75], np.float32), np.zeros((1, 5, 2)),
+                     *(np.zeros((1,) + a.shape[1:], a.dtype) for a in (empty.boxes_pre_correction,
+                                                                       empty.onet_input_boxes, empty.onet_outputs)))
+    r = as_boxes_result(one)
+    assert r.boxes.tolist() == [[1, 2, 3, 4]] and r.confidences.tolist() == [0.75]
     r = as_boxes_result((np.array([[1.0, 2, 3, 4]]), np.zeros((1, 5, 2))))
     assert r.boxes.shape == (1, 4) and np.isnan(r.confidences).all()
     with pytest.raises(ValueError, match="1 boxes but 2 confidences"):

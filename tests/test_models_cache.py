@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import socket
 import sys
 import threading
 import time
@@ -266,6 +267,17 @@ def test_failure_without_retries_left(tmp_path, server):
     with pytest.raises(WeightsError, match="HTTP 503"):
         _install(server, tmp_path / "cache", retries=0)
     assert len(server.requests) == 1
+
+
+def test_no_server_names_the_connection_error_after_every_attempt(tmp_path, server):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: every attempt is refused
+    with pytest.raises(WeightsError, match=r"after 2 attempt\(s\) \(.*[Cc]onnection refused\)") as raised:
+        mc.install_openface_models(True, tmp_path / "cache", f"http://127.0.0.1:{port}", progress=False, retries=1)
+    assert "\n" not in str(raised.value) and "nothing was saved" in str(raised.value)
+    assert not (tmp_path / "cache").exists() or _leftovers(tmp_path / "cache") == []
 
 
 def test_missing_on_server_is_not_retried(tmp_path, server):

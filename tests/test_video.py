@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from mtcnn_lab import MTCNN
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cli import main
+from mtcnn_lab.detections import BatchDetector
 from mtcnn_lab.errors import BackendUnavailable, InputError, ParameterError
 from mtcnn_lab.io.entries import frame_entry, read_done_frames
 from mtcnn_lab.video import workers as frame_workers
@@ -73,6 +74,8 @@ def test_detect_video_equals_detecting_each_frame(video):
     assert [e["frame"] for e in entries] == list(range(0, N_FRAMES, 2))
     assert all(e["faces"] == det.inner.detect(frames[e["frame"]]).faces() for e in entries)
     assert all(len(e["faces"]) == 1 for e in entries)
+    assert det.calls == len(entries)  # a plain Detector: one detect call per frame
+    assert not isinstance(det, BatchDetector) and isinstance(det.inner, BatchDetector)
 
 
 class BatchCountingDetector(CountingDetector):
@@ -88,6 +91,8 @@ class BatchCountingDetector(CountingDetector):
         if self.fail_on is not None and np.array_equal(image, self.fail_on):
             raise InputError("this frame fails")
         return super().detect(image)
+
+    preferred_batch = 4  # MTCNN's on the host
 
     def detect_batch(self, images, batch):
         self.batches.append(len(images))

@@ -29,7 +29,7 @@ def available_devices() -> list[str]:
     devices = []
     if torch.cuda.is_available():
         devices.append("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if torch.backends.mps.is_available():
         devices.append("mps")
     return [*devices, "cpu"]
 

@@ -9,12 +9,14 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from mtcnn_lab.files import write_atomic
 
 
 def _plain(value: object) -> object:
     """numpy scalars and arrays to Python values; NaN/inf to None (JSON has no NaN)."""
-    if hasattr(value, "tolist"):
+    if isinstance(value, np.ndarray | np.generic):
         value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None

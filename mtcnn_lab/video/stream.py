@@ -20,7 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mtcnn_lab.checks import positive_int
-from mtcnn_lab.detector import HOST_BATCH, MTCNN
+from mtcnn_lab.detections import BatchDetector, Detector
+from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.decode.probe import probe_video
 from mtcnn_lab.io.decode.profiles import get_profile
@@ -88,14 +89,13 @@ def _hashed(frames: Iterable[tuple[int, np.ndarray]], hashes: dict[int, str]) ->
         yield index, frame
 
 
-def _detect_in_caller(detector, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
-                     batch: int = HOST_BATCH) -> Iterator[dict]:
+def _detect_in_caller(detector: Detector, image: str, frames: Iterable[tuple[int, np.ndarray]],
+                      done: Mapping[int, dict]) -> Iterator[dict]:
     """Yield the result entry of each ``(frame index, frame)`` of ``frames``, in order, detected in this
     thread; frames whose index is in ``done`` are not detected, their entry there is yielded instead.
-    A detector with ``detect_batch`` (:class:`~mtcnn_lab.MTCNN`) gets ``batch`` frames at a time (the same
-    results, fewer network calls); any other detector one frame at a time (``detect``)."""
-    if not hasattr(detector, "detect_batch"):
-        batch = 1
+    A :class:`~mtcnn_lab.detections.BatchDetector` (:class:`~mtcnn_lab.MTCNN`) gets its ``preferred_batch``
+    frames at a time (the same results, fewer network calls); any other detector one frame at a time."""
+    batch = detector.preferred_batch if isinstance(detector, BatchDetector) else 1
     group: list[tuple[int, np.ndarray | None]] = []  # frame order; None: the entry is in done
     pending = 0  # frames of the group to detect
     for index, frame in frames:
@@ -110,13 +110,13 @@ def _detect_in_caller(detector, image: str, frames: Iterable[tuple[int, np.ndarr
     yield from _group_entries(detector, image, group, done)
 
 
-def _group_entries(detector, image: str, group: list[tuple[int, np.ndarray | None]],
+def _group_entries(detector: Detector, image: str, group: list[tuple[int, np.ndarray | None]],
                    done: Mapping[int, dict]) -> Iterator[dict]:
     """The entries of one group, in order. When the group's batch fails, its frames are detected one by
     one, so the frames before a failing one are still yielded (and written) before it raises."""
     todo = [(index, frame) for index, frame in group if frame is not None]
     found: dict[int, object] = {}
-    if len(todo) > 1:
+    if len(todo) > 1 and isinstance(detector, BatchDetector):
         try:
             found = dict(zip([index for index, _ in todo],
                              detector.detect_batch([frame for _, frame in todo], batch=len(todo)), strict=True))
@@ -126,7 +126,7 @@ def _group_entries(detector, image: str, group: list[tuple[int, np.ndarray | Non
         yield done[index] if frame is None else frame_entry(detector, image, index, frame, found.get(index))
 
 
-def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str | os.PathLike | None = None,
+def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, jsonl: str | os.PathLike | None = None,
                  progress: bool = True, workers: int = 1, decode: Decode = None,
                  frame_hashes: bool = False) -> Iterator[dict]:
     """Detect faces in every ``every``-th frame of a video; yield one result entry per frame, in order.
@@ -174,8 +174,7 @@ def detect_video(detector, path: str | os.PathLike, every: int = 1, jsonl: str |
     hashes: dict[int, str] = {}
     frames = _hashed(stream, hashes) if frame_hashes else stream
     if workers == 1:
-        batch = detector.preferred_batch if isinstance(detector, MTCNN) else HOST_BATCH
-        entries = _detect_in_caller(detector, path, frames, done, batch)
+        entries = _detect_in_caller(detector, path, frames, done)
     else:
         entries = detect_in_workers(recipe, path, frames, done, workers,
                                     local=lambda index, frame: frame_entry(detector, path, index, frame))

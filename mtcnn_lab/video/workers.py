@@ -210,7 +210,7 @@ class _Pool:
 
     def __init__(self, recipe: dict, image: str, workers: int):
         context = _context()
-        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None  # Linux only
+        cpus = sorted(os.sched_getaffinity(0)) if sys.platform.startswith("linux") else None
         self.workers: list[_Worker] = []
         self.ready: dict[int, dict | Exception] = {}
         try:

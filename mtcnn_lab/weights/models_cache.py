@@ -325,10 +325,12 @@ def _download(url: str, dest: Path, entry: ModelFile, retries: int, progress: bo
                     break
             except _BadDownload as err:
                 problem = f"server sent {err}"
+            except urllib.error.URLError as err:  # no connection, DNS, TLS: what the server side said
+                problem = str(err.reason)
             except OSError as err:
                 if err.errno in _WRITE_ERRNOS:
                     raise WeightsError(_not_writable(dest.parent, err)) from None
-                problem = str(getattr(err, "reason", err))
+                problem = str(err)
             except http.client.HTTPException as err:
                 problem = f"{type(err).__name__}: {err}"
     raise WeightsError(

@@ -3,6 +3,7 @@ by wrapping its methods (see ``benchmarks/README.md``)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -110,7 +111,6 @@ def pymtcnn_runner(threads: int, cache_dir: str | Path | None = None) -> Runner:
     nothing is downloaded or written. Raises :class:`RunnerUnavailable` with the reason.
     """
     try:
-        import pymtcnn
         from pymtcnn import models as pymodels
         from pymtcnn.backends import onnx_backend
     except ImportError as err:
@@ -155,7 +155,7 @@ def pymtcnn_runner(threads: int, cache_dir: str | Path | None = None) -> Runner:
         with _instrumented(detector, _stage_wrappers(timer, _PYMTCNN_STAGES)):
             return detector.detect(image)
 
-    info = {"package": "pymtcnn", "version": getattr(pymtcnn, "__version__", None), "model_dir": str(model_dir),
+    info = {"package": "pymtcnn", "version": importlib.metadata.version("pymtcnn"), "model_dir": str(model_dir),
             "provider": detector.get_active_provider(), "onnxruntime_sessions": thread_info,
             "threads_pinned_by": "SessionOptions proxy at construction (intra_op_num_threads, inter_op 1)",
             "rnet_onet_batch": 1, "stage_note": "pyramid = _pnet_stage's own time (resize, normalise, score map)"}

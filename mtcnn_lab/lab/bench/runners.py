@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mtcnn_lab.backends.onnx import OnnxBackend
+from mtcnn_lab.detections import Detections
 from mtcnn_lab.errors import BackendUnavailable
 
 GPU_MARKS = ("gpu", "cuda", "mps", "coreml")
@@ -35,11 +37,11 @@ class BoxesResult:
 
 
 def as_boxes_result(raw: object) -> BoxesResult:
-    """A detector's output as :class:`BoxesResult`: ``Detections``/objects with ``boxes`` and
-    ``confidences``, or a ``(boxes, landmarks)`` tuple as pymtcnn returns (no confidences)."""
+    """A detector's output as :class:`BoxesResult`: :class:`~mtcnn_lab.detections.Detections`, or a
+    ``(boxes, landmarks)`` tuple as pymtcnn returns (no confidences)."""
     if isinstance(raw, BoxesResult):
         return raw
-    if hasattr(raw, "boxes") and hasattr(raw, "confidences"):
+    if isinstance(raw, Detections):
         return BoxesResult.of(raw.boxes, raw.confidences)
     if isinstance(raw, tuple) and len(raw) >= 1:
         return BoxesResult.of(raw[0])
@@ -113,7 +115,7 @@ def mtcnn_runner(backend: str, threads: int | None, weights: str = "auto", model
         raise RunnerUnavailable(f"mtcnn-lab backend {backend!r}: {err}") from None
     info = {"backend": detector.backend.name, "requested": backend, "weights": detector.weights.name,
             "weights_source": str(detector.weights.source)}
-    if isinstance(getattr(detector.backend, "sessions", None), dict):
+    if isinstance(detector.backend, OnnxBackend):
         info["onnxruntime_sessions"] = onnx_thread_info(detector.backend.sessions)
 
     def stage_fn(image: np.ndarray, timer) -> object:
