@@ -1,7 +1,7 @@
 """The whole MTCNN cascade on a CUDA GPU: parity with C++ on the 50 dev inputs, then throughput on batches of
 1920x1080 and 1080x1920 frames (1, 8, 32, 64, 128 per call), end to end from uint8 frames in host memory to
 Detections, with warm-up and peak GPU memory (:mod:`mtcnn_lab.lab.bench.gpu`). Writes
-``results/bench/gpu.json``. Sized to finish within 6 minutes on one GPU.
+``results/bench/gpu.json``. Sized to finish well inside one 10-minute device call (3 s per batch size).
 
     python benchmarks/gpu.py [--shared ../shared] [--out results/bench/gpu.json]
     python benchmarks/gpu.py --backend torch-cascade --smoke --out /tmp/gpu.json   # CPU smoke test

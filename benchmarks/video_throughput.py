@@ -14,7 +14,7 @@
   backend choice and the workers' fork server included, which the in-process figures leave out
   (the fork server, once started, serves the later in-process runs).
 * Times ``sample2.jpg`` (2048x1366) with ``--threads`` threads: median of the detect calls.
-* Repeats all of it ``--rounds`` times (this VM's speed drifts by up to 2x over minutes) and keeps
+* Repeats all of it ``--rounds`` times (a shared VM's speed drifts over minutes) and keeps
   every run and the medians over the rounds.
 
 Writes ``results/bench/video_throughput.json``. Usage: ``python benchmarks/video_throughput.py
@@ -98,7 +98,7 @@ def main() -> None:
         clips = {"portrait_1080x1920": portrait_clip(samples, Path(tmp) / "portrait.mp4", args.frames),
                  "vga_640x480": vga_clip(samples, Path(tmp) / "vga.mp4", args.frames),
                  "vga_640x480_long": vga_clip(samples, Path(tmp) / "vga_long.mp4", args.long_frames)}
-        for round_ in range(args.rounds):  # rounds: this VM's speed drifts by up to 2x over minutes
+        for round_ in range(args.rounds):  # rounds: a shared VM's speed drifts over minutes
             for name, clip in clips.items():
                 for workers in sorted({1, args.workers}) if not name.endswith("_long") else [args.workers]:
                     run = dict(stream_fps(detector, clip, workers), round=round_)

@@ -111,9 +111,8 @@ class NetRunner:
 PRECISIONS = {"fp32": (), "fp16": ("rnet", "onet"), "fp16-all": ("pnet", "rnet", "onet")}
 """Which nets run in FP16 under each precision policy.
 
-``"fp16"`` keeps PNet in FP32: measured on the 50 dev inputs, PNet's box regression in FP16 moves
-squared proposals across integer boundaries and changes later NMS decisions (all nets FP16: mean IoU
-0.995 against FP32 and one face lost; PNet FP32 with RNet/ONet FP16: mean IoU 0.9998, none lost; numpy FP16 emulation).
+``"fp16"`` keeps PNet in FP32: PNet's box regression in FP16 moves squared proposals across integer
+boundaries and so changes later NMS decisions (notebook 04, ``results/tables/04_fp16_end_to_end.csv``).
 ``"fp16-all"`` runs every net in FP16 (what the Neural Engine can take whole)."""
 
 

@@ -31,8 +31,8 @@ per call, over few batch sizes). RNet's batch sizes are too many to compile each
 
 CHUNK_ROWS = {"rnet": 128, "onet": 8}
 """Crops per network call: a larger batch is run in chunks of this many rows, whose intermediate
-activations stay in the CPU's caches (RNet 13 % and ONet 10 % faster on 512 and 128 crops at one thread,
-AVX-512; ``benchmarks/README.md``). The batch limits are measured through the chunked calls."""
+activations stay in the CPU's caches (measured in ``benchmarks/README.md``). The batch limits are measured
+through the chunked calls."""
 
 
 class OpenVinoBackend(NetRunner):
@@ -40,7 +40,7 @@ class OpenVinoBackend(NetRunner):
 
     ``threads``: inference threads (default: OpenVINO's choice, one per core). The models take
     any input size. A PNet or ONet input shape seen a second time (a video's pyramid levels, a batch size
-    of crops) gets a model compiled for that fixed shape (about 30 ms, once): a dynamic-shape model
+    of crops) gets a model compiled for that fixed shape (once): a dynamic-shape model
     re-plans whenever the shape changes. Fixed-shape models are used only for the nets where, when the
     backend was built, they gave the dynamic model's bits (``fixed_shape_nets``), so that a result never
     depends on which shapes came before. ``name`` is ``openvino-cpu``.

@@ -65,7 +65,7 @@ GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg",
 
 
 def gpu_driver_present() -> bool:
-    """Whether torch could find a GPU here, decided without importing torch (about 1.3 s): on Linux, one of
+    """Whether torch could find a GPU here, decided without importing torch (slow): on Linux, one of
     :data:`GPU_DRIVER_FILES` exists; elsewhere (macOS MPS, Windows) only torch can tell, so True."""
     if not sys.platform.startswith("linux") or "torch" in sys.modules:
         return True

@@ -1,7 +1,7 @@
 """Loaded once by the fork server that starts the detection workers (:mod:`mtcnn_lab.video.workers`).
 
 Importing this module imports what a worker needs (the detector, numba, OpenVINO when installed)
-and loads the compiled kernels (numba's first call initialises its compiler, about 0.3 s), so each
+and loads the compiled kernels (numba's first call initialises its compiler), so each
 worker forked from the server starts with all of that done instead of paying it again. It has no
 use of its own and starts no thread (the server must stay safe to fork).
 """

@@ -48,8 +48,8 @@ def _hand_over(item: object, out: queue.Queue, stop: threading.Event) -> bool:
 
 def _decoder(path: str, step: int, decode: Decode, out: queue.Queue, stop: threading.Event) -> None:
     try:
-        # one FFmpeg thread: it uses about 30% less CPU time in all than the default, and the
-        # detection beside it has the CPUs busy
+        # one FFmpeg thread: less CPU time in all than FFmpeg's default, and the detection beside
+        # it has the CPUs busy
         for item in iter_video_frames(path, step=step, decode_threads=1, decode=decode):
             if not _hand_over(item, out, stop):
                 return
@@ -138,8 +138,8 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
     with an :class:`~mtcnn_lab.MTCNN` (:meth:`~mtcnn_lab.MTCNN.detect_batch`; four on the host).
     ``workers > 1`` detects on that many processes, each with its own copy of ``detector`` (an
     :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
-    rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.video.workers`; they take about a
-    second to start, meanwhile ``detector`` itself detects). The entries are those of ``workers=1`` with
+    rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.video.workers`; while they start,
+    ``detector`` itself detects). The entries are those of ``workers=1`` with
     the detector at one thread (``threads=1`` and one BLAS thread), on any CPU; at more threads, only
     where the runtime's sums do not depend on its thread count (OpenBLAS's and torch's do). Closing the
     generator stops the workers.

@@ -11,8 +11,8 @@ so memory stays constant (about 50 MB per worker for 1080x1920 frames).
 
 Workers are never forked from the caller (its runtime thread pools do not survive ``fork``). On
 Linux they are forked from multiprocessing's fork server, which loads the modules and compiled
-kernels once (:mod:`mtcnn_lab.video.preload`): a worker then starts in about 0.5 s of CPU instead
-of 1.2 s, and the server is reused by later runs in the same process. Elsewhere they are spawned.
+kernels once (:mod:`mtcnn_lab.video.preload`), so a worker does not load them again, and the server
+is reused by later runs in the same process. Elsewhere they are spawned.
 Workers are started from a thread, and until the first one is ready the caller's own detector
 takes the frames.
 
@@ -136,7 +136,7 @@ def _context():
 
 def start_fork_server() -> None:
     """Start the workers' fork server now, in the background (Linux; elsewhere this does nothing): it
-    loads its modules (about 0.7 s of CPU) while the caller gets ready, e.g. builds its detector."""
+    loads its modules while the caller gets ready, e.g. builds its detector."""
     if sys.platform.startswith("linux"):
         _context()  # its preload list
         multiprocessing.forkserver.ensure_running()
@@ -274,7 +274,7 @@ def detect_in_workers(recipe: dict, image: str, frames: Iterable[tuple[int, np.n
     """Yield the result entry of each ``(frame index, frame)`` of ``frames``, in order, detected on
     ``workers`` processes by detectors built with ``MTCNN(**recipe)``; frames whose index is in
     ``done`` are not detected, their entry there is yielded in its place. ``local(index, frame)``,
-    when given, detects frames in this process until the first worker has started (a second or two),
+    when given, detects frames in this process until the first worker has started,
     with one BLAS thread like the workers (numpy's sums depend on the BLAS thread count)."""
     pool = _Pool(recipe, image, workers)
     waiting: deque[int] = deque()  # frame indices not yet yielded, in frame order

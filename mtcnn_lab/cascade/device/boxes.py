@@ -17,7 +17,7 @@ PAIR_BUDGET = 1 << 22
 """At most this many box pairs (group x boxes x boxes) are compared in one step of :func:`grouped_nms` (a
 single group of more boxes is compared whole: about 50 bytes per pair)."""
 PARALLEL_ROUNDS = 8
-"""Rounds of parallel greedy NMS before the remaining boxes are decided sequentially (real frames need <= 4)."""
+"""Rounds of parallel greedy NMS before the remaining boxes are decided sequentially on the host."""
 
 
 def float32_scalar(value: float, like: torch.Tensor) -> torch.Tensor:
