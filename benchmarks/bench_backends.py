@@ -12,6 +12,7 @@ Without pymtcnn installed it says so in one line and times mtcnn-lab's backends 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "backends_vs_pymtcnn.json"
 
 if __name__ == "__main__":
+    shared_models = ROOT.parent / "shared" / "OpenFaceModels"  # the shared folder beside this checkout
+    if shared_models.is_dir():
+        os.environ.setdefault("OPENFACE_MODELS_DIR", str(shared_models))
     args = sys.argv[1:]
     out = [] if "--out" in args else ["--out", str(DEFAULT_OUT)]
     sys.exit(main(["bench", "--pymtcnn", *out, *args]))

@@ -3,7 +3,7 @@
 OpenFace converts the frame to float32 once, then calls ``cv::resize(..., INTER_LINEAR)`` for every
 pyramid level and every zero-padded RNet/ONet crop buffer (``docs/openface_mtcnn.md`` §5, §7). Its OpenCV (Debian's 4.6,
 built without Intel IPP) runs the generic separable path, which these kernels reproduce bit for bit
-(checked against the C++ dumps in ``shared/reference/layers``, tests/test_resize.py):
+(checked against OpenFace's own layer dumps of the reference data in tests/test_resize.py):
 
 * per destination column (and row) ``d``: ``f = float32((d + 0.5) * (1 / (dst / src)) - 0.5)``,
   source index ``floor(f)``, weight ``f - floor(f)`` in float32, both clamped at the borders;

@@ -1,5 +1,6 @@
 """Layer by layer: each net's layers against C++ OpenFace's layer dumps or the numpy reference, and the
-network inputs the cascade feeds (``shared/reference/layers/<image>_<net>.npz``: every layer's output)."""
+network inputs the cascade feeds (``reference/layers/<image>_<net>.npz`` of the reference data, every
+layer's output; ``data/README.md``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Detection parity with C++ OpenFace: per image and per face against ``shared/reference/cpp_mtcnn_dev.json``
-(the final detections of the 50 dev inputs), summaries per backend and group, and their tables."""
+"""Detection parity with C++ OpenFace: per image and per face against the C++ reference's final detections
+of the 50 dev inputs (``cpp_mtcnn_dev.json``; ``data/README.md``), summaries per backend and group, and their tables."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ PROFILES: dict[str, DecodeProfile] = {
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 DEFAULT_DECODE = "opencv-4.6"
-"""The default profile: the decoder of the C++ OpenFace behind ``../shared/reference`` (README, "Decoding")."""
+"""The default profile: the decoder of the C++ OpenFace run that made the reference (``docs/video_decoding.md``)."""
 
 
 def get_profile(decode: str | DecodeProfile | None) -> DecodeProfile:

@@ -15,6 +15,7 @@ from mtcnn_lab.lab.bench.harness import PARITY_PX, bench_runners
 from mtcnn_lab.lab.bench.pymtcnn import pymtcnn_cache_dir, pymtcnn_runner
 from mtcnn_lab.lab.bench.runners import RunnerUnavailable, default_cpu_backend, mtcnn_runner
 from mtcnn_lab.lab.bench.system import load_average, machine_info, versions
+from mtcnn_lab.weights.models_cache import models_root as default_models_root
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,8 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
         raise ValueError("no frames to benchmark")
     if any(t < 1 for t in threads):
         raise ValueError(f"thread counts must be >= 1, got {list(threads)}")
-    if models_root is None:  # the bench cache, $OPENFACE_MODELS_DIR, else ../shared beside the checkout
-        models_root = pymtcnn_cache or pymtcnn_cache_dir()
-        shared = Path("..", "shared", "OpenFaceModels").resolve()  # beside the repository, the working directory
-        if models_root is None and shared.is_dir():
-            models_root = shared
+    if models_root is None:  # the bench cache, else mtcnn-lab's own ($OPENFACE_MODELS_DIR or the user's)
+        models_root = pymtcnn_cache or pymtcnn_cache_dir() or default_models_root()
     pym: dict = {"requested": pymtcnn, "available": False}
     report = {
         "schema": BENCH_SCHEMA, "version": __version__,
@@ -115,7 +113,7 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
         "machine": {**machine_info(), "versions": versions(), "load_average_start": load_average()},
         "settings": {"backends": backends, "threads": list(threads), "repeats": repeats, "warmup": warmup,
                      "frames": len(images), "frame_ids": list(images), "baseline": None,
-                     "parity_tolerance_px": PARITY_PX, "models_root": str(models_root) if models_root else None},
+                     "parity_tolerance_px": PARITY_PX, "models_root": str(models_root)},
         "pymtcnn": pym, "runs": {}, "ratios": {}, "parity": {},
         "cpp_reference_timing": _cpp_timing(cpp_entries) if cpp_entries else None,
     }

@@ -34,7 +34,7 @@ DEFAULT_FRAMES_DIR = "frames"
 
 REFERENCE_DECODE = "opencv-python"
 """The decode profile of the dataset's video frames: the C++ reference's ``frames/`` PNGs were cut by
-opencv-python (``../shared/samples/README.md``), so its frames are decoded the same way."""
+opencv-python (``data/README.md``), so its frames are decoded the same way."""
 
 
 MANIFEST_KEYS = ("name", "description", "root", "reference", "items", "videos", "positions", "frames_dir")
