@@ -67,6 +67,49 @@ def test_auto_picks_the_first_candidate_that_passes(monkeypatch, bundled_weights
     assert "driver exploded" in caplog.text and "disagrees with the numpy reference by 1" in caplog.text
 
 
+class ClosingNumpy(NumpyBackend):
+    """The numpy reference, counting its closes; ``shift`` is added to RNet's outputs (0: agrees)."""
+
+    closed: list[str] = []
+
+    def __init__(self, weights, shift: float = 0.0, name: str = "numpy"):
+        self.shift, self.label = shift, name
+        super().__init__(weights)
+
+    def run_rnet(self, crops):
+        return super().run_rnet(crops) + self.shift
+
+    def close(self) -> None:
+        ClosingNumpy.closed.append(self.label)
+
+
+def test_a_backend_built_but_refused_or_only_reported_is_closed(monkeypatch, bundled_weights):
+    ClosingNumpy.closed = []
+
+    def crashes(weights, threads):
+        backend = ClosingNumpy(weights, name="crashes")
+        backend.run_onet = None  # the self-check's call fails in the runtime's own way (TypeError)
+        return backend
+
+    chain = {"wrong": select.BackendChoice("wrong", lambda w, t: ClosingNumpy(w, 1.0, "wrong"), 1e-4, "disagrees"),
+             "crashes": select.BackendChoice("crashes", crashes, 1e-4, "crashes"),
+             "good": select.BackendChoice("good", lambda w, t: ClosingNumpy(w, name="good"), 1e-4, "agrees")}
+    monkeypatch.setattr(select, "CHOICES", chain)
+    with pytest.raises(BackendUnavailable, match="disagrees"):
+        select.build_checked("wrong", bundled_weights)
+    with pytest.raises(BackendUnavailable, match="crashes failed: TypeError"):
+        select.build_checked("crashes", bundled_weights)
+    assert ClosingNumpy.closed == ["wrong", "crashes"]
+    backend, _ = select.build_checked("good", bundled_weights)
+    assert ClosingNumpy.closed == ["wrong", "crashes"]  # the one handed out stays open
+    rows = select.backend_report(bundled_weights)
+    assert [r["available"] for r in rows] == [False, False, True]
+    assert ClosingNumpy.closed == ["wrong", "crashes", "wrong", "crashes", "good"]
+    with backend as same:
+        assert same is backend
+    assert ClosingNumpy.closed[-1] == "good"
+
+
 def test_torch_on_the_gpu_is_skipped_without_loading_torch_when_linux_has_no_gpu_driver(monkeypatch, bundled_weights):
     monkeypatch.setattr(select.sys, "platform", "linux")
     monkeypatch.setattr(select, "GPU_DRIVER_FILES", ("/nonexistent/nvidia",))
@@ -168,6 +211,10 @@ def test_openvino_takes_an_empty_batch_and_refuses_to_run_once_closed(bundled_we
     backend.close()
     with pytest.raises(BackendUnavailable, match="closed"):
         backend.run_rnet(np.zeros((2, 3, 24, 24), np.float32))
+    with select.make_backend("openvino", bundled_weights) as scoped:
+        assert scoped.run_rnet(np.zeros((1, 3, 24, 24), np.float32)).shape == (1, 6)
+    with pytest.raises(BackendUnavailable, match="closed"):
+        scoped.run_rnet(np.zeros((1, 3, 24, 24), np.float32))
 
 
 @pytest.mark.parametrize(("name", "module", "install"), [

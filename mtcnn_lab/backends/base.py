@@ -19,7 +19,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Backend", "DeviceNets", "NetRunner", "ONE_INPUT_PER_CALL", "PRECISIONS", "fp16_nets", "precision_suffix"]
+__all__ = ["Backend", "ClosesOnExit", "DeviceNets", "NetRunner", "ONE_INPUT_PER_CALL", "PRECISIONS", "fp16_nets",
+           "precision_suffix"]
 
 
 class DeviceNets(Protocol):
@@ -79,10 +80,24 @@ ONE_INPUT_PER_CALL = MappingProxyType({"pnet": 1, "rnet": 1, "onet": 1})
 """The ``batch_limits`` of a backend that may not join inputs of several images in one call."""
 
 
-class NetRunner:
+class ClosesOnExit:
+    """``with backend: ...`` closes the backend at the end of the block (:meth:`Backend.close`)."""
+
+    def close(self) -> None:
+        """Nothing to release beyond what garbage collection frees (runtimes override this)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class NetRunner(ClosesOnExit):
     """The three calls of :class:`Backend` written once, for runtimes that run any net by name.
 
-    Subclasses implement ``_run(net, batch)`` with ``net`` one of ``pnet``, ``rnet``, ``onet``.
+    Subclasses implement ``_run(net, batch)`` with ``net`` one of ``pnet``, ``rnet``, ``onet``; the runtimes that
+    hold models or sessions override ``close``. A backend works as a context manager.
     """
 
     name: str
@@ -91,9 +106,6 @@ class NetRunner:
 
     def _run(self, net: str, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
-    def close(self) -> None:
-        """Nothing to release beyond what garbage collection frees (runtimes override this)."""
 
     def run_pnet(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, h, w) -> (N, 6, h', w') PNet heat maps."""

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtcnn_lab.backends.base import fp16_nets, precision_suffix
+from mtcnn_lab.backends.base import ClosesOnExit, fp16_nets, precision_suffix
 from mtcnn_lab.backends.batch_invariance import PROBE_SIZES, measure_batch_limits
 from mtcnn_lab.convert.coreml import (
     DEFAULT_FRAME_SIZES,
@@ -84,7 +84,7 @@ def _max_batch(spec) -> int:
     return int(ranges[0].upperBound) if ranges else int(array.shape[0])
 
 
-class CoreMLBackend:
+class CoreMLBackend(ClosesOnExit):
     """Runs PNet/RNet/ONet with Core ML (macOS only).
 
     ``precision``: ``"fp16"`` (default: RNet/ONet FP16, PNet FP32, see

@@ -175,16 +175,19 @@ def self_check(backend: Backend, weights: WeightSet) -> float:
 def build_checked(name: str, weights: WeightSet, threads: int | None = None) -> tuple[Backend, float]:
     """Build backend ``name`` and self-check it; raise :class:`BackendUnavailable` with the reason."""
     choice = CHOICES[name]
+    backend = None
     try:
         backend = choice.build(weights, threads)
         diff = self_check(backend, weights)
-    except MtcnnLabError:
-        raise
+        if not diff <= choice.tolerance:
+            raise BackendUnavailable(f"{name} disagrees with the numpy reference by {diff:.3g} "
+                                     f"(tolerance {choice.tolerance:g})")
     except Exception as err:  # a runtime failing in its own way must not stop the fallback chain
+        if backend is not None:
+            backend.close()  # built but refused: its models and sessions go now
+        if isinstance(err, MtcnnLabError):
+            raise
         raise BackendUnavailable(f"{name} failed: {type(err).__name__}: {err}") from err
-    if not diff <= choice.tolerance:
-        raise BackendUnavailable(f"{name} disagrees with the numpy reference by {diff:.3g} "
-                                 f"(tolerance {choice.tolerance:g})")
     return backend, diff
 
 
@@ -222,7 +225,8 @@ def backend_report(weights: WeightSet) -> list[dict]:
     rows = []
     for name, choice in CHOICES.items():
         try:
-            _, diff = build_checked(name, weights)
+            backend, diff = build_checked(name, weights)
+            backend.close()
             rows.append({"backend": name, "available": True, "max_abs_diff": diff, "reason": "",
                          "description": choice.description})
         except BackendUnavailable as err:

@@ -143,7 +143,8 @@ def start_fork_server() -> None:
 
 
 class _Worker:
-    """One worker process, the caller's end of its pipe and its shared-memory slots."""
+    """One worker process, the caller's end of its pipe and its shared-memory slots; :meth:`close` (or a
+    ``with`` block) terminates it and releases them."""
 
     def __init__(self, context, recipe: dict, image: str, cpu: int | None, name: str):
         self.conn, child = context.Pipe()
@@ -188,7 +189,13 @@ class _Worker:
         with contextlib.suppress(BrokenPipeError):  # the worker has exited: _Pool.collect says why
             self.conn.send((index, slot, memory.name, frame.shape, frame.dtype.str))
 
-    def stop(self) -> None:
+    def __enter__(self) -> _Worker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         """Terminate the worker (it holds nothing to save), join it, release the pipe and the shared memory."""
         self.launched.wait()
         if self.launch_error is None:
@@ -206,7 +213,8 @@ class _Worker:
 
 
 class _Pool:
-    """The workers and the entries they have sent (``ready``, by frame index)."""
+    """The workers and the entries they have sent (``ready``, by frame index); :meth:`close` (or a ``with``
+    block) stops every worker."""
 
     def __init__(self, recipe: dict, image: str, workers: int):
         context = _context()
@@ -218,7 +226,7 @@ class _Pool:
                 cpu = cpus[k % len(cpus)] if cpus else None
                 self.workers.append(_Worker(context, recipe, image, cpu, f"mtcnn-worker-{k}"))
         except BaseException:
-            self.stop()
+            self.close()
             raise
 
     def submit(self, index: int, frame: np.ndarray) -> None:
@@ -263,10 +271,16 @@ class _Pool:
             raise entry
         return entry
 
-    def stop(self) -> None:
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         """Stop every worker."""
         for worker in self.workers:
-            worker.stop()
+            worker.close()
 
 
 def detect_in_workers(recipe: dict, image: str, frames: Iterable[tuple[int, np.ndarray]], done: Mapping[int, dict],
@@ -276,33 +290,32 @@ def detect_in_workers(recipe: dict, image: str, frames: Iterable[tuple[int, np.n
     ``done`` are not detected, their entry there is yielded in its place. ``local(index, frame)``,
     when given, detects frames in this process until the first worker has started,
     with one BLAS thread like the workers (numpy's sums depend on the BLAS thread count)."""
-    pool = _Pool(recipe, image, workers)
-    waiting: deque[int] = deque()  # frame indices not yet yielded, in frame order
-    one_blas_thread = threadpool_limits(1) if local is not None else None
-    try:
-        for index, frame in frames:
-            if one_blas_thread is not None and any(worker.started for worker in pool.workers):
+    with _Pool(recipe, image, workers) as pool:
+        waiting: deque[int] = deque()  # frame indices not yet yielded, in frame order
+        one_blas_thread = threadpool_limits(1) if local is not None else None
+        try:
+            for index, frame in frames:
+                if one_blas_thread is not None and any(worker.started for worker in pool.workers):
+                    one_blas_thread.restore_original_limits()
+                    one_blas_thread = None
+                if index in done:
+                    pool.ready[index] = done[index]
+                elif one_blas_thread is not None:
+                    try:
+                        pool.ready[index] = local(index, frame)
+                    except Exception as err:  # raised in its turn, like a worker's
+                        pool.ready[index] = err
+                else:
+                    pool.submit(index, frame)
+                waiting.append(index)
+                pool.collect(block=False)
+                while waiting and waiting[0] in pool.ready:
+                    yield pool.pop(waiting.popleft())
+            while waiting:
+                if waiting[0] not in pool.ready:
+                    pool.collect(block=True)
+                else:
+                    yield pool.pop(waiting.popleft())
+        finally:
+            if one_blas_thread is not None:
                 one_blas_thread.restore_original_limits()
-                one_blas_thread = None
-            if index in done:
-                pool.ready[index] = done[index]
-            elif one_blas_thread is not None:
-                try:
-                    pool.ready[index] = local(index, frame)
-                except Exception as err:  # raised in its turn, like a worker's
-                    pool.ready[index] = err
-            else:
-                pool.submit(index, frame)
-            waiting.append(index)
-            pool.collect(block=False)
-            while waiting and waiting[0] in pool.ready:
-                yield pool.pop(waiting.popleft())
-        while waiting:
-            if waiting[0] not in pool.ready:
-                pool.collect(block=True)
-            else:
-                yield pool.pop(waiting.popleft())
-    finally:
-        if one_blas_thread is not None:
-            one_blas_thread.restore_original_limits()
-        pool.stop()
