@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -22,6 +23,9 @@ from mtcnn_lab.cli.options import (
 )
 from mtcnn_lab.errors import MtcnnLabError, ParameterError
 from mtcnn_lab.params import CascadeParams
+
+if TYPE_CHECKING:
+    from mtcnn_lab.detector import MTCNN
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +92,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the detector on every path; write the results JSON (the C++ reference's fields); 1 if any failed."""
     from mtcnn_lab.detector import MTCNN
     from mtcnn_lab.io.decode.profiles import get_profile
-    from mtcnn_lab.io.entries import error_entry, result_entry, result_meta
-    from mtcnn_lab.io.images import pixels_sha256
-    from mtcnn_lab.io.inputs import iter_inputs
+    from mtcnn_lab.io.entries import result_meta
     from mtcnn_lab.io.paths import is_video
-    from mtcnn_lab.video.stream import detect_video
 
     if args.json is not None:  # fail before the run, not after it
         check_output_file(Path(args.json), args.force)
@@ -109,12 +110,35 @@ def run(args: argparse.Namespace) -> int:
         from mtcnn_lab.video.workers import start_fork_server
 
         start_fork_server()  # it loads its modules while the detector is built here
-    detector = MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face, threads=args.threads)
-    log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
-    if args.weights == "auto" and not args.quiet:  # say which set "auto" chose
-        print(f"weights: {detector.weights.name} ({detector.weights.source}); backend: {detector.backend.name}",
-              file=sys.stderr)
-    results, failed, decoding = [], 0, {}
+    with MTCNN(backend=args.backend, weights=args.weights, min_face=args.min_face, threads=args.threads) as detector:
+        log.info("using %s weights from %s", detector.weights.name, detector.weights.source)
+        if args.weights == "auto" and not args.quiet:  # say which set "auto" chose
+            print(f"weights: {detector.weights.name} ({detector.weights.source}); backend: {detector.backend.name}",
+                  file=sys.stderr)
+        results, failed, decoding = _detect_all(args, detector, streamed, decode)
+        meta = result_meta(detector, decode=decode, decoding={p: r for p, r in decoding.items() if r is not None})
+    if args.json is not None:
+        write_json_out({"meta": meta, "results": results}, Path(args.json), args.force)
+    if args.csv is not None:
+        write_csv_out(results, Path(args.csv), args.force,
+                      {p: r["fps"] for p, r in decoding.items() if r is not None})
+    if args.json is not None:
+        for path in streamed:  # the final JSON holds them now
+            _partial_file(args.json, path, decode).unlink(missing_ok=True)
+    return 1 if failed else 0
+
+
+def _detect_all(args: argparse.Namespace, detector: MTCNN, streamed: set[str], decode: str
+                ) -> tuple[list[dict], int, dict[str, dict | None]]:
+    """Every input of ``args.paths`` through ``detector``: the result entries, how many inputs failed, and per
+    video its decoding summary (:func:`_decoding`). Videos in ``streamed`` go through ``detect_video``."""
+    from mtcnn_lab.io.entries import error_entry, result_entry
+    from mtcnn_lab.io.images import pixels_sha256
+    from mtcnn_lab.io.inputs import iter_inputs
+    from mtcnn_lab.video.stream import detect_video
+
+    results: list[dict] = []
+    failed, decoding = 0, {}
     quiet_bar = True if args.quiet or len(args.paths) < 2 else None  # None: a bar only on a terminal
     for path in tqdm(args.paths, desc="detect", unit="file", disable=quiet_bar, leave=False):
         if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
@@ -150,13 +174,4 @@ def run(args: argparse.Namespace) -> int:
             results.append(entry)
         if any(e.get("frame") is not None for e in results[first:]):  # a video
             decoding[path] = _decoding(path, decode, results[first:], args.quiet)
-    if args.json is not None:
-        meta = result_meta(detector, decode=decode, decoding={p: r for p, r in decoding.items() if r is not None})
-        write_json_out({"meta": meta, "results": results}, Path(args.json), args.force)
-    if args.csv is not None:
-        write_csv_out(results, Path(args.csv), args.force,
-                      {p: r["fps"] for p, r in decoding.items() if r is not None})
-    if args.json is not None:
-        for path in streamed:  # the final JSON holds them now
-            _partial_file(args.json, path, decode).unlink(missing_ok=True)
-    return 1 if failed else 0
+    return results, failed, decoding
