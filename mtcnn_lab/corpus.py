@@ -13,9 +13,11 @@ Guarantees:
   files. Beside it, ``OUT/<name>.csv`` (:func:`csv_name`) has one row per face and per frame without faces
   (:mod:`mtcnn_lab.io.face_table`), written before the result file that marks the item complete.
   Timings and errors go to ``OUT/summary.json`` and ``OUT/summary.csv``.
-* **Resume**: an item whose result file exists (and was made with the same ``every`` and decode
-  profile) is skipped. While a video is processed its per-frame results are appended to a hidden JSON
-  Lines file ``OUT/.<name>.<profile>.frames.jsonl``; a task retried after its worker died resumes from it.
+* **Resume**: an item whose result file exists (and was made with the same ``every``, decode
+  profile, backend and weights) is skipped. While a video is processed its per-frame results are appended to
+  a hidden JSON Lines file ``OUT/.<name>.<profile>.frames.jsonl``; a task retried after its worker died resumes
+  from it, unless it was written with other settings (:func:`~mtcnn_lab.video.stream.run_settings`): then it
+  is discarded.
 * **Decoding**: videos are decoded with one decode profile (:mod:`mtcnn_lab.io.decode.profiles`); each
   video's result file records how (``meta.decoding``: profile, libraries, stream, rotation, frames).
 * **Failures**: a corrupt or unreadable input gives an ``error`` row in the summary (one-line
@@ -139,8 +141,9 @@ def _image_entries(detector, folder: Path, jsonl: Path):
     """Entries for the still images of a folder (sorted by name), resumable through ``jsonl``."""
     from mtcnn_lab.io.entries import error_entry, result_entry, resume_jsonl
     from mtcnn_lab.io.images import read_image
+    from mtcnn_lab.video.stream import run_settings
 
-    done = resume_jsonl(jsonl)
+    done = resume_jsonl(jsonl, settings=run_settings(detector, folder, None))
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     with jsonl.open("a") as handle:
         for index, path in enumerate(images):
@@ -174,8 +177,8 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     """
     from mtcnn_lab.io.decode.profiles import get_profile
     from mtcnn_lab.io.decode.record import decode_record
-    from mtcnn_lab.io.entries import result_meta
-    from mtcnn_lab.video.stream import detect_video
+    from mtcnn_lab.io.entries import discard_stale, remove_jsonl, result_meta
+    from mtcnn_lab.video.stream import detect_video, run_settings
 
     start = time.perf_counter()
     path, out_dir = Path(path), Path(out_dir)
@@ -186,7 +189,8 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     decode = get_profile(decode).name
     jsonl = out_dir / f".{name}.{decode}.frames.jsonl"
     marker = out_dir / f".{name}.crashed"
-    if is_complete(out_dir / name, every, decode):  # a finished task rerun by Dask (its worker died after it ended)
+    # a finished task rerun by Dask (its worker died after it ended)
+    if is_complete(out_dir / name, every, decode, backend, weights):
         done = json.loads((out_dir / name).read_text())
         results = done["results"]
         if not (out_dir / csv_name(name)).exists():  # a result file written before the corpus wrote face tables
@@ -196,6 +200,8 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
         return row
     try:
         detector = _detector(backend, weights, threads)
+        video = None if path.is_dir() else str(path)
+        discard_stale(jsonl, video, run_settings(detector, path, None if video is None else decode))
         if path.is_dir():
             entries = _image_entries(detector, path, jsonl)
         else:
@@ -210,19 +216,20 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
                 os._exit(1)  # fault injection: the worker process dies mid-video
         if not results:
             raise InputError(f"{path}: no images found in the folder")
-        meta = result_meta(detector, item=str(path), every=every, decode=decode)
+        meta = result_meta(detector, item=str(path), every=every, decode=decode,
+                           requested={"backend": backend, "weights": weights})
         if not path.is_dir():
             meta["decoding"] = {**decode_record(path, decode), "frames": len(results)}
         write_face_csv(results, out_dir / csv_name(name), {str(path): meta.get("decoding", {}).get("fps")},
                        overwrite=True)
         write_json(out_dir / name, {"meta": meta, "results": results}, overwrite=True)
     except MtcnnLabError as err:  # an unusable input: nothing to resume
-        jsonl.unlink(missing_ok=True)
+        remove_jsonl(jsonl)
         row.update(status="error", error=str(err))
         return row
     finally:
         row["seconds"] = round(time.perf_counter() - start, 3)
-    jsonl.unlink(missing_ok=True)
+    remove_jsonl(jsonl)
     marker.unlink(missing_ok=True)
     row.update(frames=len(results), faces=sum(len(e.get("faces", [])) for e in results),
                errors=sum("error" in e for e in results))
@@ -240,12 +247,14 @@ def _done(jsonl: Path) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def is_complete(result: Path, every: int, decode: str) -> bool:
-    """True when ``result`` is a finished result file made with this ``every`` and decode profile (resume check)."""
+def is_complete(result: Path, every: int, decode: str, backend: str = "auto", weights: str = "auto") -> bool:
+    """True when ``result`` is a finished result file made with this ``every``, decode profile, and requested
+    ``backend`` and ``weights`` (resume check: a run with other settings redoes the item)."""
     try:
         data = json.loads(result.read_text())
         return (isinstance(data["results"], list) and data["meta"]["every"] == every
-                and data["meta"].get("decode") == decode)
+                and data["meta"].get("decode") == decode
+                and data["meta"].get("requested") == {"backend": backend, "weights": weights})
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -253,7 +262,8 @@ def is_complete(result: Path, every: int, decode: str) -> bool:
 def _cleanup(out_dir: Path) -> list[Path]:
     """Remove the partial files a run leaves when stopped: per-frame JSON Lines, atomic-write temp
     files, crash markers and face tables (recognised by their header) whose result file was not written."""
-    partial = [p for pattern in (".*.frames.jsonl", ".*.part", ".*.crashed") for p in out_dir.glob(pattern)]
+    patterns = (".*.frames.jsonl", ".*.frames.jsonl.settings.json", ".*.part", ".*.crashed")
+    partial = [p for pattern in patterns for p in out_dir.glob(pattern)]
     partial += [p for p in out_dir.glob("*.csv")
                 if not (out_dir / (p.name.removesuffix(".csv") + ".json")).exists() and is_face_table(p)]
     removed = []
@@ -272,17 +282,16 @@ def _row(item: Path, name: str, status: str, error: str = "") -> dict:
             "error": error}
 
 
-def _plan(items: Sequence[PathLike], out_dir: Path, every: int, decode: str, root: PathLike | None
-          ) -> tuple[list[dict], list[tuple[Path, str]]]:
+def _plan(items: Sequence[PathLike], out_dir: Path, every: int, decode: str, root: PathLike | None,
+          backend: str, weights: str) -> tuple[list[dict], list[tuple[Path, str]]]:
     """The rows of the items already complete, and the ``(item, result name)`` of the others."""
     items = [Path(item).resolve() for item in items]
     names = [output_name(item, root) for item in items]
     if len(set(names)) != len(names):
         raise ParameterError("two corpus items map to the same result file name; pass root= (the corpus folder)")
-    done = [_row(item, name, "skipped") for item, name in zip(items, names, strict=True)
-            if is_complete(out_dir / name, every, decode)]
-    todo = [(item, name) for item, name in zip(items, names, strict=True)
-            if not is_complete(out_dir / name, every, decode)]
+    complete = [is_complete(out_dir / name, every, decode, backend, weights) for name in names]
+    done = [_row(item, name, "skipped") for item, name, ok in zip(items, names, complete, strict=True) if ok]
+    todo = [(item, name) for item, name, ok in zip(items, names, complete, strict=True) if not ok]
     return done, todo
 
 
@@ -349,7 +358,7 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     decode = get_profile(decode).name
-    rows, todo = _plan(items, out_dir, every, decode, root)
+    rows, todo = _plan(items, out_dir, every, decode, root, backend, weights)
     crash = {str(Path(k).resolve()): v for k, v in (crash_after_frames or {}).items()}
     start = time.perf_counter()
     given_client = client is not None

@@ -6,7 +6,7 @@ print ``error: <message>`` without a traceback and callers can catch one type.
 
 __all__ = [
     "MtcnnLabError", "WeightsError", "LicenseNotAccepted", "InputError", "ParameterError", "BackendUnavailable",
-    "ConversionError", "OutputExists",
+    "ConversionError", "OutputExists", "StaleResults",
 ]
 
 
@@ -40,3 +40,7 @@ class ConversionError(MtcnnLabError):
 
 class OutputExists(ConversionError, FileExistsError):
     """An output file exists and overwriting was not asked for."""
+
+
+class StaleResults(ParameterError):
+    """A per-frame results file to resume holds another input's frames, or frames computed with other settings."""

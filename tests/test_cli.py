@@ -690,3 +690,30 @@ def test_the_package_runs_as_python_m_mtcnn_lab_cli():
     run = subprocess.run([sys.executable, "-m", "mtcnn_lab.cli", "--version"], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0 and run.stdout.startswith("mtcnn-lab "), run.stderr[-500:]
+
+
+def test_detect_every_resumes_only_a_partial_run_made_with_the_same_settings(capsys, tmp_path, video_file):
+    from mtcnn_lab.cli.detect import _partial_file
+    from mtcnn_lab.video.stream import detect_video
+
+    video = str(video_file)
+    partial = _partial_file("r.json", video, "opencv-4.6")
+    run_ = detect_video(MTCNN(backend="numpy", weights="zhang2016"), video, jsonl=partial, progress=False)
+    [next(run_) for _ in range(3)]
+    run_.close()  # a run at min_face 60, stopped after 3 frames
+    code, _, err = run(capsys, "detect", video, "--every", "1", "--backend", "numpy", "--weights", "zhang2016",
+                       "--min-face", "400", "--json", "r.json")
+    assert code == 0, err
+    assert "3 frame(s) of an earlier run with other settings discarded" in err and "resuming" not in err
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["meta"]["params"]["min_face"] == 400
+    assert [len(e["faces"]) for e in results["results"]] == [0] * N_FRAMES  # none from the min_face 60 run
+    assert not partial.exists() and not list(tmp_path.glob(".r.json.*"))
+
+    run_ = detect_video(MTCNN(backend="numpy", weights="zhang2016"), video, jsonl=partial, progress=False)
+    [next(run_) for _ in range(2)]
+    run_.close()
+    code, _, err = run(capsys, "detect", video, "--every", "1", "--backend", "numpy", "--weights", "zhang2016",
+                       "--json", "r.json", "--force")
+    assert code == 0 and "resuming after 2 frame(s) of an interrupted run" in err and "discarded" not in err
+    assert [e["frame"] for e in json.loads((tmp_path / "r.json").read_text())["results"]] == list(range(N_FRAMES))

@@ -85,8 +85,10 @@ def test_process_video_writes_result_and_reports_corrupt(tmp_path, corpus):
     assert [e["frame"] for e in data["results"]] == list(range(6))
     assert not list(tmp_path.glob(".*"))  # partial JSON Lines removed
     result = tmp_path / "clip000.avi.json"
-    assert is_complete(result, 1, "opencv-4.6") and not is_complete(result, 2, "opencv-4.6")
-    assert not is_complete(result, 1, "upright")  # another decode profile: redone
+    assert is_complete(result, 1, "opencv-4.6", **SETTINGS) and not is_complete(result, 2, "opencv-4.6", **SETTINGS)
+    assert not is_complete(result, 1, "upright", **SETTINGS)  # another decode profile: redone
+    assert not is_complete(result, 1, "opencv-4.6", "openvino", "zhang2016")  # another backend: redone
+    assert not is_complete(result, 1, "opencv-4.6", "numpy", "openface")  # other weights: redone
     decoding = data["meta"]["decoding"]
     assert data["meta"]["decode"] == decoding["profile"] == "opencv-4.6" and decoding["frames"] == 6
     assert decoding["codec"] == "mjpeg" and decoding["upright"] is True  # the corpus fixture writes MJPG clips
@@ -205,7 +207,7 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, corpus, monkeypatch):
     assert not [name for name in leftovers if name.startswith(".")]
     for name in leftovers:  # only complete result files, each with its face table
         result = out / (name if name.endswith(".json") else name.removesuffix(".csv") + ".json")
-        assert is_complete(result, 1, "opencv-4.6") and (out / csv_name(result.name)).exists()
+        assert is_complete(result, 1, "opencv-4.6", **SETTINGS) and (out / csv_name(result.name)).exists()
 
 
 def test_reliability_fuzz_sample_has_no_crash(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 
 import cv2
@@ -117,3 +118,19 @@ def test_csv_path_problems_are_one_line_errors_before_the_run(capsys, tmp_path, 
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert ("is a directory; give a file path for --csv" if target == "folder" else "already exists") in err
     assert (tmp_path / "taken.csv").read_text() == "mine\n"
+
+
+def test_a_file_name_that_is_not_utf8_is_one_error_row_not_a_crash(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    image, video = os.fsdecode(b"bad\xff.jpg"), os.fsdecode(b"clip\xfe.avi")
+    shutil.copyfile(HOPPER, image)
+    os.rename(write_video(tmp_path / "clip.avi", make_frames(2)), video)  # OpenCV cannot write that name itself
+    code, _, err = run(capsys, "detect", image, video, "--every", "1", "--backend", "numpy", "--json", "r.json",
+                       "--csv", "r.csv", "-q")
+    assert code == 1  # every input failed, each in one line
+    assert err.count("the file name is not valid UTF-8, which OpenCV cannot open; rename the file") == 2
+    assert "Traceback" not in err
+    rows = (tmp_path / "r.csv").read_bytes().split(b"\n")
+    assert rows[1].startswith(b"bad\xff.jpg,") and rows[2].startswith(b"clip\xfe.avi,")  # the names as on disk
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert [e["image"] for e in results] == [image, video] and all("error" in e for e in results)

@@ -17,10 +17,11 @@ from mtcnn_lab import MTCNN
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.cli import main
 from mtcnn_lab.detections import BatchDetector
-from mtcnn_lab.errors import BackendUnavailable, InputError, ParameterError
-from mtcnn_lab.io.entries import frame_entry, read_done_frames
+from mtcnn_lab.errors import BackendUnavailable, InputError, ParameterError, StaleResults
+from mtcnn_lab.io.decode.profiles import get_profile
+from mtcnn_lab.io.entries import frame_entry, read_done_frames, settings_file
 from mtcnn_lab.video import workers as frame_workers
-from mtcnn_lab.video.stream import detect_video, stream_frames
+from mtcnn_lab.video.stream import detect_video, run_settings, stream_frames
 from mtcnn_lab.video.workers import detect_in_workers
 
 N_FRAMES = 12
@@ -50,6 +51,11 @@ class CountingDetector:
     def detect(self, image):
         self.calls += 1
         return self.inner.detect(image)
+
+
+def record_settings(jsonl, detector, video) -> None:
+    """The settings file a run of ``detector`` on ``video`` (default decode profile) writes beside ``jsonl``."""
+    settings_file(jsonl).write_text(json.dumps(run_settings(detector, video, get_profile(None).name), default=str))
 
 
 def decoded(path):
@@ -106,6 +112,7 @@ def test_detect_video_in_the_caller_detects_four_frames_at_a_time(video, tmp_pat
     previous = CountingDetector()
     jsonl.write_text("".join(json.dumps(frame_entry(previous, video, k, frames[k])) + "\n" for k in done_frames))
     det = BatchCountingDetector()
+    record_settings(jsonl, det, video)  # as a run of this detector would have
     entries = list(detect_video(det, video, jsonl=jsonl, progress=False))
     assert [e["frame"] for e in entries] == list(range(N_FRAMES))
     assert det.batches == [4, 3]  # frames 2-4 and 8, then 9-11
@@ -233,6 +240,7 @@ def test_two_workers_resume_detecting_only_the_missing_frames(video, numpy_detec
     kept = [0, 1, 2, 3, 4, 8]
     marked = [dict(expected[k], faces=[]) for k in kept]  # a recomputed frame would have its face again
     jsonl.write_text("".join(json.dumps(entry) + "\n" for entry in marked))
+    record_settings(jsonl, numpy_detector, video)
     entries = list(detect_video(numpy_detector, video, jsonl=jsonl, progress=False, workers=2))
     assert entries == [dict(x, faces=[]) if x["frame"] in kept else x for x in expected]
     assert read_done_frames(jsonl) == {e["frame"]: e for e in entries}
@@ -321,3 +329,33 @@ def test_closing_the_stream_early_stops_the_decoder_at_once(video):
     time.sleep(0.3)  # the decoder fills the queue and reaches the end of the short clip
     stream.close()  # joins the decoder thread (for at most 5 s): it must have ended, not be left blocked
     assert threading.active_count() <= before
+
+
+def test_a_jsonl_of_another_run_or_of_no_run_is_refused_and_left_as_it_is(video, tmp_path):
+    jsonl = tmp_path / "clip.frames.jsonl"
+    run = detect_video(MTCNN(backend="numpy", weights="zhang2016"), video, jsonl=jsonl, progress=False)
+    [next(run) for _ in range(3)]
+    run.close()  # an interrupted run at min_face 60
+    before = jsonl.read_bytes()
+    other = MTCNN(backend="numpy", weights="zhang2016", min_face=400)
+    with pytest.raises(StaleResults, match=r"made with params.min_face 60\.0 \(now 400\); delete it") as raised:
+        list(detect_video(other, video, jsonl=jsonl, progress=False))
+    assert "\n" not in str(raised.value) and jsonl.read_bytes() == before
+    with pytest.raises(StaleResults, match=r"made with decode opencv-4.6 \(now upright\)"):
+        list(detect_video(MTCNN(backend="numpy", weights="zhang2016"), video, jsonl=jsonl, progress=False,
+                          decode="upright"))
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\nmore notes\n")
+    theirs = tmp_path / "theirs.jsonl"
+    theirs.write_text('{"frame": 0, "mine": true}\n{"frame": 1, "faces": [], "image": "clip.avi"}\n')
+    for path, line in ((notes, 1), (theirs, 1)):
+        settings_file(path).unlink(missing_ok=True)
+        with pytest.raises(StaleResults, match=f"is not a per-frame results file of clip.avi \\(line {line}\\)"):
+            read_done_frames(path, video)
+    assert notes.read_text() == "my notes\nmore notes\n"
+    with pytest.raises(StaleResults, match="whose settings are not recorded"):  # no settings file beside it
+        list(detect_video(CountingDetector(), video, jsonl=notes, progress=False))
+    assert notes.read_text() == "my notes\nmore notes\n"
+    with pytest.raises(ParameterError, match="is a folder; give the path of a file"):
+        list(detect_video(CountingDetector(), video, jsonl=tmp_path, progress=False))

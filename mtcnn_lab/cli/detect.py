@@ -67,7 +67,7 @@ def _partial_file(json_out: str | None, video: str, decode: str) -> Path | None:
     if json_out is None:
         return None
     out = Path(json_out)
-    tag = hashlib.sha256(str(Path(video).resolve()).encode()).hexdigest()[:12]
+    tag = hashlib.sha256(os.fsencode(Path(video).resolve())).hexdigest()[:12]
     return out.with_name(f".{out.name}.{Path(video).name}.{tag}.{decode}.frames.jsonl")
 
 
@@ -123,9 +123,25 @@ def run(args: argparse.Namespace) -> int:
         write_csv_out(results, Path(args.csv), args.force,
                       {p: r["fps"] for p, r in decoding.items() if r is not None})
     if args.json is not None:
+        from mtcnn_lab.io.entries import remove_jsonl
+
         for path in streamed:  # the final JSON holds them now
-            _partial_file(args.json, path, decode).unlink(missing_ok=True)
+            remove_jsonl(_partial_file(args.json, path, decode))
     return 1 if failed else 0
+
+
+def _prepare_partial(partial: Path, detector: MTCNN, video: str, decode: str, quiet: bool) -> None:
+    """Before a video's run: drop the hidden per-frame file of an earlier run made with other settings (another
+    detector, decoding or video file), saying so; say how many frames an interrupted run left to resume."""
+    from mtcnn_lab.io.entries import discard_stale, read_done_frames
+    from mtcnn_lab.video.stream import run_settings
+
+    dropped = discard_stale(partial, video, run_settings(detector, video, decode))
+    resumed = len(read_done_frames(partial, video))
+    if not quiet and dropped:
+        print(f"{video}: {dropped} frame(s) of an earlier run with other settings discarded", file=sys.stderr)
+    if not quiet and resumed:
+        print(f"{video}: resuming after {resumed} frame(s) of an interrupted run", file=sys.stderr)
 
 
 def _detect_all(args: argparse.Namespace, detector: MTCNN, streamed: set[str], decode: str
@@ -142,9 +158,11 @@ def _detect_all(args: argparse.Namespace, detector: MTCNN, streamed: set[str], d
     quiet_bar = True if args.quiet or len(args.paths) < 2 else None  # None: a bar only on a terminal
     for path in tqdm(args.paths, desc="detect", unit="file", disable=quiet_bar, leave=False):
         if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
+            partial = _partial_file(args.json, path, decode)
             try:
-                entries = list(detect_video(detector, path, every=args.every,
-                                            jsonl=_partial_file(args.json, path, decode),
+                if partial is not None:
+                    _prepare_partial(partial, detector, path, decode, args.quiet)
+                entries = list(detect_video(detector, path, every=args.every, jsonl=partial,
                                             progress=not args.quiet and sys.stderr.isatty(), workers=args.workers,
                                             decode=decode, frame_hashes=args.frame_hashes))
             except MtcnnLabError as err:

@@ -15,38 +15,124 @@ from pathlib import Path
 
 import numpy as np
 
-from mtcnn_lab.errors import MtcnnLabError
+from mtcnn_lab.errors import MtcnnLabError, ParameterError, StaleResults
+from mtcnn_lab.files import write_atomic
 from mtcnn_lab.version import __version__
 
 __all__ = [
     "result_entry", "error_entry", "frame_entry", "result_meta", "resume_jsonl", "read_done_frames",
-    "log_batch_failure",
+    "remove_jsonl", "settings_file", "discard_stale", "log_batch_failure",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def resume_jsonl(jsonl: Path) -> dict[int, dict]:
-    """:func:`read_done_frames`, and the file rewritten without a torn last line, so that appending
-    starts on a clean line."""
-    done = read_done_frames(jsonl)
+SETTINGS_SUFFIX = ".settings.json"
+"""The file beside a per-frame JSON Lines file that records what its frames depend on (:func:`resume_jsonl`)."""
+
+
+def settings_file(jsonl: Path) -> Path:
+    """The settings file of per-frame results ``jsonl``: ``<jsonl>.settings.json``."""
+    return jsonl.with_name(jsonl.name + SETTINGS_SUFFIX)
+
+
+def _normalised(settings: dict) -> dict:
+    """``settings`` as it reads back from JSON (tuples as lists, paths as text)."""
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _difference(stored: object, settings: dict) -> str:
+    """What differs between the recorded settings and these, for a one-line message."""
+    if not isinstance(stored, dict):
+        return "whose settings are not recorded"
+    flat = {}
+    for key in sorted(set(stored) | set(settings)):
+        old, new = stored.get(key), settings.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            flat.update({f"{key}.{k}": (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))})
+        else:
+            flat[key] = (old, new)
+    changed = [f"{key} {old} (now {new})" for key, (old, new) in flat.items() if old != new]
+    return "made with " + ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+
+
+def resume_jsonl(jsonl: Path, image: str | None = None, settings: dict | None = None) -> dict[int, dict]:
+    """The frames already in per-frame results ``jsonl`` (:func:`read_done_frames`), the file rewritten without
+    a torn last line so that appending starts on a clean line.
+
+    With ``settings`` (what the frames depend on: detector, decoding, the input's size and time), an existing
+    ``jsonl`` is resumed only when its settings file (:func:`settings_file`) records the same, and a new one gets
+    that file; else :class:`~mtcnn_lab.errors.StaleResults` in one line, and nothing is changed. ``image``: the
+    input whose frames the file must hold. A folder as ``jsonl`` is a ParameterError.
+    """
+    done = _resumable(jsonl, image, settings)
     if jsonl.exists():  # also when only a torn line is there: appending must start on a clean line
         jsonl.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
+    if settings is not None:
+        write_atomic(settings_file(jsonl), (json.dumps(_normalised(settings), indent=1) + "\n").encode(),
+                     overwrite=True)
     return done
 
 
-def read_done_frames(jsonl: Path) -> dict[int, dict]:
-    """Frame results already written to a JSON Lines file (a torn last line is ignored)."""
+def discard_stale(jsonl: Path, image: str | None, settings: dict) -> int:
+    """For a run's own hidden per-frame file: delete ``jsonl`` and its settings file when :func:`resume_jsonl`
+    would refuse them (other settings, not results of ``image``); how many lines were dropped (0: resumable)."""
+    try:
+        _resumable(jsonl, image, settings)
+    except StaleResults as err:
+        lines = len(jsonl.read_text(errors="replace").splitlines())
+        log.info("discarding %d frame(s): %s", lines, err)
+        remove_jsonl(jsonl)
+        return lines
+    return 0
+
+
+def _resumable(jsonl: Path, image: str | None, settings: dict | None) -> dict[int, dict]:
+    """:func:`resume_jsonl`'s checks and reading, with no change to any file."""
+    if jsonl.is_dir():
+        raise ParameterError(f"{jsonl} is a folder; give the path of a file for the per-frame results")
+    if settings is not None and jsonl.exists():
+        sidecar = settings_file(jsonl)
+        try:
+            stored = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            stored = None
+        if stored != _normalised(settings):
+            raise StaleResults(f"{jsonl} holds frames of an earlier run {_difference(stored, _normalised(settings))}; "
+                               f"delete it (and {sidecar.name}) or give another path")
+    return read_done_frames(jsonl, image)
+
+
+def remove_jsonl(jsonl: Path) -> None:
+    """Delete per-frame results ``jsonl`` and its settings file (once the final results are written)."""
+    jsonl.unlink(missing_ok=True)
+    settings_file(jsonl).unlink(missing_ok=True)
+
+
+def read_done_frames(jsonl: Path, image: str | None = None) -> dict[int, dict]:
+    """Frame results already written to a JSON Lines file (a torn last line is ignored). Every other line must
+    be a result entry (a ``frame`` index, and ``faces`` or ``error``), of ``image`` when given (same file name);
+    else :class:`~mtcnn_lab.errors.StaleResults`: the file is someone else's and is left alone."""
     done: dict[int, dict] = {}
     if not jsonl.exists():
         return done
-    with jsonl.open() as handle:
-        for line in handle:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
+    lines = jsonl.read_text(errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
                 break  # the line being written when the run stopped
-            done[int(entry["frame"])] = entry
+            entry = None
+        frame = entry.get("frame") if isinstance(entry, dict) else None
+        ours = (isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0
+                and ("faces" in entry or "error" in entry)
+                and (image is None or Path(str(entry.get("image", ""))).name == Path(image).name))
+        if not ours:
+            what = "" if image is None else f" of {Path(image).name}"
+            raise StaleResults(f"{jsonl} is not a per-frame results file{what} (line {number}); give another "
+                               "path for the per-frame results, or delete that file")
+        done[frame] = entry
     return done
 
 

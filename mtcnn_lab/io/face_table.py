@@ -54,7 +54,7 @@ def face_csv(rows: Iterable[dict]) -> bytes:
     writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return text.getvalue().encode("utf-8")
+    return text.getvalue().encode("utf-8", "surrogateescape")  # a name not valid UTF-8: its bytes, as on disk
 
 
 def is_face_table(path: str | Path) -> bool:

@@ -46,7 +46,7 @@ def path_text(path: object) -> str:
 
 
 def check_file(path: str) -> None:
-    """Raise InputError unless ``path`` is an existing, non-empty, readable regular file."""
+    """Raise InputError unless ``path`` is an existing, non-empty, readable regular file with a UTF-8 name."""
     shown = show_path(path)
     try:
         st = os.stat(path)
@@ -66,6 +66,11 @@ def check_file(path: str) -> None:
         raise InputError(f"{shown} is empty (0 bytes); copy or export the file again")
     if not os.access(path, os.R_OK):
         raise InputError(f"{shown}: permission denied; make the file readable")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # OpenCV takes names as UTF-8 and crashes on these bytes
+        raise InputError(f"{shown}: the file name is not valid UTF-8, which OpenCV cannot open; "
+                         "rename the file") from None
 
 
 def reencode_hint(path: str) -> str:

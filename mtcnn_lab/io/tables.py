@@ -45,5 +45,6 @@ def save_table(rows: Sequence[dict], name: str, outdir: str | Path, meta: dict |
     json_path = write_atomic(outdir / f"{name}.json",
                              (json.dumps({"meta": _plain(meta or {}), "rows": plain}, indent=1) + "\n").encode(),
                              overwrite=True)
-    csv_path = write_atomic(outdir / f"{name}.csv", text.getvalue().encode(), overwrite=True)
+    csv_path = write_atomic(outdir / f"{name}.csv", text.getvalue().encode("utf-8", "surrogateescape"),
+                            overwrite=True)
     return {"json": json_path, "csv": csv_path}

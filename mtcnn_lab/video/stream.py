@@ -25,11 +25,12 @@ from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.io.decode.probe import probe_video
 from mtcnn_lab.io.decode.profiles import get_profile
-from mtcnn_lab.io.entries import frame_entry, log_batch_failure, resume_jsonl
+from mtcnn_lab.io.entries import frame_entry, log_batch_failure, result_meta, resume_jsonl
 from mtcnn_lab.io.images import pixels_sha256
+from mtcnn_lab.io.paths import check_file
 from mtcnn_lab.io.videos import Decode, iter_video_frames
 
-__all__ = ["stream_frames", "detect_video"]
+__all__ = ["stream_frames", "detect_video", "run_settings"]
 
 _END = object()
 
@@ -126,6 +127,18 @@ def _group_entries(detector: Detector, image: str, group: list[tuple[int, np.nda
         yield done[index] if frame is None else frame_entry(detector, image, index, frame, found.get(index))
 
 
+def run_settings(detector: Detector, source: str | os.PathLike, decode: str | None) -> dict:
+    """What per-frame results of ``source`` (a video, or a folder of images) depend on: the detector (backend,
+    weights, parameters, version; a detector other than :class:`~mtcnn_lab.MTCNN` by its type), the decode
+    profile, and the source's size and modification time. :func:`detect_video` resumes a ``jsonl`` only
+    when it was written with the same."""
+    if not os.path.isdir(source):
+        check_file(os.fspath(source))  # one line for a missing or unreadable video
+    stat = os.stat(source)
+    who = result_meta(detector) if isinstance(detector, MTCNN) else {"detector": type(detector).__qualname__}
+    return {**who, "decode": decode, "source": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
+
+
 def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, jsonl: str | os.PathLike | None = None,
                  progress: bool = True, workers: int = 1, decode: Decode = None,
                  frame_hashes: bool = False) -> Iterator[dict]:
@@ -133,7 +146,9 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
 
     Entries have the fields of the ``detect --json`` results (``image``, ``frame``, ``width``,
     ``height``, ``faces``). With ``jsonl``, each entry is appended to that file and flushed as soon
-    as it is computed; frames already in the file are not detected again (resume) but still yielded.
+    as it is computed; frames already in the file are not detected again (resume) but still yielded. A file
+    written with other settings (:func:`run_settings`: detector, decode profile, the video itself), or that
+    is not per-frame results of this video, raises :class:`~mtcnn_lab.errors.StaleResults` and is left as is.
     ``workers=1`` detects in the caller's thread, :attr:`~mtcnn_lab.MTCNN.preferred_batch` frames at a time
     with an :class:`~mtcnn_lab.MTCNN` (:meth:`~mtcnn_lab.MTCNN.detect_batch`; four on the host).
     ``workers > 1`` detects on that many processes, each with its own copy of ``detector`` (an
@@ -147,7 +162,7 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
     Frames are decoded with the profile ``decode`` (None: the default; see
     :func:`~mtcnn_lab.io.decode.record.decode_record` for how to record it). With ``frame_hashes``, each
     entry also has ``pixels_bgr_sha256``, the SHA-256 of the frame's BGR bytes, to compare with a C++ run.
-    A ``jsonl`` file is only resumed by a run with the same profile: name it after the profile.
+    A ``jsonl`` file is only resumed by a run with the same profile: name it after the profile to keep both.
     """
     positive_int(workers, "workers")
     if workers > 1:
@@ -165,8 +180,8 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
         except OSError as err:
             raise ParameterError(f"cannot create the folder of {out} ({err.strerror or err}); give a per-frame "
                                  "results path (jsonl, or --json) in a writable folder") from None
-    done = resume_jsonl(out) if out is not None else {}
     profile = get_profile(decode)
+    done = resume_jsonl(out, path, run_settings(detector, path, profile.name)) if out is not None else {}
     total = probe_video(path).header_frames if progress else 0  # may be off by a few: only for the bar
     bar = tqdm(total=-(-total // every) if total else None, desc=Path(path).name, unit="frame",
                disable=not progress, leave=False)
