@@ -45,7 +45,7 @@ from pathlib import Path
 
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError
-from mtcnn_lab.files import write_json
+from mtcnn_lab.files import writable_folder, write_json
 from mtcnn_lab.io.face_table import is_face_table, write_face_csv
 from mtcnn_lab.io.manifests import manifest_videos
 from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -355,8 +355,7 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     # 1. check the arguments and find what is left to do
     positive_int(every, "every")
     positive_int(n_workers, "n_workers", optional=True)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = writable_folder(out_dir, "choose another output folder (--out)")
     decode = get_profile(decode).name
     rows, todo = _plan(items, out_dir, every, decode, root, backend, weights)
     crash = {str(Path(k).resolve()): v for k, v in (crash_after_frames or {}).items()}

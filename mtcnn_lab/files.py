@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mtcnn_lab.errors import OutputExists
+from mtcnn_lab.errors import OutputExists, ParameterError
 
 
 def _default_mode(directory: bool = False) -> int:
@@ -23,6 +23,24 @@ def normalise_permissions(root: Path) -> None:
     for path in [root, *root.rglob("*")]:
         with contextlib.suppress(OSError):
             path.chmod(_default_mode(path.is_dir()))
+
+
+def writable_folder(folder: str | Path, fix: str, target: str | Path | None = None) -> Path:
+    """``folder``, created with its parents if missing, after checking that this process can write files there
+    (a probe file is created and removed); else ParameterError in one line naming ``target`` (the file to be
+    written there; default the folder) and ending with ``fix`` (e.g. "choose another --out folder")."""
+    folder = Path(folder)
+    subject = f"in {folder}" if target is None else str(target)
+    existing = next((p for p in (folder.absolute(), *folder.absolute().parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ParameterError(f"cannot write {subject}: {existing} is a file, not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ParameterError(f"cannot write {subject} ({err.strerror or err}); {fix}") from None
+    return folder
 
 
 def write_atomic(path: str | Path, data: bytes, overwrite: bool = False) -> Path:

@@ -717,3 +717,25 @@ def test_detect_every_resumes_only_a_partial_run_made_with_the_same_settings(cap
                        "--json", "r.json", "--force")
     assert code == 0 and "resuming after 2 frame(s) of an interrupted run" in err and "discarded" not in err
     assert [e["frame"] for e in json.loads((tmp_path / "r.json").read_text())["results"]] == list(range(N_FRAMES))
+
+
+HOPPER_IN = "hopper.jpg is also one of the inputs; choose another"
+FILE_AS_FOLDER = "hopper.jpg is a file, not a folder; choose another"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["detect", "hopper.jpg", "--force", "--json", "hopper.jpg"], f"{HOPPER_IN} --json path"),
+    (["detect", "hopper.jpg", "--json", "r.out", "--csv", "r.out"], "--json and --csv are both r.out"),
+    (["detect", "hopper.jpg", "--csv", "hopper.jpg/r.csv"], f"{FILE_AS_FOLDER} --csv path"),
+    (["bench", "hopper.jpg", "--out", "hopper.jpg"], f"{HOPPER_IN} --out path"),
+    (["corpus", "videos", "--out", "hopper.jpg"], f"{FILE_AS_FOLDER} output folder (--out)"),
+])
+def test_outputs_that_would_overwrite_an_input_or_cannot_be_written_are_refused_before_any_work(
+        capsys, tmp_path, hopper, argv, message):
+    (tmp_path / "videos").mkdir()
+    write_video(tmp_path / "videos" / "clip.avi", make_frames(2))
+    before = (tmp_path / "hopper.jpg").read_bytes()
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert (tmp_path / "hopper.jpg").read_bytes() == before
+    assert not (tmp_path / "r.out").exists() and not (tmp_path / "hopper.jpg.json").exists()

@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from mtcnn_lab.errors import OutputExists
-from mtcnn_lab.files import write_atomic, write_json
+from mtcnn_lab.errors import OutputExists, ParameterError
+from mtcnn_lab.files import writable_folder, write_atomic, write_json
 from mtcnn_lab.io.tables import save_table
 
 
@@ -102,3 +102,14 @@ def test_save_table_bytes_by_hand(tmp_path):
 def test_save_table_of_no_rows(tmp_path):
     paths = save_table([], "empty", tmp_path)
     assert paths["csv"].read_text() == "\n" and json.loads(paths["json"].read_text()) == {"meta": {}, "rows": []}
+
+
+def test_writable_folder_creates_the_folder_or_says_in_one_line_why_it_cannot(tmp_path):
+    assert writable_folder(tmp_path / "a" / "b", "fix it") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
+    assert list((tmp_path / "a" / "b").iterdir()) == []  # the probe file is gone
+    (tmp_path / "file.jpg").write_bytes(b"x")
+    with pytest.raises(ParameterError, match=r"file.jpg is a file, not a folder; choose another --out folder$"):
+        writable_folder(tmp_path / "file.jpg" / "out", "choose another --out folder")
+    assert (tmp_path / "file.jpg").read_bytes() == b"x"
+    with pytest.raises(ParameterError, match=r"cannot write in /proc/mtcnn-lab-test \(.+\); fix it$"):
+        writable_folder("/proc/mtcnn-lab-test", "fix it")

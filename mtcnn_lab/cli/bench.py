@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mtcnn_lab.cli.options import add_decode_arguments
+from mtcnn_lab.cli.options import add_decode_arguments, check_output_file
 from mtcnn_lab.errors import ParameterError
 
 
@@ -38,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("results") / "bench" / (
         "backends_vs_pymtcnn.json" if args.pymtcnn else "backends.json")
-    if out.is_dir():
-        raise ParameterError(f"{out} is a directory; give a file path for --out, e.g. {out / 'bench.json'}")
+    check_output_file(out, True, "--out", args.paths)  # the report is replaced: it is a measurement
     for name, value, least in (("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
                                ("--limit", args.limit, 1)):
         if value is not None and value < least:

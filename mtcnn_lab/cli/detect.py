@@ -96,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from mtcnn_lab.io.paths import is_video
 
     if args.json is not None:  # fail before the run, not after it
-        check_output_file(Path(args.json), args.force)
+        check_output_file(Path(args.json), args.force, "--json", args.paths)
     if args.csv is not None:
-        check_output_file(Path(args.csv), args.force, "--csv")
+        check_output_file(Path(args.csv), args.force, "--csv", args.paths)
+        if args.json is not None and Path(args.csv).absolute() == Path(args.json).absolute():
+            raise ParameterError(f"--json and --csv are both {args.json}; give each its own file")
     if args.every is not None and args.every < 1:
         raise ParameterError(f"--every must be >= 1, got {args.every}; e.g. --every 30 for one frame in 30")
     if args.workers < 1:

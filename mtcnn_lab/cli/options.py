@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from mtcnn_lab.errors import OutputExists, ParameterError
-from mtcnn_lab.files import write_json
+from mtcnn_lab.files import writable_folder, write_json
 from mtcnn_lab.weights.sets import WEIGHT_SET_NAMES
 
 WEIGHT_SETS = ["auto", *WEIGHT_SET_NAMES]
 """The ``--weights`` choices."""
 
 
-def check_output_file(out: Path, force: bool, option: str = "--json") -> None:
-    """Raise ParameterError when ``out`` cannot be used as the ``option`` (``--json``, ``--csv``) file."""
+def check_output_file(out: Path, force: bool, option: str = "--json", inputs: Sequence[str] = ()) -> None:
+    """Raise ParameterError, before any work, when ``out`` cannot be used as the ``option`` (``--json``, ``--csv``,
+    ``--out``) file: a folder, an existing file without ``force``, one of the ``inputs``, or a place this process
+    cannot write (its folder is created, and a probe file written and removed there)."""
     example = out / ("detections" + (".csv" if option == "--csv" else ".json"))
     if out.is_dir():
         raise ParameterError(f"{out} is a directory; give a file path for {option}, e.g. {example}")
+    if any(_same_file(out, path) for path in inputs):
+        raise ParameterError(f"{out} is also one of the inputs; choose another {option} path")
     if out.exists() and not force:
         raise ParameterError(f"{out} already exists; pass --force to replace it or choose another {option} path")
+    writable_folder(out.parent, f"choose another {option} path", out)
+
+
+def _same_file(out: Path, path: str) -> bool:
+    """Whether ``out`` is the existing file ``path``."""
+    try:
+        return os.path.samefile(out, path)
+    except OSError:  # either does not exist (or cannot be read): not the same file
+        return False
 
 
 def write_json_out(data: dict, out: Path, force: bool) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mtcnn_lab.errors import MtcnnLabError
+from mtcnn_lab.files import writable_folder
 
 
 class NotebookFailed(MtcnnLabError):
@@ -88,7 +89,7 @@ def run_notebook(path: Path, parameters: dict, results: Path) -> NotebookRun:
     parameters = {name: value for name, value in parameters.items() if name in declared}
 
     output = results / "notebooks" / path.name
-    output.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(output.parent, "choose another results folder (--results)")
     kernel_log = output.resolve().with_suffix(".kernel.log")  # papermill runs the kernel in the notebook folder
     kernel_log.unlink(missing_ok=True)
     before = _files_under(results / "tables") | _files_under(results / "figures")

@@ -23,6 +23,7 @@ from mtcnn_lab.checks import positive_int
 from mtcnn_lab.detections import BatchDetector, Detector
 from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.errors import ParameterError
+from mtcnn_lab.files import writable_folder
 from mtcnn_lab.io.decode.probe import probe_video
 from mtcnn_lab.io.decode.profiles import get_profile
 from mtcnn_lab.io.entries import frame_entry, log_batch_failure, result_meta, resume_jsonl
@@ -175,11 +176,7 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
     path = os.fspath(path)
     out = Path(jsonl) if jsonl is not None else None
     if out is not None:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ParameterError(f"cannot create the folder of {out} ({err.strerror or err}); give a per-frame "
-                                 "results path (jsonl, or --json) in a writable folder") from None
+        writable_folder(out.parent, "give a per-frame results path (jsonl, or --json) in a writable folder", out)
     profile = get_profile(decode)
     done = resume_jsonl(out, path, run_settings(detector, path, profile.name)) if out is not None else {}
     total = probe_video(path).header_frames if progress else 0  # may be off by a few: only for the bar
