@@ -333,6 +333,23 @@ def _cancel(client, futures: list) -> None:
         log.warning("could not cancel the corpus tasks (%s: %s)", type(err).__name__, err)
 
 
+SCHEDULER_TIMEOUT_S = 10
+"""How long to wait for a scheduler given by address before saying it cannot be reached."""
+
+
+def _client(client_class, scheduler: str | None, cluster):
+    """A Dask client of ``scheduler`` (an address) or of ``cluster``; an address that is malformed or does not
+    answer within :data:`SCHEDULER_TIMEOUT_S` is a one-line ParameterError."""
+    if scheduler is None:
+        return client_class(cluster)
+    try:
+        return client_class(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+    except (OSError, ValueError, TypeError) as err:  # distributed's errors for a bad or silent address
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r} ({reason}); give its address "
+                             "as tcp://host:8786, or leave --scheduler out for a local cluster") from None
+
+
 def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | None = None,
                n_workers: int | None = None, every: int = 1, backend: str = "auto", weights: str = "auto",
                retries: int = 2, threads: int = 1, root: PathLike | None = None, progress: bool = True,
@@ -353,6 +370,8 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     from mtcnn_lab.io.tables import save_table
 
     # 1. check the arguments and find what is left to do
+    if isinstance(items, str | os.PathLike):
+        raise ParameterError(f"run_corpus takes a list of items, not the path {items}; pass find_corpus({items!r})")
     positive_int(every, "every")
     positive_int(n_workers, "n_workers", optional=True)
     out_dir = writable_folder(out_dir, "choose another output folder (--out)")
@@ -368,7 +387,7 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
             # 2. connect: the caller's client, a scheduler's, or a local cluster of our own
             if client is None:
                 own_cluster = None if scheduler is not None else _local_cluster(n_workers)
-                own_client = client = Client(scheduler if scheduler is not None else own_cluster)
+                own_client = client = _client(Client, scheduler, own_cluster)
             # 3. one task per item, each writing its result file; gather the summary rows
             futures = [client.submit(process_video, str(item), str(out_dir), backend, weights, every, threads,
                                      name, crash.get(str(item)), decode, retries=retries, pure=False,

@@ -16,7 +16,7 @@ from mtcnn_lab.cascade.stages import run_cascade_batch
 from mtcnn_lab.cascade.timer import NO_TIMER, StageTimer
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.detections import Detections
-from mtcnn_lab.errors import BackendUnavailable, ParameterError
+from mtcnn_lab.errors import BackendUnavailable, InputError, ParameterError
 from mtcnn_lab.io.images import as_bgr_uint8
 from mtcnn_lab.params import CascadeParams
 from mtcnn_lab.weights.netspec import WeightSet
@@ -56,8 +56,11 @@ class MTCNN:
             self._backend_name, self.backend = pick_backend(backend, self.weights, threads)
             if self.backend.device_nets is not None:
                 self._check_device_cascade(backend, threads)
-        else:
+        elif isinstance(backend, Backend):
             self.backend = backend
+        else:
+            raise ParameterError(f"backend must be a name from `mtcnn-lab backends` (e.g. 'auto') or a backend "
+                                 f"object, not {type(backend).__name__}")
         log.info("MTCNN: %s weights (%s), %s backend", self.weights.name, self.weights.source,
                  self.backend.name)
 
@@ -155,6 +158,12 @@ class MTCNN:
         """
         batch = self.preferred_batch if batch is None else positive_int(batch, "batch")
         self._check_open()
+        if isinstance(images, np.ndarray) and images.ndim != 4:
+            raise InputError(f"detect_batch takes a sequence of images or an (N, H, W, 3) array, not an array of "
+                             f"shape {images.shape}; for one image use detect")
+        if not isinstance(images, Iterable) or isinstance(images, str | bytes):
+            raise InputError(f"detect_batch takes a sequence of images (BGR uint8 arrays), not "
+                             f"{type(images).__name__}")
         on_device = self.backend.device_nets is not None
         results: list[Detections] = []
         group: list[np.ndarray] = []

@@ -8,7 +8,10 @@ sets these values and computes the pyramid the same way, in double.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+
+import numpy as np
 
 from mtcnn_lab.errors import ParameterError
 
@@ -38,17 +41,37 @@ class CascadeParams:
     correction: tuple[float, float, float, float] = OPENFACE_CORRECTION
 
     def __post_init__(self) -> None:
-        if not self.min_face >= 12:
-            raise ParameterError(f"min_face must be at least 12 px (PNet's cell), not {self.min_face}")
-        if not 0 < self.factor < 1:
-            raise ParameterError(f"factor must be between 0 and 1 (exclusive), not {self.factor}")
-        if len(self.thresholds) != 3 or not all(0 <= t <= 1 for t in self.thresholds):
-            raise ParameterError(f"thresholds must be three values in [0, 1], not {self.thresholds}")
+        if not _number(self.min_face) or not 12 <= self.min_face < math.inf:
+            raise ParameterError(f"min_face must be a number of pixels, at least 12 (PNet's cell), "
+                                 f"not {self.min_face!r}")
+        if not _number(self.factor) or not 0 < self.factor <= MAX_FACTOR:
+            raise ParameterError(f"factor must be a number in (0, {MAX_FACTOR}] (each step closer to 1 adds pyramid "
+                                 f"levels; OpenFace uses 0.709), not {self.factor!r}")
+        if not _numbers(self.thresholds, 3) or not all(0 <= t <= 1 for t in self.thresholds):
+            raise ParameterError(f"thresholds must be three numbers in [0, 1], not {self.thresholds!r}")
         for name in ("nms_per_scale", "nms_pyramid", "nms_rnet", "nms_onet"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ParameterError(f"{name} must be in [0, 1], not {getattr(self, name)}")
-        if len(self.correction) != 4:
-            raise ParameterError(f"correction must have 4 coefficients, not {self.correction}")
+            if not _number(getattr(self, name)) or not 0 <= getattr(self, name) <= 1:
+                raise ParameterError(f"{name} must be a number in [0, 1], not {getattr(self, name)!r}")
+        if not _numbers(self.correction, 4):
+            raise ParameterError(f"correction must be 4 finite numbers, not {self.correction!r}")
+
+
+MAX_FACTOR = 0.99
+"""The largest pyramid step accepted: the number of levels grows as ``1 / log(1 / factor)``, so a step closer to
+1 makes a frame's pyramid (and its run time) grow without bound."""
+
+
+def _number(value: object) -> bool:
+    """Whether ``value`` is a finite real number, numpy's included (``True``/``False`` are not numbers here)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+            and math.isfinite(float(value)))
+
+
+def _numbers(values: object, count: int) -> bool:
+    """Whether ``values`` is a tuple, list or 1-D array of ``count`` finite real numbers."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist() if values.ndim == 1 else None
+    return isinstance(values, tuple | list) and len(values) == count and all(_number(v) for v in values)
 
 
 FACE_CELL = 12

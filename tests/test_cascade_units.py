@@ -243,18 +243,28 @@ def test_cascade_params_defaults_are_openfaces():
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("min_face", 11.9, r"min_face must be at least 12 px \(PNet's cell\), not 11.9"),
-    ("min_face", float("nan"), "min_face must be at least 12 px"),
-    ("factor", 0.0, r"factor must be between 0 and 1 \(exclusive\), not 0.0"),
-    ("factor", 1.0, r"factor must be between 0 and 1 \(exclusive\), not 1.0"),
-    ("thresholds", (0.6, 0.7), r"thresholds must be three values in \[0, 1\], not \(0.6, 0.7\)"),
-    ("thresholds", (0.6, 0.7, 1.01), "thresholds must be three values"),
-    ("thresholds", (-0.01, 0.7, 0.7), "thresholds must be three values"),
-    ("nms_per_scale", 1.01, r"nms_per_scale must be in \[0, 1\], not 1.01"),
-    ("nms_pyramid", -0.1, "nms_pyramid must be in"),
-    ("nms_rnet", 2.0, "nms_rnet must be in"),
-    ("nms_onet", -1.0, "nms_onet must be in"),
-    ("correction", (0, 0, 1), "correction must have 4 coefficients, not"),
+    ("min_face", 11.9, r"min_face must be a number of pixels, at least 12 \(PNet's cell\), not 11.9"),
+    ("min_face", float("nan"), "min_face must be a number of pixels, at least 12"),
+    ("min_face", float("inf"), "min_face must be a number of pixels, at least 12 .*, not inf$"),
+    ("min_face", "60", "min_face must be a number of pixels, at least 12 .*, not '60'$"),
+    ("min_face", None, "min_face must be a number of pixels, at least 12 .*, not None$"),
+    ("min_face", True, "min_face must be a number of pixels"),
+    ("factor", 0.0, r"factor must be a number in \(0, 0.99\] .*, not 0.0"),
+    ("factor", 1.0, r"factor must be a number in \(0, 0.99\] .*, not 1.0"),
+    ("factor", 0.99999, r"each step closer to 1 adds pyramid levels; OpenFace uses 0.709\), not 0.99999"),
+    ("thresholds", (0.6, 0.7), r"thresholds must be three numbers in \[0, 1\], not \(0.6, 0.7\)"),
+    ("thresholds", (0.6, 0.7, 1.01), "thresholds must be three numbers"),
+    ("thresholds", (-0.01, 0.7, 0.7), "thresholds must be three numbers"),
+    ("thresholds", 0.5, "thresholds must be three numbers .*, not 0.5$"),
+    ("thresholds", ("a", "b", "c"), "thresholds must be three numbers"),
+    ("nms_per_scale", 1.01, r"nms_per_scale must be a number in \[0, 1\], not 1.01"),
+    ("nms_pyramid", -0.1, "nms_pyramid must be a number in"),
+    ("nms_rnet", 2.0, "nms_rnet must be a number in"),
+    ("nms_onet", -1.0, "nms_onet must be a number in"),
+    ("nms_onet", "0.7", "nms_onet must be a number in"),
+    ("correction", (0, 0, 1), "correction must be 4 finite numbers, not"),
+    ("correction", None, "correction must be 4 finite numbers, not None"),
+    ("correction", (float("nan"), 0, 1, 1), "correction must be 4 finite numbers"),
 ])
 def test_cascade_params_refuse_out_of_range_values(field, value, message):
     from mtcnn_lab.errors import ParameterError
@@ -265,7 +275,8 @@ def test_cascade_params_refuse_out_of_range_values(field, value, message):
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("min_face", 12.0), ("factor", 0.5), ("thresholds", (0.0, 1.0, 0.5)), ("nms_per_scale", 0.0),
+    ("min_face", 12.0), ("min_face", np.float32(60)), ("factor", 0.5), ("factor", 0.99),
+    ("thresholds", (0.0, 1.0, 0.5)), ("nms_per_scale", 0.0),
     ("nms_pyramid", 1.0), ("nms_rnet", 0.0), ("nms_onet", 1.0), ("correction", (0, 0, 1, 1)),
 ])
 def test_cascade_params_accept_the_bounds(field, value):

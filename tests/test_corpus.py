@@ -47,7 +47,7 @@ def test_find_corpus_videos_image_folders_and_manifest(tmp_path, corpus):
     import cv2
     import numpy as np
 
-    from mtcnn_lab.errors import InputError
+    from mtcnn_lab.errors import InputError, ParameterError
 
     items = find_corpus(corpus)
     assert len(items) == N_VIDEOS + N_CORRUPT and items == sorted(items)
@@ -68,6 +68,14 @@ def test_find_corpus_videos_image_folders_and_manifest(tmp_path, corpus):
     manifest.write_text(json.dumps({"root": str(corpus), "videos": "*.mkv"}))
     with pytest.raises(InputError, match="names no video file"):
         find_corpus(manifest)
+    for not_a_manifest in ({}, {"meta": {}, "results": []}):  # e.g. a detect --json results file
+        manifest.write_text(json.dumps(not_a_manifest))
+        with pytest.raises(InputError, match=r"m.json: not a manifest \(a JSON object with a 'root' folder"):
+            find_corpus(manifest)
+    with pytest.raises(ParameterError, match=r"run_corpus takes a list of items, not the path .*pass find_corpus\("):
+        run_corpus(str(corpus), tmp_path / "out")
+    with pytest.raises(ParameterError, match=r"cannot connect to the Dask scheduler 'nonsense' \(.*port.*\); give"):
+        run_corpus(items[:1], tmp_path / "out", scheduler="nonsense", progress=False, **SETTINGS)
     assert output_name(tmp_path / "stills" / "x.avi", tmp_path) == "stills__x.avi.json"
 
     with pytest.raises(InputError, match="no such folder"):

@@ -266,6 +266,18 @@ def test_batch_must_be_a_positive_integer_and_a_cascade_batch_one_size(detector,
 def test_bad_array_in_a_batch_raises(detector, hopper):
     with pytest.raises(InputError):
         detector.detect_batch([hopper, np.zeros((50, 50, 3), np.float32)])
+    with pytest.raises(InputError, match=r"not an array of shape \(\d+, \d+, 3\); for one image use detect$"):
+        detector.detect_batch(hopper)  # one image, not a batch: its rows are not images
+    for wrong in (None, "hopper.jpg", 3):
+        with pytest.raises(InputError, match=f"takes a sequence of images .*not {type(wrong).__name__}$"):
+            detector.detect_batch(wrong)
+    assert [len(d) for d in detector.detect_batch(np.stack([hopper, hopper]))] == [1, 1]  # (N, H, W, 3) is fine
+
+
+@pytest.mark.parametrize("backend", [None, 3, object()])
+def test_a_backend_that_is_neither_a_name_nor_a_backend_is_refused_in_one_line(backend):
+    with pytest.raises(ParameterError, match="backend must be a name from `mtcnn-lab backends`.* or a backend object"):
+        MTCNN(backend=backend, weights="zhang2016")
 
 
 def test_input_error_says_what_was_received_and_the_fix(detector):

@@ -359,3 +359,10 @@ def test_a_jsonl_of_another_run_or_of_no_run_is_refused_and_left_as_it_is(video,
     assert notes.read_text() == "my notes\nmore notes\n"
     with pytest.raises(ParameterError, match="is a folder; give the path of a file"):
         list(detect_video(CountingDetector(), video, jsonl=tmp_path, progress=False))
+
+
+def test_detect_video_refuses_a_missing_detector_or_path_in_one_line(video):
+    with pytest.raises(ParameterError, match=r"detect_video needs a detector \(e.g. mtcnn_lab.MTCNN\(\)\), not None"):
+        list(detect_video(None, video, progress=False))
+    with pytest.raises(InputError, match="expected a file path .*got NoneType"):
+        list(detect_video(CountingDetector(), None, progress=False))

@@ -268,22 +268,30 @@ def test_auto_picks_openface_when_cached(monkeypatch):
     assert load_weights().name == "openface"
 
 
-def test_auto_falls_back_to_bundled(tmp_path, monkeypatch):
-    chosen = load_weights("auto", models_root=tmp_path)
+def test_auto_falls_back_to_bundled(tmp_path, monkeypatch, caplog):
+    with caplog.at_level("WARNING", logger="mtcnn_lab.weights.sets"):
+        chosen = load_weights("auto", models_root=tmp_path)
     assert chosen.name == "zhang2016"
+    assert "using the bundled zhang2016 weights" in caplog.text and "PNet.dat missing" in caplog.text
     assert all(chosen.nets()[net].equals(bundled().nets()[net]) for net in NETS)
     monkeypatch.setenv("OPENFACE_MODELS_DIR", str(tmp_path / "nothing-here"))
+    caplog.clear()
     assert load_weights("auto").name == "zhang2016"
+    assert caplog.text == ""  # nothing installed and nothing asked for: nothing to say
+    with pytest.raises(WeightsError, match="models_root must be the path of a model folder, not int"):
+        load_weights("auto", models_root=3)
 
 
-def test_auto_falls_back_when_cache_is_incomplete(tmp_path):
-    """A cache with a corrupt file is not 'installed': auto uses the bundle, openface refuses."""
+def test_auto_falls_back_when_cache_is_incomplete(tmp_path, caplog):
+    """A cache with a corrupt file is not 'installed': auto uses the bundle saying why, openface refuses."""
     folder = tmp_path / "2.2.0" / "originals" / DAT_DIR.relative_to(MODELS_ROOT / "2.2.0" / "originals")
     folder.mkdir(parents=True)
     for net, name in DAT_FILES.items():
         (folder / name).write_bytes(valid_bytes(net))
     (folder / "ONet.dat").write_bytes(valid_bytes("onet")[:-4] + b"\0\0\0\0")
-    assert load_weights("auto", models_root=tmp_path).name == "zhang2016"
+    with caplog.at_level("WARNING", logger="mtcnn_lab.weights.sets"):
+        assert load_weights("auto", models_root=tmp_path).name == "zhang2016"
+    assert "ONet.dat" in caplog.text
     with pytest.raises(WeightsError) as info:
         load_weights("openface", models_root=tmp_path)
     check_message(info.value, str(folder / "ONet.dat"))

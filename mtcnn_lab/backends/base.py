@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class DeviceNets(Protocol):
         ...
 
 
+@runtime_checkable
 class Backend(Protocol):
     """A runtime that evaluates PNet, RNet and ONet."""
 

@@ -45,8 +45,9 @@ def manifest_videos(manifest: Path) -> tuple[Path, list[Path] | None]:
         data = json.loads(Path(manifest).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"{manifest}: not a readable JSON manifest ({err}); see data/README.md") from None
-    if not isinstance(data, dict) or not isinstance(data.get("root", "."), str):
-        raise InputError(f"{manifest}: a manifest is a JSON object with a 'root' folder; see data/README.md")
+    if not isinstance(data, dict) or not ({"root", "videos"} & set(data)) or not isinstance(data.get("root", "."), str):
+        raise InputError(f"{manifest}: not a manifest (a JSON object with a 'root' folder and/or 'videos'); "
+                         "see data/README.md")
     root = resolve_path(data.get("root", "."), Path(manifest).resolve().parent)
     if not root.is_dir():
         raise InputError(f"{manifest}: root folder {root} does not exist; fix 'root' in the manifest")

@@ -28,7 +28,7 @@ from mtcnn_lab.io.decode.probe import probe_video
 from mtcnn_lab.io.decode.profiles import get_profile
 from mtcnn_lab.io.entries import frame_entry, log_batch_failure, result_meta, resume_jsonl
 from mtcnn_lab.io.images import pixels_sha256
-from mtcnn_lab.io.paths import check_file
+from mtcnn_lab.io.paths import check_file, path_text
 from mtcnn_lab.io.videos import Decode, iter_video_frames
 
 __all__ = ["stream_frames", "detect_video", "run_settings"]
@@ -166,6 +166,9 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
     A ``jsonl`` file is only resumed by a run with the same profile: name it after the profile to keep both.
     """
     positive_int(workers, "workers")
+    if not isinstance(detector, Detector):
+        raise ParameterError(f"detect_video needs a detector (e.g. mtcnn_lab.MTCNN()), not {type(detector).__name__}")
+    path = path_text(path)
     if workers > 1:
         from mtcnn_lab.video.workers import detect_in_workers
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import zipfile
 import zlib
 from importlib import resources
@@ -13,6 +15,8 @@ import numpy as np
 from mtcnn_lab.errors import WeightsError
 from mtcnn_lab.weights.dat import read_dat
 from mtcnn_lab.weights.netspec import FC, NET_NAMES, Conv, Layer, MaxPool, NetSpec, PReLU, Sigmoid, WeightSet
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "WEIGHT_SET_NAMES", "BUNDLED_FILE", "bundled_data", "rounded_weights", "save_npz", "load_npz", "load_bundled",
@@ -113,17 +117,25 @@ def load_weights(name: str = "auto", models_root: str | Path | None = None) -> W
     ``"openface"``: OpenFace's ``.dat`` files from the model cache (error if not installed).
     ``"zhang2016"``: the MIT-licensed MTCNN weights of Zhang et al. 2016 bundled with the package.
     ``"auto"``: OpenFace's files when they are installed, the bundled ones otherwise; the returned
-    ``WeightSet.name`` says which was used.
+    ``WeightSet.name`` says which was used; the two sets are bit-identical, so results do not change. Files
+    that are there but damaged, or a ``models_root`` given without them, are logged as a warning with the reason.
     """
+    if models_root is not None and not isinstance(models_root, str | os.PathLike):
+        raise WeightsError(f"models_root must be the path of a model folder, not {type(models_root).__name__}")
     if name == "openface":
         return load_openface_weights(models_root)
     if name == "zhang2016":
         return load_bundled()
     if name == "auto":
-        from mtcnn_lab.weights.models_cache import installed_dat_paths
+        from mtcnn_lab.weights.models_cache import dat_path, installed_dat_paths
 
         root_path = Path(models_root) if models_root is not None else None
         if installed_dat_paths(root_path) is not None:
             return load_openface_weights(root_path)
+        if root_path is not None or any(dat_path(net, root_path).exists() for net in NET_NAMES):
+            try:
+                load_openface_weights(root_path)
+            except WeightsError as err:  # asked for, or half there: say why the bundled copy is used
+                log.warning("using the bundled zhang2016 weights (bit-identical to OpenFace's): %s", err)
         return load_bundled()
     raise WeightsError(f"unknown weight set {name!r}; use {', '.join(map(repr, WEIGHT_SET_NAMES))} or 'auto'")

@@ -105,7 +105,7 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
     if any(t < 1 for t in threads):
         raise ValueError(f"thread counts must be >= 1, got {list(threads)}")
     if models_root is None:  # the bench cache, else mtcnn-lab's own ($OPENFACE_MODELS_DIR or the user's)
-        models_root = pymtcnn_cache or pymtcnn_cache_dir() or default_models_root()
+        models_root = pymtcnn_cache or pymtcnn_cache_dir()
     pym: dict = {"requested": pymtcnn, "available": False}
     report = {
         "schema": BENCH_SCHEMA, "version": __version__,
@@ -113,7 +113,7 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
         "machine": {**machine_info(), "versions": versions(), "load_average_start": load_average()},
         "settings": {"backends": backends, "threads": list(threads), "repeats": repeats, "warmup": warmup,
                      "frames": len(images), "frame_ids": list(images), "baseline": None,
-                     "parity_tolerance_px": PARITY_PX, "models_root": str(models_root)},
+                     "parity_tolerance_px": PARITY_PX, "models_root": str(models_root or default_models_root())},
         "pymtcnn": pym, "runs": {}, "ratios": {}, "parity": {},
         "cpp_reference_timing": _cpp_timing(cpp_entries) if cpp_entries else None,
     }
