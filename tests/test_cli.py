@@ -652,8 +652,19 @@ def test_convert_onnx_writes_models_and_report_and_refuses_to_overwrite(capsys, 
         assert entry["vs_numpy_reference"]["max_abs"] < 1e-4
     before = (tmp_path / "m" / "pnet.onnx").read_bytes()
     code, _, err = run(capsys, "convert", "--to", "onnx", "--weights", "zhang2016", tmp_path / "m")
-    assert code == 2 and one_error_line(err, "pnet.onnx", "--overwrite")
+    assert code == 2 and one_error_line(err, "onnx_report.json already exists", "--overwrite")
     assert (tmp_path / "m" / "pnet.onnx").read_bytes() == before
+    report_bytes = (tmp_path / "m" / "onnx_report.json").read_bytes()
+    (tmp_path / "m" / "onnx_report.json").rename(tmp_path / "report.json")
+    code, _, err = run(capsys, "convert", "--to", "onnx", "--weights", "zhang2016", tmp_path / "m")
+    assert code == 2 and one_error_line(err, "pnet.onnx", "--overwrite")  # the models alone are refused too
+    (tmp_path / "report.json").rename(tmp_path / "m" / "onnx_report.json")
+    for net in ("pnet", "rnet", "onet"):
+        (tmp_path / "m" / f"{net}.onnx").unlink()
+    code, _, err = run(capsys, "convert", "--to", "onnx", "--weights", "zhang2016", tmp_path / "m")
+    assert code == 2 and one_error_line(err, "onnx_report.json already exists")  # a report alone is kept too
+    assert (tmp_path / "m" / "onnx_report.json").read_bytes() == report_bytes
+    assert not (tmp_path / "m" / "pnet.onnx").exists()
     code, _, err = run(capsys, "convert", "--to", "onnx", "--weights", "zhang2016", "--overwrite", tmp_path / "m")
     assert code == 0, err
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mtcnn_lab.cli.options import WEIGHT_SETS
+from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.files import write_json
 
 
@@ -32,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
         from mtcnn_lab.convert.onnx import export_onnx
         from mtcnn_lab.lab.conversion import onnx_report
 
+        name = "onnx_report_fp16.json" if args.fp16 else "onnx_report.json"
+        if (outdir / name).exists() and not args.overwrite:  # before any model is written
+            raise ParameterError(f"{outdir / name} already exists; pass --overwrite to replace it and the models, "
+                                 "or choose another OUTDIR")
         paths = export_onnx(weights, outdir, fp16=args.fp16, overwrite=args.overwrite)
         report = onnx_report(weights, paths, fp16=args.fp16)
-        name = "onnx_report_fp16.json" if args.fp16 else "onnx_report.json"
-        write_json(outdir / name, report, overwrite=True)
+        write_json(outdir / name, report, overwrite=args.overwrite)
         paths["report"] = outdir / name
     else:
         from mtcnn_lab.convert.coreml import convert_coreml
