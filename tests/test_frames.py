@@ -191,6 +191,27 @@ def test_count_frames_synthetic(synth):
     assert count_frames(synth["video"]) == N_SYNTH
 
 
+def test_a_video_that_decodes_far_fewer_frames_than_its_header_says_is_warned_about(synth, tmp_path, caplog):
+    noisy = tmp_path / "noisy.avi"  # frames of noise, so that the frame data, not the header, fills the file
+    writer = cv2.VideoWriter(str(noisy), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE)
+    rng = np.random.default_rng(0)
+    for _ in range(N_SYNTH):
+        writer.write(rng.integers(0, 256, (SIZE[1], SIZE[0], 3), dtype=np.uint8))
+    writer.release()
+    whole = noisy.read_bytes()
+    short = tmp_path / "short.avi"
+    short.write_bytes(whole[: len(whole) * 4 // 10])  # a copy cut short: the header still says N_SYNTH
+    with caplog.at_level("WARNING", logger="mtcnn_lab.io.videos"):
+        assert count_frames(noisy) == count_frames(synth["video"]) == N_SYNTH
+        assert caplog.text == ""
+        decodable = count_frames(short)
+        assert 0 < decodable < 0.9 * N_SYNTH
+        assert f"only {decodable} of the {N_SYNTH} frames its header announces decode" in caplog.text
+        caplog.clear()
+        assert len(list(iter_video_frames(short))) == decodable
+        assert "truncated or damaged?" in caplog.text
+
+
 def test_iter_all_frames_in_order(synth):
     got = list(iter_video_frames(synth["video"]))
     assert [i for i, _ in got] == list(range(N_SYNTH))

@@ -19,6 +19,7 @@ import numpy as np
 
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.errors import InputError
+from mtcnn_lab.io.decode.probe import probe_video
 from mtcnn_lab.io.decode.profiles import DecodeProfile, get_profile
 from mtcnn_lab.io.decode.pyav_reader import PyAVReader
 from mtcnn_lab.io.images import as_bgr_uint8
@@ -84,13 +85,30 @@ def count_frames(path: PathLike, decode: Decode = None) -> int:
     try:
         while cap.grab():
             n += 1
-    except cv2.error:
-        pass  # a decoder failure ends the stream, as it does for VideoCapture.read
+    except cv2.error as err:  # a decoder failure ends the stream, as it does for VideoCapture.read
+        log.info("video %s: decoding ends at frame %d (%s)", show_path(p), n, str(err).strip())
     finally:
         cap.release()
     if n == 0:
         raise _no_frames_error(p)
+    warn_if_short(p, n)
     return n
+
+
+SHORT_VIDEO = 0.9
+"""A video whose decodable frames fall below this share of its header's frame count gets a warning."""
+
+
+def warn_if_short(path: str, decoded: int) -> None:
+    """Log a warning when far fewer frames of ``path`` decode than its header announces (truncated or damaged;
+    the detections then cover only the decodable part, as OpenFace's would)."""
+    try:
+        header = probe_video(path).header_frames
+    except InputError:
+        return
+    if header and decoded < SHORT_VIDEO * header:
+        log.warning("video %s: only %d of the %d frames its header announces decode (truncated or damaged?); "
+                    "%s", show_path(path), decoded, header, reencode_hint(path))
 
 
 def _check_positions(positions: float | Iterable[float]) -> tuple[float, ...]:
@@ -208,7 +226,8 @@ def decode_frames(
                         raise InputError(
                             f"frame {i} of video {shown} could not be decoded; {reencode_hint(path)}"
                         )
-            except cv2.error:
+            except cv2.error as err:
+                log.info("video %s: decoding ends at frame %d (%s)", shown, i, str(err).strip())
                 ok = False
             if not ok:
                 break
@@ -228,6 +247,8 @@ def decode_frames(
                 raise InputError(f"video {shown}: its first frame is damaged ({damaged}) and OpenFace reads no "
                                  f"further; {reencode_hint(path)}")
             raise _no_frames_error(path)
+        if wanted is None:
+            warn_if_short(path, i)
         if wanted is not None:
             raise InputError(
                 f"frame {wanted[j]} of video {shown} was requested, but only {i} frames decode "
