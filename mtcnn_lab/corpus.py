@@ -48,13 +48,12 @@ from mtcnn_lab.errors import InputError, MtcnnLabError, ParameterError
 from mtcnn_lab.files import writable_folder, write_json
 from mtcnn_lab.io.face_table import is_face_table, write_face_csv
 from mtcnn_lab.io.manifests import manifest_videos
-from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, PathLike
 
 log = logging.getLogger(__name__)
 
 __all__ = ["csv_name", "find_corpus", "is_complete", "output_name", "process_video", "run_corpus"]
 
-PathLike = str | os.PathLike[str]
 
 _DETECTORS: dict[tuple, object] = {}  # one detector per (backend, weights, threads) per worker process
 

@@ -8,6 +8,7 @@ compared on the dev inputs; everywhere, the boxes are compared with C++ OpenFace
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import subprocess
 import sys
@@ -115,6 +116,7 @@ def test_same_api_as_pymtcnn_itself_and_cpp_boxes_where_pymtcnn_s_are_not(detect
     from mtcnn_lab.lab.bench.pymtcnn import pymtcnn_cache_dir
 
     require_shared("reference", "cpp_mtcnn_dev.json")
+    assert importlib.metadata.version("pymtcnn") == compat.PYMTCNN_API  # the release whose API is reproduced
     theirs = pymtcnn.MTCNN(backend="cpu", model_dir=str(pymtcnn_models.models_dir(pymtcnn_cache_dir())))
     pymtcnn_off = 0
     for cpp in dev_entries():

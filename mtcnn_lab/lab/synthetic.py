@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-PathLike = str | os.PathLike[str]
+from mtcnn_lab.io.paths import PathLike
 
 
 def make_synthetic_corpus(folder: PathLike, n_videos: int = 20, n_frames: int = 6, n_corrupt: int = 2,

@@ -20,7 +20,7 @@ from mtcnn_lab.errors import InputError
 from mtcnn_lab.io.decode.profiles import DecodeProfile, clockwise_rotation
 from mtcnn_lab.io.paths import reencode_hint, show_path
 
-__all__ = ["PyAVReader", "conversion_of", "conversion_text", "CV2_ROTATE"]
+__all__ = ["PyAVReader", "conversion_of", "CV2_ROTATE"]
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,6 @@ CV2_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_
 # swscale's matrices by the stream's matrix tag (FFmpeg's AVColorSpace codes); untagged: BT.601, swscale's own default
 _TAGGED_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
                   7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
-_MATRIX_TEXT = {Colorspace.ITU601: "BT.601", Colorspace.ITU709: "BT.709", Colorspace.FCC: "FCC",
-                Colorspace.SMPTE240M: "SMPTE 240M", Colorspace.BT2020: "BT.2020"}
 
 
 def conversion_of(profile: DecodeProfile, frame: av.VideoFrame) -> tuple[Colorspace, ColorRange | None]:
@@ -42,13 +40,6 @@ def conversion_of(profile: DecodeProfile, frame: av.VideoFrame) -> tuple[Colorsp
     matrix = _TAGGED_MATRIX.get(int(frame.colorspace), Colorspace.ITU601)
     full = int(frame.color_range) == 2 or frame.format.name.startswith("yuvj")
     return matrix, ColorRange.JPEG if full else ColorRange.MPEG
-
-
-def conversion_text(profile: DecodeProfile, frame: av.VideoFrame) -> str:
-    """``conversion_of`` in words, e.g. ``"BT.601 matrix, range of the pixel format"``."""
-    matrix, rng = conversion_of(profile, frame)
-    where = {None: "range of the pixel format", ColorRange.JPEG: "full range", ColorRange.MPEG: "limited range"}
-    return f"{_MATRIX_TEXT[matrix]} matrix, {where[rng]}"
 
 
 class PyAVReader:

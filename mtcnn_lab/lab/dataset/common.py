@@ -8,9 +8,7 @@ import re
 from pathlib import Path
 
 from mtcnn_lab.errors import InputError
-
-PathLike = str | os.PathLike[str]
-
+from mtcnn_lab.io.paths import show_path
 
 #: The repository's manifest (OpenFace's samples and C++ reference in ``../shared``), relative to the
 #: working directory: the repository root, from which ``./run_all.sh``, the tests and the benchmarks run.
@@ -59,9 +57,8 @@ HOW_TO_POINT = (f"point the workbench at your own data with {MANIFEST_ENV}=/path
 
 
 def quoted(path: object) -> str:
-    """Quote a path for a one-line message (control characters escaped)."""
-    text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
-    return f"'{text}'" if text.isprintable() else repr(text)
+    """Quote a path (or any value) for a one-line message: :func:`~mtcnn_lab.io.paths.show_path` of its text."""
+    return show_path(os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path))
 
 
 def path_key(path: Path) -> str:

@@ -46,11 +46,6 @@ class EvalItem:
     cpp: dict | None = field(default=None, compare=False, repr=False)
 
     @property
-    def is_video_frame(self) -> bool:
-        """True for a frame of a video, False for a still image."""
-        return self.frame is not None
-
-    @property
     def has_reference(self) -> bool:
         """True when C++ faces are attached."""
         return self.cpp_faces is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mtcnn_lab.errors import InputError
 from mtcnn_lab.io.manifests import GLOB_CHARS, expand_pattern, resolve_path
-from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, PathLike
 from mtcnn_lab.io.videos import DEFAULT_POSITIONS, count_frames, frame_indices, iter_video_frames
 from mtcnn_lab.lab.dataset.common import (
     ALL_IN_REFERENCE,
@@ -26,7 +26,6 @@ from mtcnn_lab.lab.dataset.common import (
     REFERENCE_DECODE,
     STILLS_GROUP,
     VIDEO_KEYS,
-    PathLike,
     default_manifest,
     is_int,
     path_key,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from mtcnn_lab.errors import InputError, OutputExists
 from mtcnn_lab.files import write_json
-from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, PathLike
 from mtcnn_lab.io.videos import DEFAULT_POSITIONS, frame_indices
-from mtcnn_lab.lab.dataset.common import PathLike, quoted
+from mtcnn_lab.lab.dataset.common import quoted
 from mtcnn_lab.lab.dataset.manifest import probe_video
 from mtcnn_lab.lab.dataset.reference import load_reference
 
