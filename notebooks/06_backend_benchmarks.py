@@ -75,8 +75,8 @@ if quick:
 runs = []
 for threads in thread_counts:
     for name in measured:
-        detector = MTCNN(backend=name, weights=weights, threads=threads)
-        run = benchmark_detector(detector, images, repeats=repeats, threads=threads)
+        with MTCNN(backend=name, weights=weights, threads=threads) as detector:
+            run = benchmark_detector(detector, images, repeats=repeats, threads=threads)
         runs.append({"backend": name, **{k: v for k, v in run.items() if k != "per_image"}})
         print(f"{name:16s} {threads} thread(s): {run['sum_of_medians_ms']:8.1f} ms summed, "
               f"median {run['median_ms']:6.1f} ms, p95 {run['p95_ms']:6.1f} ms, {run['fps']:6.1f} FPS")
@@ -114,8 +114,9 @@ if platform.system() == "Darwin" and "coreml" in available:
 
     for units in ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY"):
         for precision in ("fp16-all", "fp16", "fp32"):
-            backend = CoreMLBackend(weights, precision=precision, compute_units=units)
-            run = benchmark_detector(MTCNN(backend=backend, weights=weights), images, repeats=repeats)
+            with MTCNN(backend=CoreMLBackend(weights, precision=precision, compute_units=units),
+                       weights=weights) as detector:
+                run = benchmark_detector(detector, images, repeats=repeats)
             coreml_rows.append({"compute_units": units, "precision": precision,
                                 **{k: v for k, v in run.items() if k != "per_image"}})
     save_table(coreml_rows, "06_coreml_compute_units", results / "tables")

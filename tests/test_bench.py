@@ -60,7 +60,8 @@ def fake_runner(name: str, clock: FakeClock, ms_per_pixel_row: float, log: list,
         timer.seconds["pnet"] += 0.001
         timer.seconds["rnet"] += 0.003
 
-    return Runner(name=name, detect=detect, threads=threads, stage_fn=stage_fn, kind="fake", info={"fake": True})
+    return Runner(name=name, detect=detect, threads=threads, stage_fn=stage_fn, kind="fake", info={"fake": True},
+                  close=lambda: log.append((name, "closed")))
 
 
 @pytest.fixture
@@ -248,11 +249,13 @@ def test_cli_bench_writes_the_report(monkeypatch, tmp_path, images, capsys):
         dict(list(images.items())[:limit]), {}, {}))
     monkeypatch.setitem(sys.modules, "pymtcnn", None)
     out = tmp_path / "b.json"
-    code = main(["bench", "--backend", "x", "--backend", "y", "--pymtcnn", "--threads", "1", "--repeats", "1",
-                 "--limit", "2", "--out", str(out), "-q"])
+    code = main(["bench", "--backend", "x", "--backend", "y", "--backend", "x", "--pymtcnn", "--threads", "1",
+                 "--repeats", "1", "--limit", "2", "--out", str(out), "-q"])
     assert code == 0
     data = json.loads(out.read_text())
     assert list(data["runs"]["1"]["runners"]) == ["x", "y"] and data["settings"]["frames"] == 2
+    closed = [entry[0] for entry in log if entry[1] == "closed"]
+    assert sorted(closed) == ["x", "x", "y"] and log[-1][1] == "closed"  # the duplicate at once, all after timing
     printed = capsys.readouterr().out
     assert "pymtcnn not benchmarked" in printed and f"wrote {out}" in printed
 

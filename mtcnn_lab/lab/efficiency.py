@@ -131,10 +131,9 @@ def measure_efficiency(images: Mapping[str, np.ndarray], backend: str = "auto", 
     from mtcnn_lab.detector import MTCNN
     from mtcnn_lab.lab.bench.timing import pinned_threads
 
-    detector = MTCNN(backend=backend, weights=weights, threads=threads)
     macs = {"pnet": 0, "rnet": 0, "onet": 0}
     seconds = {"pnet": 0.0, "rnet": 0.0, "onet": 0.0}
-    with pinned_threads(threads):
+    with MTCNN(backend=backend, weights=weights, threads=threads) as detector, pinned_threads(threads):
         before = gemm_peak(threads, numpy_within_cap)
         for image in images.values():
             for net, n in trace_macs(detector.detect(image, trace=True).trace, detector.weights).items():
@@ -146,7 +145,6 @@ def measure_efficiency(images: Mapping[str, np.ndarray], backend: str = "auto", 
             for net in seconds:
                 seconds[net] += float(np.median([t.seconds.get(net, 0.0) for t in timers]))
         after = gemm_peak(threads, numpy_within_cap)
-    detector.close()
     peak = {kind: max(before[kind], after[kind]) for kind in before}
     return {"backend": detector.backend.name, "threads": threads, "images": len(images), "repeats": repeats,
             "gemm_gmacs": peak, "nets": efficiency_rows(macs, seconds, peak["peak"])}

@@ -113,29 +113,27 @@ def gpu_report(backend: str, shared: Path, host_backend: str = "torch", batch_si
     a CPU as a smoke test) with ``shared`` the folder holding ``reference/`` and ``samples/``; ``host_backend``
     (a CPU backend: ``torch``, which a GPU machine has) gives the expected face counts of the resized frames;
     ``limit`` caps the dev inputs and distinct frames (smoke tests)."""
-    detector = MTCNN(backend=backend, weights="zhang2016")
-    host = MTCNN(backend=host_backend, weights="zhang2016")
-    report: dict = {"backend": detector.backend.name, "host_backend": host.backend.name, "machine": machine_info(),
-                    "device": _device_info(detector), "batch_limits": dict(detector.backend.batch_limits)}
-    progress(f"{report['device']}: parity on the dev inputs")
-    report["dev_parity"] = dev_parity(detector, shared / "reference" / "cpp_mtcnn_dev.json", shared / "samples",
-                                      limit)
-    dev_images = [read_image(shared / "samples" / e["image"])
-                  for e in load_cpp_reference(shared / "reference" / "cpp_mtcnn_dev.json")[:limit]]
-    report["same_bits"] = {"dev_inputs": same_bits(detector, dev_images, 64)}
-    report["throughput"] = {}
-    for name, size in FRAME_SIZES.items():
-        frames = resized_stills(shared / "samples", size, limit)
-        counts = [len(host.detect(frame)) for frame in frames]
-        report.setdefault("same_bits", {})[name] = same_bits(detector, frames, max(batch_sizes))
-        progress(f"{name}: {report['same_bits'][name]}")
-        rows = []
-        for batch in batch_sizes:
-            rows.append(batch_throughput(detector, frames, batch, seconds, counts))
-            progress(f"{name} batch {batch}: {rows[-1]['fps']:.1f} FPS")
-        report["throughput"][name] = {"distinct_frames": len(frames), "host_face_counts": counts, "rows": rows}
-    detector.close()
-    host.close()
+    with MTCNN(backend=backend, weights="zhang2016") as detector, \
+            MTCNN(backend=host_backend, weights="zhang2016") as host:
+        report: dict = {"backend": detector.backend.name, "host_backend": host.backend.name, "machine": machine_info(),
+                        "device": _device_info(detector), "batch_limits": dict(detector.backend.batch_limits)}
+        progress(f"{report['device']}: parity on the dev inputs")
+        report["dev_parity"] = dev_parity(detector, shared / "reference" / "cpp_mtcnn_dev.json", shared / "samples",
+                                          limit)
+        dev_images = [read_image(shared / "samples" / e["image"])
+                      for e in load_cpp_reference(shared / "reference" / "cpp_mtcnn_dev.json")[:limit]]
+        report["same_bits"] = {"dev_inputs": same_bits(detector, dev_images, 64)}
+        report["throughput"] = {}
+        for name, size in FRAME_SIZES.items():
+            frames = resized_stills(shared / "samples", size, limit)
+            counts = [len(host.detect(frame)) for frame in frames]
+            report.setdefault("same_bits", {})[name] = same_bits(detector, frames, max(batch_sizes))
+            progress(f"{name}: {report['same_bits'][name]}")
+            rows = []
+            for batch in batch_sizes:
+                rows.append(batch_throughput(detector, frames, batch, seconds, counts))
+                progress(f"{name} batch {batch}: {rows[-1]['fps']:.1f} FPS")
+            report["throughput"][name] = {"distinct_frames": len(frames), "host_face_counts": counts, "rows": rows}
     return report
 
 

@@ -123,6 +123,7 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
             runner = mtcnn_runner(b, t, models_root=models_root)
             if any(r.name == runner.name for r in runners):
                 say(f"backend {b!r} is {runner.name}, already in the list; timed once")
+                runner.close()
                 continue
             runners.append(runner)
         if pymtcnn:
@@ -153,7 +154,8 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
         for key, ratio in run["ratios"].items():
             say(f"  ratio {key}: {_fmt(ratio['sum_of_medians'])} (summed medians), "
                 f"{_fmt(ratio['median_of_frame_ratios'])} (median per frame)")
-        del runners
+        for runner in runners:
+            runner.close()
     report["machine"]["load_average_end"] = load_average()
     return report
 

@@ -61,6 +61,7 @@ class Runner:
       :class:`~mtcnn_lab.cascade.timer.StageTimer` ``timer``.
     * ``kind`` (``"mtcnn-lab"`` / ``"pymtcnn"`` / ...), ``info``: what to record about it (backend,
       provider, the runtime's configured thread counts...).
+    * ``close()``: releases the detector's runtime once its timing is done (default: nothing to release).
     """
 
     name: str
@@ -71,6 +72,7 @@ class Runner:
     stage_fn: Callable[[np.ndarray, object], object] | None = None
     kind: str = "mtcnn-lab"
     info: dict = field(default_factory=dict)
+    close: Callable[[], None] = field(default=lambda: None)
 
     def result(self, image: np.ndarray) -> BoxesResult:
         """One untimed detection as :class:`BoxesResult`."""
@@ -122,4 +124,4 @@ def mtcnn_runner(backend: str, threads: int | None, weights: str = "auto", model
         return detector.detect(image, timer=timer)
 
     return Runner(name=detector.backend.name, detect=detector.detect, threads=threads, stage_fn=stage_fn,
-                  kind="mtcnn-lab", info=info)
+                  kind="mtcnn-lab", info=info, close=detector.close)
