@@ -316,6 +316,7 @@ def _gather(client, futures: list, todo: list[tuple[Path, str]], progress: bool)
             try:
                 row = future.result()
             except Exception as err:  # a task that kept failing, or a worker that kept dying: its row says why
+                log.warning("corpus item %s failed: %s: %s", item, type(err).__name__, err)
                 row = _row(item, name, "error", " ".join(f"{type(err).__name__}: {err}".split()))
             rows.append(row)
             bar.set_postfix_str(f"errors={sum(r['status'] == 'error' for r in rows)}")

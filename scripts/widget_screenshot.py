@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import http.client
 import importlib.util
 import json
 import os
@@ -92,6 +93,7 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, logs: C
     a :class:`BrowserCheckFailed` it raises ends the wait at once.
     """
     deadline = time.monotonic() + timeout
+    last = "it stayed false"
     while True:
         try:
             value = condition()
@@ -99,10 +101,10 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, logs: C
                 return value
         except BrowserCheckFailed:
             raise
-        except Exception:  # not there yet: poll again until the deadline
-            pass
+        except Exception as err:  # not there yet: poll again until the deadline, keeping why for the message
+            last = f"last error: {type(err).__name__}: {err}"
         if time.monotonic() > deadline:
-            raise BrowserCheckFailed(f"timed out after {timeout:.0f} s waiting for {what}\n{logs()}")
+            raise BrowserCheckFailed(f"timed out after {timeout:.0f} s waiting for {what} ({last})\n{logs()}")
         time.sleep(interval)
 
 
@@ -147,8 +149,11 @@ def _shutdown(base: str, token: str) -> None:
     """Ask jupyter server to stop its kernels and itself (best effort)."""
     request = urllib.request.Request(f"{base}/api/shutdown", method="POST",
                                      headers={"Authorization": f"token {token}"})
-    with contextlib.suppress(Exception), urllib.request.urlopen(request, timeout=5):
-        pass
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    except (OSError, http.client.HTTPException) as err:  # already gone, or not answering: the caller kills it
+        print(f"jupyter server shutdown request failed ({err}); stopping it by signal", file=sys.stderr)
 
 
 _RUN_ALL = """
