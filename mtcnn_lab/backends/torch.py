@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +35,7 @@ def available_devices() -> list[str]:
     return [*devices, "cpu"]
 
 
-def exact_cuda_maths(torch) -> None:
+def exact_cuda_maths(torch: ModuleType) -> None:
     """FP32 convolutions and matrix products in IEEE float32 on CUDA (no TF32), deterministic cuDNN algorithms."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

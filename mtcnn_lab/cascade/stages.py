@@ -9,7 +9,7 @@ The cascade is runtime-agnostic: the networks are evaluated by a backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 import numpy as np
@@ -117,7 +117,8 @@ def stage_pnet(image: np.ndarray, backend: Backend, params: CascadeParams, trace
     return stage_pnet_batch([image], backend, params, [trace], timer, pool)[0]
 
 
-def run_on_crops(images: list[np.ndarray], boxes: list[np.ndarray], run, size: int, n_out: int, limit: int,
+def run_on_crops(images: list[np.ndarray], boxes: list[np.ndarray], run: Callable[[np.ndarray], np.ndarray],
+                 size: int, n_out: int, limit: int,
                  timer: StageTimer, stage: str, pool: Executor | None = None) -> list[np.ndarray]:
     """Cut ``size`` x ``size`` crops of each image's square ``boxes`` and run a net on them, images joined
     into one call as long as their crops add up to at most ``limit`` (:func:`call_groups`): per image,

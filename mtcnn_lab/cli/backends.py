@@ -7,7 +7,7 @@ import argparse
 from mtcnn_lab.cli.options import WEIGHT_SETS
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``backends`` and its options."""
     parser = sub.add_parser("backends", help="list the runtimes usable here and why the others are not")
     parser.add_argument("--weights", default="auto", choices=WEIGHT_SETS)

@@ -10,7 +10,7 @@ from mtcnn_lab.cli.options import add_decode_arguments, check_output_file
 from mtcnn_lab.errors import ParameterError
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``bench`` and its options."""
     parser = sub.add_parser("bench", help="time backends (and pymtcnn) on the same frames; write a JSON report")
     parser.add_argument("paths", nargs="*", help="images/videos (default: the dev inputs of data/manifest.json)")

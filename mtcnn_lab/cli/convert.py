@@ -10,7 +10,7 @@ from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.files import write_json
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``convert`` and its options."""
     parser = sub.add_parser("convert", help="write ONNX or Core ML models and a JSON report")
     parser.add_argument("outdir", help="output folder")

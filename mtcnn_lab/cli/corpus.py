@@ -11,7 +11,7 @@ from mtcnn_lab.cli.options import WEIGHT_SETS, add_decode_arguments
 from mtcnn_lab.errors import ParameterError
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``corpus`` and its options."""
     parser = sub.add_parser("corpus", help="process every video of a folder or manifest on Dask, one JSON per video")
     parser.add_argument("source", metavar="DIR_OR_MANIFEST", help="folder (searched recursively) or manifest .json")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``detect`` and its options."""
     parser = sub.add_parser("detect", help="detect faces in images and videos")
     parser.add_argument("paths", nargs="+", help="image or video files")

@@ -9,7 +9,7 @@ import sys
 from mtcnn_lab.cli.options import add_decode_arguments
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``frames`` and its options."""
     parser = sub.add_parser("frames", help="write a video's frames as lossless PNG files with a manifest "
                                            "(for FaceLandmarkImg -fdir)")

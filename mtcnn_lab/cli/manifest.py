@@ -8,7 +8,7 @@ import sys
 from mtcnn_lab.cli.options import parse_positions
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``manifest write`` and ``manifest show`` and their options."""
     from mtcnn_lab.io.videos import DEFAULT_POSITIONS
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``models`` and its options."""
     parser = sub.add_parser("models", help="show or fetch OpenFace's model files (non-commercial license)")
     parser.add_argument("--accept-license", action="store_true",

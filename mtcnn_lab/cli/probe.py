@@ -8,7 +8,7 @@ import json
 import sys
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``probe`` and its options."""
     parser = sub.add_parser("probe", help="show a video's codec, colour tags and rotation, and how the decode "
                                           "profiles differ on it")

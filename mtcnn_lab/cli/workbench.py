@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``workbench`` and its options."""
     parser = sub.add_parser("workbench", help="run the numbered notebooks headless into results/")
     parser.add_argument("--quick", action="store_true", help="small smoke run (a few frames, few repeats)")

@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -143,7 +144,7 @@ def tree_bytes(path: Path) -> int:
 # coremltools
 
 
-def import_coremltools():
+def import_coremltools() -> ModuleType:
     """``coremltools``, imported with its import-time chatter silenced (untested-torch warning and,
     off macOS, "Failed to load _MLModelProxy" lines); :class:`ConversionError` if not installed."""
     log = logging.getLogger("coremltools")
@@ -170,7 +171,7 @@ def _input_type(ct, net: str, shapes: list[tuple[int, int, int, int]], max_batch
     return ct.TensorType(name=INPUT_NAME, shape=shape, dtype=np.float32)
 
 
-def mil_program(spec: NetSpec):
+def mil_program(spec: NetSpec) -> object:
     """The net as a coremltools MIL program built straight from its NetSpec with the MIL builder (no torch,
     no tracing): ``conv`` (valid), ``prelu``, ``max_pool`` (valid, ceil mode: OpenFace's pooled size for
     stride 2), OpenFace's (channel, x, y) flatten as ``transpose`` + ``reshape``, ``linear``; PNet's FC layer

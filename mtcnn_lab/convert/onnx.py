@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -38,7 +39,7 @@ OUTPUT_DESCRIPTION = {
 INPUT_DESCRIPTION = "(N, 3, H, W) float32, channels R, G, B, values (v - 127.5) * 0.0078125"
 
 
-def require_onnx():
+def require_onnx() -> ModuleType:
     """The onnx module, or ConversionError saying how to install it."""
     try:
         import onnx

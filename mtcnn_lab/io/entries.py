@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtcnn_lab.detections import Detections, Detector
 from mtcnn_lab.errors import MtcnnLabError, ParameterError, StaleResults
 from mtcnn_lab.files import write_atomic
 from mtcnn_lab.version import __version__
@@ -136,7 +137,7 @@ def read_done_frames(jsonl: Path, image: str | None = None) -> dict[int, dict]:
     return done
 
 
-def result_entry(image: str, frame: int | None, pixels: np.ndarray, detections) -> dict:
+def result_entry(image: str, frame: int | None, pixels: np.ndarray, detections: Detections) -> dict:
     """The entry of one image (``frame`` None) or video frame: its size in pixels and its faces."""
     return {"image": image, "frame": frame, "width": pixels.shape[1], "height": pixels.shape[0],
             "faces": detections.faces()}
@@ -147,7 +148,8 @@ def error_entry(image: str, frame: int | None, error: str) -> dict:
     return {"image": image, "frame": frame, "error": error}
 
 
-def frame_entry(detector, image: str, index: int, frame: np.ndarray, detections=None) -> dict:
+def frame_entry(detector: Detector, image: str, index: int, frame: np.ndarray,
+                detections: Detections | None = None) -> dict:
     """The result entry of frame ``index`` of video ``image``. ``detections``: the frame's, when already
     detected (else ``detector.detect(frame)``)."""
     return result_entry(image, index, frame, detector.detect(frame) if detections is None else detections)

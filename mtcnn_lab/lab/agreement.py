@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtcnn_lab.backends.base import ONE_INPUT_PER_CALL
+from mtcnn_lab.backends.base import ONE_INPUT_PER_CALL, Backend
 from mtcnn_lab.cascade.boxes import iou
 from mtcnn_lab.detections import Detections
+from mtcnn_lab.params import CascadeParams
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class _Recorder:
         return self.maps[-1]
 
 
-def pnet_offset_shift(image: np.ndarray, reference, other, params=None) -> dict:
+def pnet_offset_shift(image: np.ndarray, reference: Backend, other: Backend, params: CascadeParams | None = None
+                      ) -> dict:
     """How PNet's square integer proposals change when its box offsets come from ``other`` (e.g. FP16).
 
     Stage 1 of the cascade (:func:`~mtcnn_lab.cascade.stages.stage_pnet`) is run with ``reference``, with
@@ -109,7 +111,6 @@ def pnet_offset_shift(image: np.ndarray, reference, other, params=None) -> dict:
     """
     from mtcnn_lab.cascade.stages import stage_pnet
     from mtcnn_lab.io.images import as_bgr_uint8
-    from mtcnn_lab.params import CascadeParams
 
     image = as_bgr_uint8(image)
     params = params or CascadeParams()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtcnn_lab.detections import Detections
+from mtcnn_lab.detections import Detections, Detector
 from mtcnn_lab.io.decode.profiles import clockwise_rotation, get_profile
 from mtcnn_lab.io.decode.record import decode_record
 from mtcnn_lab.io.videos import iter_video_frames
@@ -33,7 +33,8 @@ class ProfileRun:
     turn: int
 
 
-def detect_each_profile(detector, clip: Path, profiles: Sequence[str], every: int = 1) -> dict[str, ProfileRun]:
+def detect_each_profile(detector: Detector, clip: Path, profiles: Sequence[str], every: int = 1
+                        ) -> dict[str, ProfileRun]:
     """Decode ``clip`` with each profile and detect faces on every ``every``-th frame."""
     runs = {}
     for profile in profiles:

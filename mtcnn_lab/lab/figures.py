@@ -120,7 +120,7 @@ def color_for(name: str) -> str:
     return COLORS.get(family, OKABE_ITO["grey"])
 
 
-def layer_axis(ax, layers: Sequence[str], net: str) -> None:
+def layer_axis(ax: Axes, layers: Sequence[str], net: str) -> None:
     """Style an axis that plots one value per layer of ``net``: layer keys (``l03_conv``) as
     ``03 conv`` ticks, log y scale, major y grid, the net's name as title."""
     ax.set_xticks(range(len(layers)), [f"{k[1:3]} {k[4:]}" for k in layers], rotation=90, fontsize=6)

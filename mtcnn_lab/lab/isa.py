@@ -18,6 +18,7 @@ Caps only take effect in a new process: :func:`capped_environment` builds its en
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -135,7 +136,7 @@ def run_under_levels(command: Sequence[str], levels: Sequence[str], cwd: str | o
     return results
 
 
-def add_level_arguments(parser) -> None:
+def add_level_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a benchmark that runs itself once per level (:func:`run_under_levels`): ``--levels``
     (default: every level this CPU runs) and the hidden ``--this-process LEVEL`` of each child run, read
     back as ``args.level``."""

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mtcnn_lab.backends.base import Backend
 from mtcnn_lab.nets.reference import apply_layer, fc_input, forward_layers
+from mtcnn_lab.params import CascadeParams
 from mtcnn_lab.weights.netspec import CROP_SIZES, NetSpec, WeightSet
 
 
@@ -75,7 +77,7 @@ def compare_with_cpp_layers(spec: NetSpec, dump_path: str | Path, chained: bool 
     return {g: layer_differences(isolated_layers(spec, arrays), arrays) for g, arrays in groups.items()}
 
 
-def backend_layer_differences(backend, weights: WeightSet, net: str, batch: np.ndarray) -> dict[str, dict]:
+def backend_layer_differences(backend: Backend, weights: WeightSet, net: str, batch: np.ndarray) -> dict[str, dict]:
     """Per-layer (when the backend can tap its layers) and output differences from the numpy reference.
 
     ``backend`` is any backend; ``net`` one of ``pnet``, ``rnet``, ``onet``; ``batch`` a float32
@@ -89,7 +91,7 @@ def backend_layer_differences(backend, weights: WeightSet, net: str, batch: np.n
     return table
 
 
-def cascade_net_inputs(image: np.ndarray, weights: WeightSet, params=None,
+def cascade_net_inputs(image: np.ndarray, weights: WeightSet, params: CascadeParams | None = None,
                        max_crops: int | None = None) -> dict[str, np.ndarray]:
     """Real input batches of PNet, RNet and ONet for one BGR uint8 image, as the cascade feeds them.
 
@@ -103,7 +105,6 @@ def cascade_net_inputs(image: np.ndarray, weights: WeightSet, params=None,
     from mtcnn_lab.cascade.pyramid import pyramid_levels
     from mtcnn_lab.cascade.stages import run_cascade
     from mtcnn_lab.io.images import as_bgr_uint8
-    from mtcnn_lab.params import CascadeParams
 
     image = as_bgr_uint8(image)
     params = params or CascadeParams()

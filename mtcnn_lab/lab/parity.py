@@ -4,6 +4,7 @@ of the 50 dev inputs (``cpp_mtcnn_dev.json``; ``data/README.md``), summaries per
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,7 +210,7 @@ def format_iou_cell(row: dict | None, digits: int = 6) -> str:
 
 
 def markdown_table(summary: list[dict], index: str = "group", columns: str = "backend",
-                   cell=format_iou_cell) -> str:
+                   cell: Callable[[dict], str] = format_iou_cell) -> str:
     """:func:`summarise_comparisons` rows as a Markdown table: rows ``index``, columns ``columns``, ``cell(row)``."""
     col_values = list(dict.fromkeys(r[columns] for r in summary))
     cells = {(r[index], r[columns]): r for r in summary}

@@ -7,13 +7,15 @@ flatten before the first FC layer, MatMul: neither torch nor an ONNX export is n
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 
 from mtcnn_lab.errors import BackendUnavailable
 from mtcnn_lab.weights.netspec import CROP_SIZES, FC, Conv, MaxPool, NetSpec, PReLU
 
 
-def import_openvino():
+def import_openvino() -> tuple[ModuleType, ModuleType]:
     """``(openvino, opset13)``, or BackendUnavailable in one line naming the extra to install."""
     try:
         import openvino
@@ -23,7 +25,7 @@ def import_openvino():
     return openvino, opset13
 
 
-def openvino_model(spec: NetSpec, taps: bool = False):
+def openvino_model(spec: NetSpec, taps: bool = False) -> object:
     """An ``openvino.Model`` computing ``spec`` with OpenFace's semantics; input ``input``
     (N, 3, H, W) float32 with dynamic N (and H, W for PNet), output ``output``.
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    from mtcnn_lab.detector import MTCNN
 
 
 @contextmanager
@@ -42,7 +46,7 @@ def summarise(times_ms: Sequence[float]) -> dict[str, float]:
             "min_ms": float(t.min()), "mean_ms": float(t.mean())}
 
 
-def benchmark_detector(detector, images: dict[str, np.ndarray], repeats: int = 5, warmup: int = 1,
+def benchmark_detector(detector: MTCNN, images: dict[str, np.ndarray], repeats: int = 5, warmup: int = 1,
                        threads: int | None = None) -> dict:
     """Time ``detector.detect`` on every image: per-image median/p95, their sums, FPS and stage shares.
 
