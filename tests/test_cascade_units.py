@@ -330,3 +330,13 @@ def test_crops_of_fractional_boxes_are_those_of_their_integer_parts():
     image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     boxes = np.array([[10, 12, 20, 20], [3, 40, 15, 15]])
     np.testing.assert_array_equal(crop_boxes(image, boxes + 0.4, 24), crop_boxes(image, boxes, 24))
+
+
+def test_one_of_returns_a_choice_or_names_them_all_in_one_line():
+    from mtcnn_lab.checks import one_of
+    from mtcnn_lab.errors import ParameterError
+
+    assert one_of("rnet", ("pnet", "rnet"), "net") == "rnet"
+    for wrong in ("RNet", None, 3):
+        with pytest.raises(ParameterError, match=rf"^unknown net {wrong!r}; choose one of pnet, rnet \(see X\)$"):
+            one_of(wrong, ("pnet", "rnet"), "net", " (see X)")

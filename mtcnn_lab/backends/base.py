@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from mtcnn_lab.checks import one_of
+
 if TYPE_CHECKING:
     import torch
 
@@ -131,11 +133,7 @@ boundaries and so changes later NMS decisions (notebook 04, ``results/tables/04_
 
 def fp16_nets(precision: str) -> tuple[str, ...]:
     """The nets that run in FP16 under ``precision`` (one of :data:`PRECISIONS`)."""
-    from mtcnn_lab.errors import ParameterError
-
-    if precision not in PRECISIONS:
-        raise ParameterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return PRECISIONS[precision]
+    return PRECISIONS[one_of(precision, PRECISIONS, "precision")]
 
 
 def precision_suffix(precision: str) -> str:

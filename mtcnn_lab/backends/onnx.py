@@ -14,7 +14,7 @@ import numpy as np
 
 from mtcnn_lab.backends.base import NetRunner, fp16_nets, precision_suffix
 from mtcnn_lab.backends.batch_invariance import measure_batch_limits
-from mtcnn_lab.checks import positive_int
+from mtcnn_lab.checks import one_of, positive_int
 from mtcnn_lab.errors import BackendUnavailable, ConversionError, ParameterError
 from mtcnn_lab.weights.netspec import NET_NAMES, WeightSet
 
@@ -83,9 +83,7 @@ class OnnxBackend(NetRunner):
         self.ort = ort
         self.weights = weights
         self.half = fp16_nets(precision)
-        if optimization not in OPTIMIZATION_LEVELS:
-            raise ParameterError(f"unknown ONNX optimization level {optimization!r}; "
-                                 f"choose one of {', '.join(OPTIMIZATION_LEVELS)}")
+        one_of(optimization, OPTIMIZATION_LEVELS, "ONNX optimization level")
         positive_int(threads, "threads", optional=True)
         available = ort.get_available_providers()
         if providers is None:
@@ -144,8 +142,7 @@ class OnnxBackend(NetRunner):
 
         Uses the net's taps export (built on first use, from ``weights``, FP16 if the backend is).
         """
-        if net not in NET_NAMES:
-            raise ParameterError(f"unknown net {net!r}; choose one of {', '.join(NET_NAMES)}")
+        one_of(net, NET_NAMES, "net")
         if net not in self._tap_sessions:
             self._tap_sessions[net] = self._session(self._model(net, None, taps=True))
         session = self._tap_sessions[net]

@@ -19,7 +19,8 @@ import numpy as np
 
 from mtcnn_lab.backends.base import Backend
 from mtcnn_lab.backends.numpy import NumpyBackend
-from mtcnn_lab.errors import BackendUnavailable, ConversionError, MtcnnLabError, ParameterError
+from mtcnn_lab.checks import one_of
+from mtcnn_lab.errors import BackendUnavailable, ConversionError, MtcnnLabError
 from mtcnn_lab.weights.netspec import WeightSet
 
 __all__ = [
@@ -210,9 +211,7 @@ def pick_backend(name: str, weights: WeightSet, threads: int | None = None,
             log.info("backend %s selected (self-check max |diff| %.2g)", candidate, diff)
             return candidate, backend
         raise BackendUnavailable("no backend works here, not even numpy")  # pragma: no cover
-    if name not in CHOICES:
-        raise ParameterError(f"unknown backend {name!r}; choose one of auto, {', '.join(CHOICES)}")
-    return name, CHOICES[name].build(weights, threads)
+    return name, CHOICES[one_of(name, ["auto", *CHOICES], "backend")].build(weights, threads)
 
 
 def make_backend(name: str, weights: WeightSet, threads: int | None = None) -> Backend:

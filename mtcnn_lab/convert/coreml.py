@@ -36,7 +36,7 @@ from types import ModuleType
 
 import numpy as np
 
-from mtcnn_lab.checks import positive_int
+from mtcnn_lab.checks import one_of, positive_int
 from mtcnn_lab.errors import ConversionError, OutputExists, ParameterError
 from mtcnn_lab.files import normalise_permissions
 from mtcnn_lab.params import CascadeParams, level_size, pyramid_scales
@@ -77,20 +77,12 @@ def _report_filename(precision: str) -> str:
 
 def _check_precision(precision: str) -> str:
     """``precision`` lower-cased if it is ``fp32`` or ``fp16``; :class:`ParameterError` otherwise."""
-    value = str(precision).lower()
-    if value not in PRECISIONS:
-        raise ParameterError(f"unknown Core ML precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return value
+    return one_of(str(precision).lower(), PRECISIONS, "Core ML precision")
 
 
 def check_compute_units(compute_units: str) -> str:
     """``compute_units`` upper-cased if it names a Core ML compute unit; :class:`ParameterError` otherwise."""
-    value = str(compute_units).upper()
-    if value not in COMPUTE_UNITS:
-        raise ParameterError(
-            f"unknown Core ML compute units {compute_units!r}; choose one of {', '.join(COMPUTE_UNITS)}"
-        )
-    return value
+    return one_of(str(compute_units).upper(), COMPUTE_UNITS, "Core ML compute units")
 
 
 def _check_frame_sizes(frame_sizes: Iterable[Sequence[int]]) -> list[tuple[int, int]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mtcnn_lab.checks import one_of
 from mtcnn_lab.errors import ParameterError
 
 __all__ = ["DecodeProfile", "PROFILES", "PROFILE_NAMES", "DEFAULT_DECODE", "get_profile", "clockwise_rotation"]
@@ -74,10 +75,8 @@ def get_profile(decode: str | DecodeProfile | None) -> DecodeProfile:
         return decode
     if decode is None:
         return PROFILES[DEFAULT_DECODE]
-    if isinstance(decode, str) and decode in PROFILES:
-        return PROFILES[decode]
-    raise ParameterError(f"unknown decode profile {decode!r}; choose one of {', '.join(PROFILE_NAMES)} "
-                         "(`mtcnn-lab probe VIDEO` shows how they differ on a file)")
+    return PROFILES[one_of(decode, PROFILE_NAMES, "decode profile",
+                           " (`mtcnn-lab probe VIDEO` shows how they differ on a file)")]
 
 
 def clockwise_rotation(profile: DecodeProfile, display_rotation: float | None) -> int:
