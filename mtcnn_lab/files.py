@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from mtcnn_lab.errors import OutputExists, ParameterError
@@ -23,6 +24,15 @@ def normalise_permissions(root: Path) -> None:
     for path in [root, *root.rglob("*")]:
         with contextlib.suppress(OSError):
             path.chmod(_default_mode(path.is_dir()))
+
+
+def refuse_existing(paths: Iterable[Path]) -> None:
+    """:class:`~mtcnn_lab.errors.OutputExists` naming the first of ``paths`` that exists (a file, folder or
+    link), and how many more do; nothing when none does."""
+    existing = [str(p) for p in paths if p.exists() or p.is_symlink()]
+    if existing:
+        raise OutputExists(f"{existing[0]} already exists; pass overwrite=True (--overwrite) to replace it"
+                           + (f" and {len(existing) - 1} more" if len(existing) > 1 else ""))
 
 
 def writable_folder(folder: str | Path, fix: str, target: str | Path | None = None) -> Path:

@@ -21,14 +21,13 @@ from mtcnn_lab.convert.coreml import (
     MAX_ENUMERATED_SHAPES,
     METADATA_PREFIX,
     ConversionError,
-    OutputExists,
     convert_coreml,
     import_coremltools,
     net_digest,
     pnet_input_shapes,
     tree_bytes,
 )
-from mtcnn_lab.errors import BackendUnavailable, MtcnnLabError, ParameterError
+from mtcnn_lab.errors import BackendUnavailable, MtcnnLabError, OutputExists, ParameterError
 from mtcnn_lab.params import level_size, pyramid_scales
 from mtcnn_lab.weights.netspec import NET_NAMES
 

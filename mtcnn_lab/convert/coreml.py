@@ -37,10 +37,21 @@ from types import ModuleType
 import numpy as np
 
 from mtcnn_lab.checks import one_of, positive_int
-from mtcnn_lab.errors import ConversionError, OutputExists, ParameterError
-from mtcnn_lab.files import normalise_permissions
+from mtcnn_lab.errors import ConversionError, ParameterError
+from mtcnn_lab.files import normalise_permissions, refuse_existing
 from mtcnn_lab.params import CascadeParams, level_size, pyramid_scales
-from mtcnn_lab.weights.netspec import CROP_SIZES, FC, NET_NAMES, Conv, MaxPool, NetSpec, PReLU, WeightSet
+from mtcnn_lab.weights.netspec import (
+    CROP_SIZES,
+    FC,
+    INPUT_DESCRIPTION,
+    NET_NAMES,
+    OUTPUT_DESCRIPTION,
+    Conv,
+    MaxPool,
+    NetSpec,
+    PReLU,
+    WeightSet,
+)
 
 DEFAULT_FRAME_SIZES: tuple[tuple[int, int], ...] = ((1920, 1080), (1080, 1920), (1280, 720), (640, 480))
 """Frame sizes as (width, height) whose pyramid levels PNet models accept by default."""
@@ -254,12 +265,8 @@ def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple
         raise ConversionError(f"Core ML conversion of {net} failed: {first}") from None
     model.author = "mtcnn-lab"
     model.short_description = f"OpenFace 2.2 MTCNN {net} ({weights_name or 'unnamed'} weights, {precision})"
-    model.input_description[INPUT_NAME] = "float32 (N, 3, H, W) R,G,B normalised as (v - 127.5) * 0.0078125"
-    model.output_description[OUTPUT_NAME] = {
-        "pnet": "float32 (1, 6, h, w) raw PNet maps: logit non-face, logit face, dx1, dy1, dx2, dy2",
-        "rnet": "float32 (N, 6) raw RNet outputs: logit non-face, logit face, dx1, dy1, dx2, dy2",
-        "onet": "float32 (N, 16) raw ONet outputs: logits, box offsets, 5 landmark x, 5 landmark y",
-    }[net]
+    model.input_description[INPUT_NAME] = INPUT_DESCRIPTION
+    model.output_description[OUTPUT_NAME] = OUTPUT_DESCRIPTION[net]
     meta = model.user_defined_metadata
     meta[METADATA_PREFIX + "net"] = net
     meta[METADATA_PREFIX + "weights"] = weights_name
@@ -272,13 +279,6 @@ def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple
 
 # --------------------------------------------------------------------------------------------
 # writing
-
-
-def _refuse_existing(targets: Iterable[Path]) -> None:
-    existing = [str(p) for p in targets if p.exists() or p.is_symlink()]
-    if existing:
-        raise OutputExists(f"{existing[0]} already exists; pass overwrite=True (--overwrite) to replace it"
-                           + (f" and {len(existing) - 1} more" if len(existing) > 1 else ""))
 
 
 def _checked_pnet_shapes(frame_sizes: list[tuple[int, int]], min_face: float,
@@ -362,7 +362,7 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
     targets = {net: outdir / model_filename(net, precision) for net in NET_NAMES}
     targets["report"] = outdir / _report_filename(precision)
     if not overwrite:
-        _refuse_existing(targets.values())
+        refuse_existing(targets.values())
     staging = _staging_folder(outdir)
 
     try:
@@ -390,7 +390,7 @@ def convert_coreml(weights: WeightSet, outdir: str | Path, precision: str = "fp3
         normalise_permissions(staging / targets["report"].name)
         # 4. move everything into place at once
         if not overwrite:  # something may have appeared while converting
-            _refuse_existing(targets.values())
+            refuse_existing(targets.values())
         _replace_all(targets, staging)
     except OSError as err:
         raise ConversionError(f"{outdir}: cannot write the Core ML models ({err})") from None

@@ -24,19 +24,22 @@ from types import ModuleType
 import numpy as np
 
 from mtcnn_lab.errors import ConversionError, OutputExists
-from mtcnn_lab.files import write_atomic
-from mtcnn_lab.weights.netspec import FC, Conv, MaxPool, NetSpec, PReLU, WeightSet
+from mtcnn_lab.files import refuse_existing, write_atomic
+from mtcnn_lab.weights.netspec import (
+    FC,
+    INPUT_DESCRIPTION,
+    MIN_INPUT_SIDES,
+    OUTPUT_DESCRIPTION,
+    Conv,
+    MaxPool,
+    NetSpec,
+    PReLU,
+    WeightSet,
+)
 
 MIN_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-INPUT_SIZES = {"pnet": 12, "rnet": 24, "onet": 48}
-OUTPUT_DESCRIPTION = {
-    "pnet": "(N, 6, h, w): logit non-face, logit face, dx1, dy1, dx2, dy2 per 12x12 cell (stride 2)",
-    "rnet": "(N, 6): logit non-face, logit face, dx1, dy1, dx2, dy2",
-    "onet": "(N, 16): logit non-face, logit face, dx1, dy1, dx2, dy2, landmarks x1..x5, y1..y5",
-}
-INPUT_DESCRIPTION = "(N, 3, H, W) float32, channels R, G, B, values (v - 127.5) * 0.0078125"
 
 
 def require_onnx() -> ModuleType:
@@ -102,7 +105,7 @@ def _graph(spec: NetSpec, taps: bool):
 
     nodes, weights, layer_outputs = _graph_nodes(spec, helper, numpy_helper)
     pnet = spec.name == "pnet"
-    side = INPUT_SIZES[spec.name]
+    side = MIN_INPUT_SIDES[spec.name]
     inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
                                             ["batch", 3, "height", "width"] if pnet else ["batch", 3, side, side])]
     wanted = dict(layer_outputs) if taps else {OUTPUT_NAME: list(layer_outputs.values())[-1]}
@@ -122,7 +125,7 @@ def onnx_model_bytes(spec: NetSpec, opset: int = MIN_OPSET, taps: bool = False) 
     Built straight from the NetSpec with ``onnx.helper`` (no torch, no tracing). ``opset`` must be at least 17.
     """
     onnx = require_onnx()
-    if spec.name not in INPUT_SIZES:
+    if spec.name not in MIN_INPUT_SIDES:
         raise ConversionError(f"unknown net {spec.name!r}; expected pnet, rnet or onet")
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ConversionError(f"opset must be an integer >= {MIN_OPSET}, not {opset!r}")
@@ -178,9 +181,7 @@ def export_onnx(weights: WeightSet, outdir: str | Path, fp16: bool = False, opse
     out = Path(outdir)
     paths = {net: out / model_file_name(net, fp16) for net in weights.nets()}
     if not overwrite:
-        for path in paths.values():
-            if path.exists():
-                raise OutputExists(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
+        refuse_existing(paths.values())
     models = {}
     for net, spec in weights.nets().items():
         data = onnx_model_bytes(spec, opset=opset)

@@ -15,11 +15,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["NET_NAMES", "CROP_SIZES", "Conv", "PReLU", "MaxPool", "FC", "Sigmoid", "Layer", "NetSpec", "WeightSet"]
+__all__ = ["NET_NAMES", "CROP_SIZES", "MIN_INPUT_SIDES", "INPUT_DESCRIPTION", "OUTPUT_DESCRIPTION", "Conv", "PReLU",
+           "MaxPool", "FC", "Sigmoid", "Layer", "NetSpec", "WeightSet"]
 
 NET_NAMES = ("pnet", "rnet", "onet")
 CROP_SIZES = {"rnet": 24, "onet": 48}
 """The side in pixels of RNet's and ONet's square inputs (PNet takes a pyramid level of any size)."""
+MIN_INPUT_SIDES = {"pnet": 12, **CROP_SIZES}
+"""The smallest input side of each net in pixels: PNet's 12x12 cell, RNet's and ONet's crops."""
+INPUT_DESCRIPTION = "float32 (N, 3, H, W): channels R, G, B, values (v - 127.5) * 0.0078125"
+"""Every net's input, as exported models describe it."""
+OUTPUT_DESCRIPTION = {
+    "pnet": "float32 (N, 6, h, w): logit non-face, logit face, dx1, dy1, dx2, dy2 per 12x12 cell (stride 2)",
+    "rnet": "float32 (N, 6): logit non-face, logit face, dx1, dy1, dx2, dy2",
+    "onet": "float32 (N, 16): logit non-face, logit face, dx1, dy1, dx2, dy2, landmarks x1..x5, y1..y5",
+}
+"""Each net's raw output, as exported models describe it."""
 
 
 @dataclass(frozen=True, eq=False)
