@@ -750,3 +750,16 @@ def test_outputs_that_would_overwrite_an_input_or_cannot_be_written_are_refused_
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert (tmp_path / "hopper.jpg").read_bytes() == before
     assert not (tmp_path / "r.out").exists() and not (tmp_path / "hopper.jpg.json").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["frames", "clip.avi", "out", "--every", "0"], "--every must be at least 1, not 0; e.g. --every 30"),
+    (["corpus", "videos", "--out", "co", "--workers", "0"], "--workers must be at least 1, not 0"),
+    (["manifest", "show", "--quick", "0"], "--quick must be at least 1"),
+    (["models", "--accept-license", "--dir", "hopper.jpg/models"], f"{FILE_AS_FOLDER} --dir"),
+])
+def test_cli_messages_name_the_option_not_the_python_argument(capsys, tmp_path, hopper, argv, message):
+    (tmp_path / "videos").mkdir()
+    write_video(tmp_path / "clip.avi", make_frames(2))
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and one_error_line(err, message)

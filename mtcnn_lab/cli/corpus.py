@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.scheduler is not None:
         raise ParameterError("--workers sizes the local cluster; leave it out with --scheduler")
     for name, value, least in (("--threads", args.threads, 1), ("--retries", args.retries, 0),
-                               ("--every", args.every, 1)):
-        if value < least:
+                               ("--every", args.every, 1), ("--workers", args.workers, 1)):
+        if value is not None and value < least:
             raise ParameterError(f"{name} must be at least {least}, not {value}")
     if not args.verbose:  # Dask logs every scheduler and worker event at INFO; read when dask is imported
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from mtcnn_lab.cli.options import add_decode_arguments
+from mtcnn_lab.errors import ParameterError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     """Write the frames and the manifest; say where."""
     from mtcnn_lab.io.frame_export import MANIFEST_NAME, export_frames
 
+    if args.every < 1:
+        raise ParameterError(f"--every must be at least 1, not {args.every}; e.g. --every 30 for one frame in 30")
     manifest = export_frames(args.video, args.out_dir, every=args.every, decode=args.decode, force=args.force,
                              progress=not args.quiet and sys.stderr.isatty())
     record = manifest["decoding"]

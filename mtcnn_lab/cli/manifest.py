@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from mtcnn_lab.cli.options import parse_positions
+from mtcnn_lab.errors import ParameterError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_manifest(out)
         print(f"wrote {out}: {len(dataset)} items in {len(dataset.groups)} groups")
         return 0
+    if args.quick is not None and args.quick < 1:
+        raise ParameterError(f"--quick must be at least 1 (the number of items to keep), not {args.quick}")
     dataset = load_manifest(args.manifest, quick=args.quick)
     print(f"{dataset.name}: {len(dataset)} items, manifest {dataset.manifest}, root {dataset.root}, "
           f"reference {dataset.reference or 'none'}")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mtcnn_lab.files import writable_folder
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``models`` and its options."""
@@ -23,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
     root = Path(args.dir) if args.dir else None
     if license_accepted(args.accept_license):
+        if root is not None:
+            writable_folder(root, "choose another --dir")
         install_openface_models(accept_license=True, root=root, progress=not args.quiet)
     rows = cache_status(root)
     for row in rows:

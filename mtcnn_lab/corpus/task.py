@@ -70,8 +70,8 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     ``faces``, ``errors`` (unreadable images of a folder), ``resumed`` (frames taken from the partial
     file of an earlier attempt), ``seconds``, ``worker``, ``error``.
     An unusable input (:class:`MtcnnLabError`) gives an ``error`` row, writes no result file, and
-    does not raise. ``crash_after_frames``: fault injection, see the package docstring (:mod:`mtcnn_lab.corpus`). ``decode``: the
-    decode profile of a video (None: the default).
+    does not raise. ``crash_after_frames``: fault injection, see the package docstring (:mod:`mtcnn_lab.corpus`).
+    ``decode``: the decode profile of a video (None: the default).
     """
     from mtcnn_lab.io.decode.profiles import get_profile
     from mtcnn_lab.io.decode.record import decode_record
