@@ -59,8 +59,8 @@ class MTCNN:
         elif isinstance(backend, Backend):
             self.backend = backend
         else:
-            raise ParameterError(f"backend must be a name from `mtcnn-lab backends` (e.g. 'auto') or a backend "
-                                 f"object, not {type(backend).__name__}")
+            raise ParameterError(f"backend must be a name from `mtcnn-lab backends` (e.g. 'auto') or an object with "
+                                 f"every member of mtcnn_lab.backends.base.Backend, not {type(backend).__name__}")
         log.info("MTCNN: %s weights (%s), %s backend", self.weights.name, self.weights.source,
                  self.backend.name)
 

@@ -35,18 +35,20 @@ def refuse_existing(paths: Iterable[Path]) -> None:
                            + (f" and {len(existing) - 1} more" if len(existing) > 1 else ""))
 
 
-def writable_folder(folder: str | Path, fix: str, target: str | Path | None = None) -> Path:
-    """``folder``, created with its parents if missing, after checking that this process can write files there
-    (a probe file is created and removed); else ParameterError in one line naming ``target`` (the file to be
-    written there; default the folder) and ending with ``fix`` (e.g. "choose another --out folder")."""
+def writable_folder(folder: str | Path, fix: str, target: str | Path | None = None, create: bool = True) -> Path:
+    """``folder``, created with its parents if missing (``create``; else left as it is), after checking that this
+    process can write files there, or in its nearest existing parent when it is not created (a probe file is
+    made and removed); else ParameterError in one line naming ``target`` (the file to be written there; default
+    the folder) and ending with ``fix`` (e.g. "choose another --out folder")."""
     folder = Path(folder)
     subject = f"in {folder}" if target is None else str(target)
     existing = next((p for p in (folder.absolute(), *folder.absolute().parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ParameterError(f"cannot write {subject}: {existing} is a file, not a folder; {fix}")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder if create else existing):
             pass
     except OSError as err:
         raise ParameterError(f"cannot write {subject} ({err.strerror or err}); {fix}") from None

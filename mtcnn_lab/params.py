@@ -54,6 +54,10 @@ class CascadeParams:
                 raise ParameterError(f"{name} must be a number in [0, 1], not {getattr(self, name)!r}")
         if not _numbers(self.correction, 4):
             raise ParameterError(f"correction must be 4 finite numbers, not {self.correction!r}")
+        for name in ("min_face", "factor", "nms_per_scale", "nms_pyramid", "nms_rnet", "nms_onet"):
+            object.__setattr__(self, name, float(getattr(self, name)))  # numpy scalars and ints as Python floats
+        for name in ("thresholds", "correction"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
 MAX_FACTOR = 0.99
@@ -63,8 +67,11 @@ MAX_FACTOR = 0.99
 
 def _number(value: object) -> bool:
     """Whether ``value`` is a finite real number, numpy's included (``True``/``False`` are not numbers here)."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-            and math.isfinite(float(value)))
+    try:
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+                and math.isfinite(float(value)))
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _numbers(values: object, count: int) -> bool:

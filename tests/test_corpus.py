@@ -225,3 +225,27 @@ def test_reliability_fuzz_sample_has_no_crash(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "reliability.json").read_text())
     assert report["meta"]["inputs"] >= 50 and report["meta"]["crash"] == 0
+
+
+def test_a_partial_file_of_another_attempt_with_other_settings_is_discarded_with_a_warning(tmp_path, corpus, caplog):
+    from threadpoolctl import threadpool_limits
+
+    from mtcnn_lab.detector import MTCNN
+    from mtcnn_lab.io.entries import settings_file
+    from mtcnn_lab.video.stream import detect_video, run_settings
+
+    video = corpus / "clip001.avi"
+    with threadpool_limits(1):  # as the corpus task runs (numpy's sums depend on the BLAS thread count)
+        fresh = list(detect_video(MTCNN(**SETTINGS, threads=1), video, progress=False))  # what the item holds
+    jsonl = tmp_path / f".{output_name(video)}.opencv-4.6.frames.jsonl"
+    marked = [dict(fresh[k], faces=[{"bbox": [1, 2, 3, 4]}]) for k in (0, 1)]  # not what the detector gives
+    jsonl.write_text("".join(json.dumps(e) + "\n" for e in marked))
+    other = run_settings(MTCNN(**SETTINGS, threads=1, min_face=400), video, "opencv-4.6")  # an attempt at min_face 400
+    settings_file(jsonl).write_text(json.dumps(other, default=str))
+    with caplog.at_level("WARNING", logger="mtcnn_lab.corpus.task"):
+        row = process_video(video, tmp_path, **SETTINGS)
+    assert row["status"] == "ok" and row["resumed"] == 0 and row["frames"] == 6
+    assert "2 frame(s) of an earlier attempt with other settings discarded" in caplog.text
+    results = json.loads((tmp_path / output_name(video)).read_text())["results"]
+    assert [e["faces"] for e in results] == [e["faces"] for e in fresh]
+    assert not jsonl.exists() and not settings_file(jsonl).exists()

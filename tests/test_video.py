@@ -194,7 +194,9 @@ def test_a_resume_file_holding_only_a_torn_line_is_cleaned_before_appending(tmp_
 
     jsonl = tmp_path / "x.frames.jsonl"
     jsonl.write_text('{"frame": 0, "ima')
-    assert resume_jsonl(jsonl) == {} and jsonl.read_text() == ""
+    settings = {"detector": "any"}
+    settings_file(jsonl).write_text(json.dumps(settings))
+    assert resume_jsonl(jsonl, settings) == {} and jsonl.read_text() == ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +340,7 @@ def test_a_jsonl_of_another_run_or_of_no_run_is_refused_and_left_as_it_is(video,
     run.close()  # an interrupted run at min_face 60
     before = jsonl.read_bytes()
     other = MTCNN(backend="numpy", weights="zhang2016", min_face=400)
-    with pytest.raises(StaleResults, match=r"made with params.min_face 60\.0 \(now 400\); delete it") as raised:
+    with pytest.raises(StaleResults, match=r"made with params.min_face 60\.0 \(now 400\.0\); delete it") as raised:
         list(detect_video(other, video, jsonl=jsonl, progress=False))
     assert "\n" not in str(raised.value) and jsonl.read_bytes() == before
     with pytest.raises(StaleResults, match=r"made with decode opencv-4.6 \(now upright\)"):
@@ -349,16 +351,33 @@ def test_a_jsonl_of_another_run_or_of_no_run_is_refused_and_left_as_it_is(video,
     notes.write_text("my notes\nmore notes\n")
     theirs = tmp_path / "theirs.jsonl"
     theirs.write_text('{"frame": 0, "mine": true}\n{"frame": 1, "faces": [], "image": "clip.avi"}\n')
-    for path, line in ((notes, 1), (theirs, 1)):
-        settings_file(path).unlink(missing_ok=True)
-        with pytest.raises(StaleResults, match=f"is not a per-frame results file of clip.avi \\(line {line}\\)"):
-            read_done_frames(path, video)
+    for path in (notes, theirs):
+        with pytest.raises(StaleResults, match=r"is not a per-frame results file \(line 1\); give another path"):
+            read_done_frames(path)
     assert notes.read_text() == "my notes\nmore notes\n"
     with pytest.raises(StaleResults, match="whose settings are not recorded"):  # no settings file beside it
         list(detect_video(CountingDetector(), video, jsonl=notes, progress=False))
     assert notes.read_text() == "my notes\nmore notes\n"
     with pytest.raises(ParameterError, match="is a folder; give the path of a file"):
         list(detect_video(CountingDetector(), video, jsonl=tmp_path, progress=False))
+    for every in (0, "2"):  # checked before any file is touched
+        with pytest.raises(InputError, match="every must be"):
+            list(detect_video(CountingDetector(), video, jsonl=tmp_path / "new.jsonl", every=every))
+    assert not (tmp_path / "new.jsonl").exists() and not settings_file(tmp_path / "new.jsonl").exists()
+
+
+def test_a_resume_through_another_name_of_the_same_video_keeps_this_run_s_name(video, tmp_path):
+    link = tmp_path / "link.avi"
+    link.symlink_to(video)
+    jsonl = tmp_path / "clip.frames.jsonl"
+    detector = MTCNN(backend="numpy", weights="zhang2016")
+    run = detect_video(detector, video, jsonl=jsonl, progress=False)
+    [next(run) for _ in range(3)]
+    run.close()
+    entries = list(detect_video(detector, str(link), jsonl=jsonl, progress=False))  # same file, same settings
+    assert [e["frame"] for e in entries] == list(range(N_FRAMES))
+    assert {e["image"] for e in entries} == {str(link)}  # resumed entries renamed as this run names the video
+    assert {json.loads(line)["image"] for line in jsonl.read_text().splitlines()} == {str(link)}
 
 
 def test_detect_video_refuses_a_missing_detector_or_path_in_one_line(video):

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from mtcnn_lab.cli.options import WEIGHT_SETS
-from mtcnn_lab.errors import ParameterError
-from mtcnn_lab.files import write_json
+from mtcnn_lab.files import refuse_existing, write_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,9 +33,8 @@ def run(args: argparse.Namespace) -> int:
         from mtcnn_lab.lab.conversion import onnx_report
 
         name = "onnx_report_fp16.json" if args.fp16 else "onnx_report.json"
-        if (outdir / name).exists() and not args.overwrite:  # before any model is written
-            raise ParameterError(f"{outdir / name} already exists; pass --overwrite to replace it and the models, "
-                                 "or choose another OUTDIR")
+        if not args.overwrite:  # before any model is written
+            refuse_existing([outdir / name])
         paths = export_onnx(weights, outdir, fp16=args.fp16, overwrite=args.overwrite)
         report = onnx_report(weights, paths, fp16=args.fp16)
         write_json(outdir / name, report, overwrite=args.overwrite)

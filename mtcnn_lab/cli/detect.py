@@ -68,7 +68,7 @@ def _partial_file(json_out: str | None, video: str, decode: str) -> Path | None:
         return None
     out = Path(json_out)
     tag = hashlib.sha256(os.fsencode(Path(video).resolve())).hexdigest()[:12]
-    return out.with_name(f".{out.name}.{Path(video).name}.{tag}.{decode}.frames.jsonl")
+    return out.with_name(f".{out.name[:60]}.{Path(video).name[:60]}.{tag}.{decode}.frames.jsonl")  # tag: unique
 
 
 def _decoding(path: str, decode: str, entries: list[dict], quiet: bool) -> dict | None:
@@ -99,10 +99,10 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(Path(args.json), args.force, "--json", args.paths)
     if args.csv is not None:
         check_output_file(Path(args.csv), args.force, "--csv", args.paths)
-        if args.json is not None and Path(args.csv).absolute() == Path(args.json).absolute():
+        if args.json is not None and os.path.realpath(args.csv) == os.path.realpath(args.json):
             raise ParameterError(f"--json and --csv are both {args.json}; give each its own file")
     if args.every is not None and args.every < 1:
-        raise ParameterError(f"--every must be >= 1, got {args.every}; e.g. --every 30 for one frame in 30")
+        raise ParameterError(f"--every must be at least 1, not {args.every}; e.g. --every 30 for one frame in 30")
     if args.workers < 1:
         raise ParameterError(f"--workers must be at least 1, not {args.workers}")
     decode = get_profile(args.decode).name
@@ -138,10 +138,11 @@ def _prepare_partial(partial: Path, detector: MTCNN, video: str, decode: str, qu
     from mtcnn_lab.io.entries import discard_stale, read_done_frames
     from mtcnn_lab.video.stream import run_settings
 
-    dropped = discard_stale(partial, video, run_settings(detector, video, decode))
-    resumed = len(read_done_frames(partial, video))
+    dropped = discard_stale(partial, run_settings(detector, video, decode))
+    resumed = len(read_done_frames(partial))
     if not quiet and dropped:
-        print(f"{video}: {dropped} frame(s) of an earlier run with other settings discarded", file=sys.stderr)
+        print(f"{video}: {dropped} frame(s) of an earlier run that this one cannot resume (other settings) "
+              "discarded", file=sys.stderr)
     if not quiet and resumed:
         print(f"{video}: resuming after {resumed} frame(s) of an interrupted run", file=sys.stderr)
 

@@ -18,7 +18,8 @@ WEIGHT_SETS = ["auto", *WEIGHT_SET_NAMES]
 def check_output_file(out: Path, force: bool, option: str = "--json", inputs: Sequence[str] = ()) -> None:
     """Raise ParameterError, before any work, when ``out`` cannot be used as the ``option`` (``--json``, ``--csv``,
     ``--out``) file: a folder, an existing file without ``force``, one of the ``inputs``, or a place this process
-    cannot write (its folder is created, and a probe file written and removed there)."""
+    cannot write (a probe file is written and removed in its folder, or the nearest existing parent; nothing is
+    created)."""
     example = out / ("detections" + (".csv" if option == "--csv" else ".json"))
     if out.is_dir():
         raise ParameterError(f"{out} is a directory; give a file path for {option}, e.g. {example}")
@@ -26,7 +27,7 @@ def check_output_file(out: Path, force: bool, option: str = "--json", inputs: Se
         raise ParameterError(f"{out} is also one of the inputs; choose another {option} path")
     if out.exists() and not force:
         raise ParameterError(f"{out} already exists; pass --force to replace it or choose another {option} path")
-    writable_folder(out.parent, f"choose another {option} path", out)
+    writable_folder(out.parent, f"choose another {option} path", out, create=False)  # created when written
 
 
 def _same_file(out: Path, path: str) -> bool:

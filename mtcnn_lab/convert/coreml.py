@@ -265,8 +265,10 @@ def _convert_net(spec: NetSpec, precision: str = "fp32", pnet_shapes: list[tuple
         raise ConversionError(f"Core ML conversion of {net} failed: {first}") from None
     model.author = "mtcnn-lab"
     model.short_description = f"OpenFace 2.2 MTCNN {net} ({weights_name or 'unnamed'} weights, {precision})"
-    model.input_description[INPUT_NAME] = INPUT_DESCRIPTION
-    model.output_description[OUTPUT_NAME] = OUTPUT_DESCRIPTION[net]
+    batch_one = net == "pnet"  # PNet's programs take one pyramid level at a time (pnet_input_shapes)
+    model.input_description[INPUT_NAME] = INPUT_DESCRIPTION.replace("(N,", "(1,") if batch_one else INPUT_DESCRIPTION
+    model.output_description[OUTPUT_NAME] = (OUTPUT_DESCRIPTION[net].replace("(N,", "(1,") if batch_one
+                                             else OUTPUT_DESCRIPTION[net])
     meta = model.user_defined_metadata
     meta[METADATA_PREFIX + "net"] = net
     meta[METADATA_PREFIX + "weights"] = weights_name

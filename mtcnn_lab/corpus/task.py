@@ -4,6 +4,7 @@ file and face table, resumable through a hidden per-frame file (:mod:`mtcnn_lab.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -14,6 +15,8 @@ from mtcnn_lab.errors import InputError, MtcnnLabError
 from mtcnn_lab.files import write_json
 from mtcnn_lab.io.face_table import write_face_csv
 from mtcnn_lab.io.paths import IMAGE_SUFFIXES, PathLike
+
+log = logging.getLogger(__name__)
 
 __all__ = ["process_video", "is_complete"]
 
@@ -41,7 +44,7 @@ def _image_entries(detector, folder: Path, jsonl: Path):
     from mtcnn_lab.io.images import read_image
     from mtcnn_lab.video.stream import run_settings
 
-    done = resume_jsonl(jsonl, settings=run_settings(detector, folder, None))
+    done = resume_jsonl(jsonl, run_settings(detector, folder, None))
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     with jsonl.open("a") as handle:
         for index, path in enumerate(images):
@@ -64,7 +67,8 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
     """Detect faces in one corpus item (a video, or a folder of images) and write its result file.
 
     Writes ``out_dir/name`` (default :func:`output_name` of ``path``) atomically in the
-    ``detect --json`` schema; per-frame results go to ``out_dir/.<name>.frames.jsonl`` as they are
+    ``detect --json`` schema; per-frame results go to ``out_dir/.<name>.<profile>.frames.jsonl`` (and its settings
+    file, :func:`~mtcnn_lab.io.entries.settings_file`) as they are
     computed (a rerun resumes from it) and that file is removed once the result file is written.
     Returns a summary row: ``item``, ``output``, ``status`` (``ok``/``error``), ``frames``,
     ``faces``, ``errors`` (unreadable images of a folder), ``resumed`` (frames taken from the partial
@@ -98,8 +102,10 @@ def process_video(path: PathLike, out_dir: PathLike, backend: str = "auto", weig
         return row
     try:
         detector = _detector(backend, weights, threads)
-        video = None if path.is_dir() else str(path)
-        discard_stale(jsonl, video, run_settings(detector, path, None if video is None else decode))
+        dropped = discard_stale(jsonl, run_settings(detector, path, None if path.is_dir() else decode))
+        if dropped:
+            log.warning("corpus item %s: %d frame(s) of an earlier attempt with other settings discarded", path,
+                        dropped)
         if path.is_dir():
             entries = _image_entries(detector, path, jsonl)
         else:

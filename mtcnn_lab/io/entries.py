@@ -53,33 +53,38 @@ def _difference(stored: object, settings: dict) -> str:
             flat.update({f"{key}.{k}": (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))})
         else:
             flat[key] = (old, new)
-    changed = [f"{key} {old} (now {new})" for key, (old, new) in flat.items() if old != new]
+    changed = [f"{key} {old} (now {new})" for key, (old, new) in flat.items()
+               if old != new and not key.startswith("source.")]
+    if any(old != new for key, (old, new) in flat.items() if key.startswith("source.")):
+        changed.insert(0, "another copy or version of the input (its size or modification time differ)")
     return "made with " + ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
 
 
-def resume_jsonl(jsonl: Path, image: str | None = None, settings: dict | None = None) -> dict[int, dict]:
-    """The frames already in per-frame results ``jsonl`` (:func:`read_done_frames`), the file rewritten without
-    a torn last line so that appending starts on a clean line.
+def resume_jsonl(jsonl: Path, settings: dict, image: str | None = None) -> dict[int, dict]:
+    """The frames already in per-frame results ``jsonl`` (:func:`read_done_frames`), each entry's ``image`` set to
+    ``image`` when given (the path as this run names the input), and the file rewritten so: without a torn last
+    line, so that appending starts on a clean line.
 
-    With ``settings`` (what the frames depend on: detector, decoding, the input's size and time), an existing
-    ``jsonl`` is resumed only when its settings file (:func:`settings_file`) records the same, and a new one gets
-    that file; else :class:`~mtcnn_lab.errors.StaleResults` in one line, and nothing is changed. ``image``: the
-    input whose frames the file must hold. A folder as ``jsonl`` is a ParameterError.
+    ``settings`` is what the frames depend on (detector, decoding, the input's size and modification time): an
+    existing ``jsonl`` is resumed only when its settings file (:func:`settings_file`) records the same, and a new
+    one gets that file; else :class:`~mtcnn_lab.errors.StaleResults` in one line, and nothing is changed (a file
+    without a settings file, e.g. someone else's, is never resumed). A folder as ``jsonl`` is a ParameterError.
     """
-    done = _resumable(jsonl, image, settings)
+    done = _resumable(jsonl, settings)
+    if image is not None:
+        done = {frame: dict(entry, image=image) for frame, entry in done.items()}
     if jsonl.exists():  # also when only a torn line is there: appending must start on a clean line
         jsonl.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
-    if settings is not None:
-        write_atomic(settings_file(jsonl), (json.dumps(_normalised(settings), indent=1) + "\n").encode(),
-                     overwrite=True)
+    write_atomic(settings_file(jsonl), (json.dumps(_normalised(settings), indent=1) + "\n").encode(),
+                 overwrite=True)
     return done
 
 
-def discard_stale(jsonl: Path, image: str | None, settings: dict) -> int:
+def discard_stale(jsonl: Path, settings: dict) -> int:
     """For a run's own hidden per-frame file: delete ``jsonl`` and its settings file when :func:`resume_jsonl`
-    would refuse them (other settings, not results of ``image``); how many lines were dropped (0: resumable)."""
+    would refuse them; how many lines were dropped (0: resumable, or no file)."""
     try:
-        _resumable(jsonl, image, settings)
+        _resumable(jsonl, settings)
     except StaleResults as err:
         lines = len(jsonl.read_text(errors="replace").splitlines())
         log.info("discarding %d frame(s): %s", lines, err)
@@ -88,11 +93,11 @@ def discard_stale(jsonl: Path, image: str | None, settings: dict) -> int:
     return 0
 
 
-def _resumable(jsonl: Path, image: str | None, settings: dict | None) -> dict[int, dict]:
+def _resumable(jsonl: Path, settings: dict) -> dict[int, dict]:
     """:func:`resume_jsonl`'s checks and reading, with no change to any file."""
     if jsonl.is_dir():
         raise ParameterError(f"{jsonl} is a folder; give the path of a file for the per-frame results")
-    if settings is not None and jsonl.exists():
+    if jsonl.exists():
         sidecar = settings_file(jsonl)
         try:
             stored = json.loads(sidecar.read_text())
@@ -101,7 +106,7 @@ def _resumable(jsonl: Path, image: str | None, settings: dict | None) -> dict[in
         if stored != _normalised(settings):
             raise StaleResults(f"{jsonl} holds frames of an earlier run {_difference(stored, _normalised(settings))}; "
                                f"delete it (and {sidecar.name}) or give another path")
-    return read_done_frames(jsonl, image)
+    return read_done_frames(jsonl)
 
 
 def remove_jsonl(jsonl: Path) -> None:
@@ -110,10 +115,10 @@ def remove_jsonl(jsonl: Path) -> None:
     settings_file(jsonl).unlink(missing_ok=True)
 
 
-def read_done_frames(jsonl: Path, image: str | None = None) -> dict[int, dict]:
+def read_done_frames(jsonl: Path) -> dict[int, dict]:
     """Frame results already written to a JSON Lines file (a torn last line is ignored). Every other line must
-    be a result entry (a ``frame`` index, and ``faces`` or ``error``), of ``image`` when given (same file name);
-    else :class:`~mtcnn_lab.errors.StaleResults`: the file is someone else's and is left alone."""
+    be a result entry (a ``frame`` index, and ``faces`` or ``error``), else
+    :class:`~mtcnn_lab.errors.StaleResults`: the file is not per-frame results and is left alone."""
     done: dict[int, dict] = {}
     if not jsonl.exists():
         return done
@@ -126,13 +131,10 @@ def read_done_frames(jsonl: Path, image: str | None = None) -> dict[int, dict]:
                 break  # the line being written when the run stopped
             entry = None
         frame = entry.get("frame") if isinstance(entry, dict) else None
-        ours = (isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0
-                and ("faces" in entry or "error" in entry)
-                and (image is None or Path(str(entry.get("image", ""))).name == Path(image).name))
-        if not ours:
-            what = "" if image is None else f" of {Path(image).name}"
-            raise StaleResults(f"{jsonl} is not a per-frame results file{what} (line {number}); give another "
-                               "path for the per-frame results, or delete that file")
+        if not (isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0
+                and ("faces" in entry or "error" in entry)):
+            raise StaleResults(f"{jsonl} is not a per-frame results file (line {number}); give another path for "
+                               "the per-frame results, or delete that file")
         done[frame] = entry
     return done
 

@@ -29,7 +29,7 @@ from mtcnn_lab.io.decode.profiles import get_profile
 from mtcnn_lab.io.entries import frame_entry, log_batch_failure, result_meta, resume_jsonl
 from mtcnn_lab.io.images import pixels_sha256
 from mtcnn_lab.io.paths import check_file, path_text
-from mtcnn_lab.io.videos import Decode, iter_video_frames
+from mtcnn_lab.io.videos import Decode, check_every, iter_video_frames
 
 __all__ = ["stream_frames", "detect_video", "run_settings"]
 
@@ -150,8 +150,9 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
     as it is computed; frames already in the file are not detected again (resume) but still yielded. A file
     written with other settings (:func:`run_settings`: detector, decode profile, the video itself), or that
     is not per-frame results of this video, raises :class:`~mtcnn_lab.errors.StaleResults` and is left as is.
-    ``workers=1`` detects in the caller's thread, :attr:`~mtcnn_lab.MTCNN.preferred_batch` frames at a time
-    with an :class:`~mtcnn_lab.MTCNN` (:meth:`~mtcnn_lab.MTCNN.detect_batch`; four on the host).
+    ``workers=1`` detects in the caller's thread, its ``preferred_batch`` frames at a time with a
+    :class:`~mtcnn_lab.detections.BatchDetector` such as :class:`~mtcnn_lab.MTCNN` (``detect_batch``; four on the
+    host), one at a time with any other detector.
     ``workers > 1`` detects on that many processes, each with its own copy of ``detector`` (an
     :class:`~mtcnn_lab.MTCNN` whose backend was given by name),
     rebuilt with one thread and bound to one CPU (:mod:`mtcnn_lab.video.workers`; while they start,
@@ -166,6 +167,7 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
     A ``jsonl`` file is only resumed by a run with the same profile: name it after the profile to keep both.
     """
     positive_int(workers, "workers")
+    every = check_every(every)
     if not isinstance(detector, Detector):
         raise ParameterError(f"detect_video needs a detector (e.g. mtcnn_lab.MTCNN()), not {type(detector).__name__}")
     path = path_text(path)
@@ -176,12 +178,11 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
             raise ParameterError(f"workers > 1 needs an MTCNN detector (rebuilt in each worker), not a "
                                  f"{type(detector).__name__}; use workers=1")
         recipe = detector.recipe(threads=1)
-    path = os.fspath(path)
     out = Path(jsonl) if jsonl is not None else None
     if out is not None:
         writable_folder(out.parent, "give a per-frame results path (jsonl, or --json) in a writable folder", out)
     profile = get_profile(decode)
-    done = resume_jsonl(out, path, run_settings(detector, path, profile.name)) if out is not None else {}
+    done = resume_jsonl(out, run_settings(detector, path, profile.name), path) if out is not None else {}
     total = probe_video(path).header_frames if progress else 0  # may be off by a few: only for the bar
     bar = tqdm(total=-(-total // every) if total else None, desc=Path(path).name, unit="frame",
                disable=not progress, leave=False)

@@ -119,43 +119,47 @@ def bench_report(images: dict[str, np.ndarray], cpp_faces: dict[str, list[dict] 
     }
     for t in threads:
         runners = []
-        for b in backends:
-            runner = mtcnn_runner(b, t, models_root=models_root)
-            if any(r.name == runner.name for r in runners):
-                say(f"backend {b!r} is {runner.name}, already in the list; timed once")
+        try:
+            for b in backends:
+                runner = mtcnn_runner(b, t, models_root=models_root)
+                if any(r.name == runner.name for r in runners):
+                    say(f"backend {b!r} is {runner.name}, already in the list; timed once")
+                    runner.close()
+                    continue
+                runners.append(runner)
+            if pymtcnn:
+                try:
+                    runners.append(pymtcnn_runner(t, pymtcnn_cache))
+                    pym.update(available=True, version=runners[-1].info.get("version"),
+                               model_dir=runners[-1].info.get("model_dir"),
+                               threads_pinned_by=runners[-1].info.get("threads_pinned_by"))
+                except RunnerUnavailable as err:
+                    if "reason" not in pym:
+                        say(f"pymtcnn not benchmarked: {err}")
+                    pym["reason"] = str(err)
+            report["settings"]["baseline"] = runners[0].name
+            say(f"{t} thread(s): {', '.join(r.name for r in runners)} on {len(images)} frame(s), "
+                f"{repeats} repeat(s)")
+            run = bench_runners(runners, images, repeats=repeats, warmup=warmup, cpp_faces=cpp_faces,
+                                progress=progress, clock=clock)
+            report["runs"][str(t)] = run
+            report["ratios"][str(t)] = run["ratios"]
+            report["parity"][str(t)] = {name: (r["parity"] or {}).get("max_px_error")
+                                        for name, r in run["runners"].items()}
+            for name, r in run["runners"].items():
+                parity = r["parity"]
+                worst = parity and parity["max_px_error"]
+                extra = "" if parity is None else (
+                    f"; vs C++: {parity['images_same_count']}/{parity['images']} same count, "
+                    f"max |Δ| {'-' if worst is None else f'{worst:.2g}'} px")
+                say(f"  {name:24s} {r['sum_of_medians_ms']:9.1f} ms summed medians, "
+                    f"{r['fps'] or 0:6.1f} FPS{extra}")
+            for key, ratio in run["ratios"].items():
+                say(f"  ratio {key}: {_fmt(ratio['sum_of_medians'])} (summed medians), "
+                    f"{_fmt(ratio['median_of_frame_ratios'])} (median per frame)")
+        finally:
+            for runner in runners:
                 runner.close()
-                continue
-            runners.append(runner)
-        if pymtcnn:
-            try:
-                runners.append(pymtcnn_runner(t, pymtcnn_cache))
-                pym.update(available=True, version=runners[-1].info.get("version"),
-                           model_dir=runners[-1].info.get("model_dir"),
-                           threads_pinned_by=runners[-1].info.get("threads_pinned_by"))
-            except RunnerUnavailable as err:
-                if "reason" not in pym:
-                    say(f"pymtcnn not benchmarked: {err}")
-                pym["reason"] = str(err)
-        report["settings"]["baseline"] = runners[0].name
-        say(f"{t} thread(s): {', '.join(r.name for r in runners)} on {len(images)} frame(s), "
-            f"{repeats} repeat(s)")
-        run = bench_runners(runners, images, repeats=repeats, warmup=warmup, cpp_faces=cpp_faces,
-                            progress=progress, clock=clock)
-        report["runs"][str(t)] = run
-        report["ratios"][str(t)] = run["ratios"]
-        report["parity"][str(t)] = {name: (r["parity"] or {}).get("max_px_error") for name, r in run["runners"].items()}
-        for name, r in run["runners"].items():
-            parity = r["parity"]
-            worst = parity and parity["max_px_error"]
-            extra = "" if parity is None else (
-                f"; vs C++: {parity['images_same_count']}/{parity['images']} same count, "
-                f"max |Δ| {'-' if worst is None else f'{worst:.2g}'} px")
-            say(f"  {name:24s} {r['sum_of_medians_ms']:9.1f} ms summed medians, {r['fps'] or 0:6.1f} FPS{extra}")
-        for key, ratio in run["ratios"].items():
-            say(f"  ratio {key}: {_fmt(ratio['sum_of_medians'])} (summed medians), "
-                f"{_fmt(ratio['median_of_frame_ratios'])} (median per frame)")
-        for runner in runners:
-            runner.close()
     report["machine"]["load_average_end"] = load_average()
     return report
 
