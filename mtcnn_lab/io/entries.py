@@ -103,8 +103,9 @@ def _resumable(jsonl: Path, settings: dict) -> dict[int, dict]:
             stored = json.loads(sidecar.read_text())
         except (OSError, ValueError):
             stored = None
-        if stored != _normalised(settings):
-            raise StaleResults(f"{jsonl} holds frames of an earlier run {_difference(stored, _normalised(settings))}; "
+        wanted = _normalised(settings)
+        if stored != wanted:
+            raise StaleResults(f"{jsonl} holds frames of an earlier run {_difference(stored, wanted)}; "
                                f"delete it (and {sidecar.name}) or give another path")
     return read_done_frames(jsonl)
 
