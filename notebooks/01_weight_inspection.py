@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -24,7 +24,7 @@
 
 # %% tags=["parameters"]
 quick = False
-results_dir = "../results"
+results_dir = None  # None: results/ of the project (found from the working directory, as data/manifest.json)
 models_root = None  # OpenFace model cache; None: $OPENFACE_MODELS_DIR, else ../../shared/OpenFaceModels
 
 # %%
@@ -39,12 +39,13 @@ from IPython.display import Markdown, display
 
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures
+from mtcnn_lab.lab.project import results_folder
 from mtcnn_lab.weights.dat import read_dat, write_dat
 from mtcnn_lab.weights.models_cache import installed_dat_paths
 from mtcnn_lab.weights.netspec import NET_NAMES, PReLU
 from mtcnn_lab.weights.sets import load_weights
 
-results = Path(results_dir)
+results = results_folder(results_dir)
 if models_root is None and "OPENFACE_MODELS_DIR" not in os.environ and Path("../../shared/OpenFaceModels").exists():
     models_root = "../../shared/OpenFaceModels"
 bundled = load_weights("zhang2016")

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -26,11 +26,10 @@
 
 # %% tags=["parameters"]
 quick = False
-results_dir = "../results"
-shared_dir = "../../shared"  # C++ layer dumps (reference/layers) and samples
+results_dir = None  # None: results/ of the project (found from the working directory, as data/manifest.json)
+shared_dir = None  # C++ layer dumps (reference/layers) and samples; None: the shared/ folder beside the project
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,9 +39,10 @@ from mtcnn_lab.io.images import read_image
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import divergence, figures
 from mtcnn_lab.lab.layers import compare_with_cpp_layers
+from mtcnn_lab.lab.project import results_folder, shared_folder
 from mtcnn_lab.weights.sets import load_weights
 
-results, shared = Path(results_dir), Path(shared_dir)
+results, shared = results_folder(results_dir), shared_folder(shared_dir)
 layers_dir = shared / "reference" / "layers"
 have_dumps = layers_dir.is_dir()
 weights = load_weights("zhang2016")  # bit-identical to OpenFace's .dat (notebook 01)

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -27,7 +27,7 @@
 
 # %% tags=["parameters"]
 quick = False
-results_dir = "../results"
+results_dir = None  # None: results/ of the project (found from the working directory, as data/manifest.json)
 models_dir = None  # where the models are written; None: a temporary folder, removed at the end
 manifest = None  # images whose real network inputs are compared; None: data/manifest.json (../shared)
 opset = 17  # ONNX opset, at least 17
@@ -54,10 +54,11 @@ from mtcnn_lab.lab.ane import OFF_MAC, ane_eligibility
 from mtcnn_lab.lab.conversion import onnx_report
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.layers import backend_layer_differences, cascade_net_inputs
+from mtcnn_lab.lab.project import results_folder
 from mtcnn_lab.weights.netspec import NET_NAMES
 from mtcnn_lab.weights.sets import load_weights
 
-results = Path(results_dir)
+results = results_folder(results_dir)
 weights = load_weights("zhang2016")  # bit-identical to OpenFace's .dat (notebook 01)
 scratch = tempfile.TemporaryDirectory(prefix="mtcnn-lab-03-") if models_dir is None else None
 models = Path(scratch.name if scratch else models_dir)

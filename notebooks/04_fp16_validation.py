@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -30,7 +30,7 @@
 
 # %% tags=["parameters"]
 quick = False
-results_dir = "../results"
+results_dir = None  # None: results/ of the project (found from the working directory, as data/manifest.json)
 manifest = None  # data set manifest; None: data/manifest.json (OpenFace's samples in ../shared)
 
 # %%
@@ -38,7 +38,6 @@ import contextlib
 import io
 import tempfile
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -55,10 +54,11 @@ from mtcnn_lab.lab.agreement import agreement, pnet_offset_shift, summarise_agre
 from mtcnn_lab.lab.conclusions import fp16_conclusion
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.layers import backend_layer_differences, cascade_net_inputs
+from mtcnn_lab.lab.project import results_folder
 from mtcnn_lab.weights.netspec import NET_NAMES
 from mtcnn_lab.weights.sets import load_weights
 
-results = Path(results_dir)
+results = results_folder(results_dir)
 weights = load_weights("zhang2016")  # bit-identical to OpenFace's .dat (notebook 01)
 dataset = load_manifest(manifest, quick=6 if quick else None)
 images = {item.id: image for item, image in dataset.iter_images()}

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 quick = False
-results_dir = "../results"
+results_dir = None  # None: results/ of the project (found from the working directory, as data/manifest.json)
 manifest = None  # evaluation set (data/README.md); None: $MTCNN_LAB_MANIFEST, else data/manifest.json
 backends = ["numpy", "torch", "onnx", "openvino", "onnx-fp16", "numpy-fp16"]  # unavailable ones are skipped
 weights = "zhang2016"  # bit-identical to OpenFace's .dat files (notebook 01)
@@ -33,7 +33,6 @@ min_iou = 0.3  # faces pair up when their IoU is at least this
 
 # %%
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -54,8 +53,9 @@ from mtcnn_lab.lab.parity import (
     pivot_summary,
     summarise_comparisons,
 )
+from mtcnn_lab.lab.project import results_folder
 
-results = Path(results_dir)
+results = results_folder(results_dir)
 dataset = load_manifest(manifest, quick=6 if quick else None)
 frames = [(item, image) for item, image in dataset.iter_images() if item.has_reference]
 print(f"{dataset.name}: {len(frames)} of {len(dataset)} items have C++ faces; groups: "

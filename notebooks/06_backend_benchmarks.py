@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 quick = False
-results_dir = "../results"
+results_dir = None  # None: results/ of the project (found from the working directory, as data/manifest.json)
 manifest = None  # None: data/manifest.json (or $MTCNN_LAB_MANIFEST)
 repeats = 5
 thread_counts = [1, 2]
@@ -34,7 +34,6 @@ thread_counts = [1, 2]
 import importlib.util
 import json
 import platform
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -48,9 +47,10 @@ from mtcnn_lab.lab.bench.system import machine_info
 from mtcnn_lab.lab.bench.timing import benchmark_detector
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.efficiency import efficiency_markdown, efficiency_table, measure_efficiency
+from mtcnn_lab.lab.project import results_folder
 from mtcnn_lab.weights.sets import load_weights
 
-results = Path(results_dir)
+results = results_folder(results_dir)
 if quick:
     repeats, thread_counts = 2, [1]
 dataset = load_manifest(manifest, quick=6 if quick else None)

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -28,7 +28,7 @@
 
 # %% tags=["parameters"]
 quick = False
-results_dir = "../results"
+results_dir = None  # None: results/ of the project (found from the working directory, as data/manifest.json)
 manifest = None  # evaluation set (data/README.md); its root holds the OpenFace samples the clip is made of
 backend = "auto"
 weights = "zhang2016"  # bit-identical to OpenFace's .dat files (notebook 01)
@@ -53,8 +53,9 @@ from mtcnn_lab.lab.bench_clips import phone_clip
 from mtcnn_lab.lab.conclusions import number
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.decoders import compare_profiles_table, decoder_conclusion, detect_each_profile
+from mtcnn_lab.lab.project import results_folder
 
-results = Path(results_dir)
+results = results_folder(results_dir)
 dataset = load_manifest(manifest)
 n_frames = 12 if quick else frames
 work = Path(tempfile.mkdtemp(prefix="mtcnn-lab-07-"))

@@ -70,13 +70,29 @@ def _reference_name(item: D.EvalItem) -> str:
     return f"frames/{Path(item.id.split('#')[0]).stem}_f{item.frame}.png"
 
 
-def test_default_manifest_is_data_manifest_json_of_the_working_directory(monkeypatch, tmp_path):
+@pytest.mark.parametrize("where", [".", "notebooks", "mtcnn_lab/lab/dataset"])
+def test_default_manifest_is_found_from_the_repository_or_any_folder_below_it(monkeypatch, where):
+    # JupyterLab, VS Code and classic Jupyter start a notebook's kernel in notebooks/, scripts run from the root
     monkeypatch.delenv(D.MANIFEST_ENV, raising=False)
-    monkeypatch.chdir(REPO_MANIFEST.parents[1])
-    assert D.default_manifest() == D.DEFAULT_MANIFEST and D.DEFAULT_MANIFEST.resolve() == REPO_MANIFEST
-    monkeypatch.chdir(tmp_path)  # elsewhere: a one-line error naming the fix
-    with pytest.raises(InputError, match="manifest"):
+    monkeypatch.chdir(REPO_MANIFEST.parents[1] / where)
+    assert D.default_manifest() == REPO_MANIFEST.parents[1].absolute() / "data" / "manifest.json"
+    assert D.default_manifest().resolve() == REPO_MANIFEST.resolve()
+
+
+def test_no_project_above_the_working_directory_is_one_line_naming_where_it_looked(monkeypatch, tmp_path):
+    monkeypatch.delenv(D.MANIFEST_ENV, raising=False)
+    inner = tmp_path / "study" / "notebooks"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    with pytest.raises(InputError) as info:
         D.load_manifest()
+    message = str(info.value)
+    assert "\n" not in message and str(inner) in message and "any folder above it" in message
+    assert "manifest=" in message
+    # a study folder laid out like the repository is a project too
+    (tmp_path / "study" / "data").mkdir()
+    (tmp_path / "study" / "data" / "manifest.json").write_text("{}")
+    assert D.default_manifest() == tmp_path / "study" / "data" / "manifest.json"
 
 
 @needs_shared

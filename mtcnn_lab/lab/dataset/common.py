@@ -9,10 +9,12 @@ from pathlib import Path
 
 from mtcnn_lab.errors import InputError
 from mtcnn_lab.io.paths import show_path
+from mtcnn_lab.lab.project import PROJECT_MANIFEST, find_project
 
 #: The repository's manifest (OpenFace's samples and C++ reference in ``../shared``), relative to the
-#: working directory: the repository root, from which ``./run_all.sh``, the tests and the benchmarks run.
-DEFAULT_MANIFEST: Path = Path("data") / "manifest.json"
+#: project folder (:func:`~mtcnn_lab.lab.project.find_project`: the working directory or the nearest folder
+#: above it that holds it, so notebooks started in ``notebooks/`` find it too).
+DEFAULT_MANIFEST: Path = PROJECT_MANIFEST
 
 
 #: Environment variable that replaces :data:`DEFAULT_MANIFEST` (an explicit path still wins).
@@ -116,7 +118,7 @@ def read_json(path: Path, what: str, fix: str) -> object:
 
 
 def default_manifest() -> Path:
-    """``$MTCNN_LAB_MANIFEST`` when set (and not empty), else :data:`DEFAULT_MANIFEST` (in the working
-    directory)."""
+    """``$MTCNN_LAB_MANIFEST`` when set (and not empty), else the project's :data:`DEFAULT_MANIFEST`, found
+    from the working directory upwards (InputError in one line, naming where it looked, when there is none)."""
     env = os.environ.get(MANIFEST_ENV, "").strip()
-    return Path(os.path.expanduser(env)) if env else DEFAULT_MANIFEST
+    return Path(os.path.expanduser(env)) if env else find_project() / DEFAULT_MANIFEST

@@ -16,7 +16,6 @@ from mtcnn_lab.io.videos import DEFAULT_POSITIONS, count_frames, frame_indices, 
 from mtcnn_lab.lab.dataset.common import (
     ALL_IN_REFERENCE,
     DEFAULT_FRAMES_DIR,
-    DEFAULT_MANIFEST,
     HOW_TO_POINT,
     ITEM_KEYS,
     MANIFEST_ENV,
@@ -88,11 +87,7 @@ class _ManifestBuilder:
     # --- top level --------------------------------------------------------------------------
 
     def build(self) -> Dataset:
-        is_default = path_key(self.manifest) == path_key(Path(os.path.abspath(DEFAULT_MANIFEST)))
-        fix = (f"check the path, or {HOW_TO_POINT}" if not is_default
-               else f"the repository's data/manifest.json is missing (restore it with git checkout data/manifest.json) "
-                    f"or {HOW_TO_POINT}")
-        data = read_json(self.manifest, "manifest", fix)
+        data = read_json(self.manifest, "manifest", f"check the path, or {HOW_TO_POINT}")
         if not isinstance(data, dict):
             raise self.error('must be a JSON object such as {"root": "videos", "videos": "*.mp4"}; ' + README_HINT)
         unknown = [k for k in data if k not in MANIFEST_KEYS and not k.startswith("_")]
@@ -390,7 +385,7 @@ def load_manifest(path: PathLike | None = None, quick: int | None = None) -> Dat
     else:
         raise InputError(f"expected the path of a manifest JSON, got {type(path).__name__}; {README_HINT}")
     manifest = Path(os.path.abspath(manifest))
-    if path is None and manifest != Path(os.path.abspath(DEFAULT_MANIFEST)) and not manifest.is_file():
+    if path is None and os.environ.get(MANIFEST_ENV, "").strip() and not manifest.is_file():
         raise InputError(f"manifest {quoted(manifest)} (from ${MANIFEST_ENV}) not found; fix {MANIFEST_ENV} "
                          "or unset it "
                          "to use the repository's data/manifest.json")
