@@ -22,7 +22,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the numbered notebooks headless into results/ and print what each wrote."""
     import time
 
-    from mtcnn_lab.lab.readme_figures import FiguresUnavailable, update_readme
     from mtcnn_lab.lab.workbench import parse_value, run_notebooks
 
     root = Path(args.root)
@@ -37,12 +36,21 @@ def run(args: argparse.Namespace) -> int:
     written = sum(len(run.written) for run in runs)
     print(f"{len(runs)} notebooks in {time.perf_counter() - start:.0f} s; {written} table/figure files in "
           f"{results / 'tables'} and {results / 'figures'}; executed notebooks in {results / 'notebooks'}")
-    readme = root / "README.md"
-    if not args.quick and not args.only and not parameters and results == root / "results" and readme.is_file():
-        try:
-            changed = update_readme(readme, results / "tables")
-        except FiguresUnavailable as err:  # the notebooks ran; only the README is left as it was
-            print(f"{readme}: accuracy figures not rewritten: {err}")
-        else:
-            print(f"{readme}: accuracy figures {'rewritten' if changed else 'unchanged'} from {results / 'tables'}")
+    if not args.quick and not args.only and not parameters:  # the figures of a full run on the default data
+        record_figures(results)
     return 0
+
+
+def record_figures(results: Path) -> None:
+    """Record this CPU's accuracy figures from ``results/tables`` beside the other machines' and warn, naming the
+    machine and the bound, for each README bound they break (the README itself is never written)."""
+    from mtcnn_lab.lab.accuracy_records import RECORDS, FiguresUnavailable, broken_bounds, record_accuracy
+
+    try:
+        entry = record_accuracy(results)
+    except FiguresUnavailable as err:  # the notebooks ran; only the records are left as they were
+        print(f"accuracy figures not recorded: {err}")
+        return
+    print(f"{results / RECORDS}: accuracy figures of {entry['cpu']} recorded ({entry['date']})")
+    for bound in broken_bounds(entry["figures"]):
+        print(f"WARNING: {entry['cpu']} breaks the README's bound '{bound}': tests/test_readme_figures.py will fail")
