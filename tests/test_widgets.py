@@ -56,9 +56,11 @@ def test_slider_changes_image_and_readout(viewer):
     assert viewer.widget.children  # the VBox
     first_image, first_text = bytes(viewer.image.value), viewer.info.value
     assert first_image.startswith(b"\x89PNG") and "frame_0.png" in first_text
-    viewer.slider.value = 1
+    assert viewer.slider.value == 1 and "frame 1/3" in first_text  # frames from 1 in the slider and the readout
+    viewer.slider.value = 2
     assert bytes(viewer.image.value) != first_image
-    assert "frame_1.png" in viewer.info.value and viewer.info.value != first_text
+    assert "frame_1.png" in viewer.info.value and "frame 2/3" in viewer.info.value and viewer.info.value != first_text
+    assert viewer.index == 1
     shown = cv2.imdecode(np.frombuffer(viewer.image.value, np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(shown, viewer.render(1, "numpy"))
 
@@ -122,8 +124,8 @@ def test_big_frames_are_downscaled_with_their_boxes():
     frame = np.zeros((1000, 2000, 3), np.uint8)
     det = make_detections([[400, 300, 600, 400]])
     big = FrameViewer([("big", frame)], {"numpy": [det]}, cpp=None, max_width=500)
-    image, scale = big.display_frame(0)
-    assert image.shape == (250, 500, 3) and scale == 0.25
+    image, scale, origin = big.view(0)
+    assert image.shape == (250, 500, 3) and scale == 0.25 and origin == (0, 0)
     drawn = big.render(0, show_cpp=False)
     assert drawn.shape == (250, 500, 3)
     mask = (drawn != 0).any(axis=2)
@@ -135,14 +137,15 @@ def test_big_frames_are_downscaled_with_their_boxes():
     assert "C++: no reference" in big.readout(0)
     assert big.show_cpp.disabled
     small = FrameViewer([("small", frame[:100, :200])], {"numpy": [Detections.empty()]})
-    assert small.display_frame(0)[1] == 1.0 and small.render(0).shape == (100, 200, 3)
+    assert small.view(0)[1] == 1.0 and small.render(0).shape == (100, 200, 3)
 
 
 def test_dom_classes_and_validation(viewer):
     assert "mtcnn-viewer-slider" in viewer.slider._dom_classes
     assert "mtcnn-viewer-image" in viewer.image._dom_classes
     assert "mtcnn-viewer" in viewer.widget._dom_classes
-    assert viewer.slider.max == 2
+    assert viewer.slider.min == 1 and viewer.slider.max == 3
+    assert "mtcnn-viewer-zoom" in viewer.zoom_dropdown._dom_classes
     frames = [("a", np.zeros((10, 10, 3), np.uint8))]
     with pytest.raises(ValueError, match="backend 'numpy' has 0 results for 1 frames"):
         FrameViewer(frames, {"numpy": []})
@@ -150,3 +153,130 @@ def test_dom_classes_and_validation(viewer):
         FrameViewer(frames, {})
     with pytest.raises(ValueError):
         FrameViewer(frames, {"numpy": [Detections.empty()]}, cpp=[[], []])
+
+
+def test_zoom_magnifies_the_chosen_face_with_its_boxes(viewer):
+    # frame 2 (index 1): Python faces [10, 30, 30, 30] and [100, 40, 36, 36]; C++ #0 is [101, 41, 35, 36]
+    viewer.slider.value = 2
+    labels = [label for label, _ in viewer.zoom_dropdown.options]
+    assert labels == ["whole frame", "Python #0", "Python #1", "C++ #0", "C++ #1"]
+    x0, y0, x1, y1 = viewer.region(1, "numpy", ("python", 1))
+    # the box with its own size of context: a 72 px square around the centre (118, 58), clipped to 160x120
+    assert (x0, y0, x1, y1) == (82, 22, 154, 94)
+    image, scale, origin = viewer.view(1, "numpy", ("python", 1))
+    assert origin == (82, 22) and scale == pytest.approx(min(640 / 72, 640 / 72, 8.0))
+    # nearest neighbour: every shown pixel is a frame pixel of the region
+    frame = viewer.frames[1][1]
+    ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    source = frame[y0 + np.minimum((ys / scale).astype(int), y1 - y0 - 1),
+                   x0 + np.minimum((xs / scale).astype(int), x1 - x0 - 1)]
+    assert (image == source).all(axis=2).mean() > 0.99
+    drawn = viewer.render(1, "numpy", False, True, ("python", 1))
+    mask = np.abs(drawn.astype(int) - np.array(to_bgr("python"))).max(axis=2) <= 60  # antialiased lines
+    ys, xs = np.nonzero(mask)  # the box 100..135 x 40..75 in frame pixels, magnified around (82, 22)
+    assert abs(xs.min() - (100 - 82) * scale) <= scale and abs(xs.max() - (135 - 82) * scale) <= 2 * scale
+    assert abs(ys.min() - (40 - 22) * scale) <= scale and abs(ys.max() - (75 - 22) * scale) <= 2 * scale
+    before = bytes(viewer.image.value)
+    viewer.zoom_dropdown.value = ("cpp", 0)
+    assert bytes(viewer.image.value) != before and "zoom: C++ #0" in viewer.info.value
+    viewer.slider.value = 1  # another frame: back to the whole frame, with that frame's faces in the menu
+    assert viewer.zoom_dropdown.value is None and len(viewer.zoom_dropdown.options) == 3
+    with pytest.raises(KeyError, match="no python face 5"):
+        viewer.region(0, "numpy", ("python", 5))
+
+
+def test_the_displayed_viewer_carries_a_picture_for_readers_without_widgets(viewer):
+    import base64
+
+    bundle = viewer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    shown = cv2.imdecode(np.frombuffer(base64.b64decode(bundle["image/png"]), np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(shown, viewer.render(0, "numpy"))
+    assert bundle["text/plain"] == viewer.readout(0, "numpy")
+
+
+def test_the_image_is_shown_at_its_own_width_not_stretched(viewer):
+    assert viewer.image.layout.width == "160px"
+    viewer.zoom_dropdown.value = ("python", 0)
+    assert viewer.image.layout.width == f"{viewer.view(0, 'numpy', ('python', 0))[0].shape[1]}px"
+
+
+# ---------------------------------------------------------------- a user's own files: FrameViewer.from_files
+
+
+def _write_run(path, entries, backend="openvino-cpu"):
+    import json
+
+    path.write_text(json.dumps({"meta": {"backend": backend}, "results": entries}))
+    return path
+
+
+def test_from_files_pairs_a_folder_of_images_with_json_csv_and_cpp(tmp_path):
+    from mtcnn_lab.errors import InputError
+    from mtcnn_lab.io.entries import error_entry, result_entry
+    from mtcnn_lab.io.face_table import write_face_csv
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    images = {}
+    for name in ("b.png", "a.png", "c.png"):
+        images[name] = rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / name), images[name])
+    dets = {"a.png": make_detections([[10, 12, 30, 30]]), "b.png": make_detections([[40, 20, 25, 25], [5, 5, 20, 20]])}
+    entries = [result_entry(str(folder / n), None, images[n], d) for n, d in dets.items()]
+    entries.append(error_entry(str(folder / "c.png"), None, "could not read"))  # c.png: no result, not shown
+    ours = _write_run(tmp_path / "ours.json", entries)
+    csv_path = write_face_csv(entries, tmp_path / "ours.csv")
+    cpp = _write_run(tmp_path / "cpp.json", [{"image": "b.png", "faces": cpp_faces([[41, 21, 25, 24]])}])
+
+    viewer = FrameViewer.from_files(folder, ours, cpp)
+    assert [label for label, _ in viewer.frames] == ["a.png", "b.png"]  # name order, only frames with results
+    assert viewer.backends == ["openvino-cpu"]
+    np.testing.assert_array_equal(viewer.frames[1][1], images["b.png"])
+    np.testing.assert_array_equal(viewer.python_arrays(1)[0], dets["b.png"].boxes)
+    np.testing.assert_allclose(viewer.python_arrays(0)[2], dets["a.png"].landmarks)
+    assert viewer.cpp_arrays(0) is None and "C++: no reference" in viewer.readout(0)  # a.png: not in the reference
+    pairs = viewer.stats(1)["pairs"]
+    expected = float(iou(np.float32([[40, 20, 25, 25]]), np.float32([[41, 21, 25, 24]]))[0, 0])
+    assert [(i, j) for i, j, _ in pairs] == [(0, 0)] and pairs[0][2] == pytest.approx(expected)
+
+    from_csv = FrameViewer.from_files(sorted(folder.glob("*.png")), csv_path)  # a list of paths, the CSV table
+    assert [label for label, _ in from_csv.frames] == ["a.png", "b.png"] and from_csv.backends == ["ours"]
+    for k in range(2):
+        for got, want in zip(from_csv.python_arrays(k), viewer.python_arrays(k), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+    for bad, match in [(tmp_path / "missing.json", "not found"), (cpp, None), (tmp_path / "images", None)]:
+        with pytest.raises(InputError) as info:
+            FrameViewer.from_files(folder / "c.png", bad) if match is None else FrameViewer.from_files(folder, bad)
+        assert "\n" not in str(info.value)
+    (tmp_path / "foreign.json").write_text('{"boxes": []}')
+    with pytest.raises(InputError, match="no \"results\" list"):
+        FrameViewer.from_files(folder, tmp_path / "foreign.json")
+
+
+def test_from_files_decodes_a_video_s_frames_with_the_run_s_profile(tmp_path):
+    from mtcnn_lab.io.entries import result_entry
+    from mtcnn_lab.io.videos import iter_video_frames
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    rng = np.random.default_rng(2)
+    for _ in range(8):
+        writer.write(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    writer.release()
+    decoded = dict(iter_video_frames(clip, [2, 5], decode="upright"))
+    dets = {2: make_detections([[10, 10, 30, 30]]), 5: make_detections([])}
+    entries = [result_entry(str(clip), k, decoded[k], d) for k, d in dets.items()]
+    import json
+
+    ours = tmp_path / "ours.json"
+    ours.write_text(json.dumps({"meta": {"backend": "numpy", "decoding": {str(clip): {"profile": "upright"}}},
+                                "results": entries}))
+    cpp = _write_run(tmp_path / "cpp.json", [{"image": "frames/clip_f2.png", "faces": cpp_faces([[10, 10, 30, 30]])}])
+    viewer = FrameViewer.from_files(clip, ours, cpp)
+    assert [label for label, _ in viewer.frames] == ["clip.avi#2", "clip.avi#5"]
+    for (_, image), k in zip(viewer.frames, (2, 5), strict=True):
+        np.testing.assert_array_equal(image, decoded[k])
+    assert viewer.stats(0)["pairs"][0][2] == pytest.approx(1.0) and viewer.cpp_arrays(1) is None

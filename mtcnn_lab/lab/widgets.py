@@ -2,15 +2,20 @@
 
 Needs ipywidgets (``pip install 'mtcnn-lab[notebooks]'``); ``import mtcnn_lab`` does not. Frames are
 BGR uint8 images; boxes are ``x, y, w, h`` pixels of the full-size frame (scaled here for display).
+Numbering follows OpenFace's CSV files: frames from 1 in the slider and the readout (OpenFace's ``frame``),
+faces from 0 (OpenFace's ``face_id``, the order the detector returns them); methods take 0-based indices.
 
 The rendering and the readout are pure methods (:meth:`FrameViewer.render`,
-:meth:`FrameViewer.readout`, :meth:`FrameViewer.stats`); the widgets only call them. DOM classes
-for browser tests: ``mtcnn-viewer`` (the box), ``mtcnn-viewer-slider``, ``mtcnn-viewer-backend``,
+:meth:`FrameViewer.readout`, :meth:`FrameViewer.stats`); the widgets only call them. Displayed as a cell's
+output, the viewer also carries a PNG of its first view, which notebook readers without widgets (GitHub,
+nbviewer, an executed notebook opened without a kernel) show instead. DOM classes for browser tests:
+``mtcnn-viewer`` (the box), ``mtcnn-viewer-slider``, ``mtcnn-viewer-backend``, ``mtcnn-viewer-zoom``,
 ``mtcnn-viewer-show-cpp``, ``mtcnn-viewer-show-python``, ``mtcnn-viewer-image``, ``mtcnn-viewer-readout``.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,8 +24,10 @@ import cv2
 import numpy as np
 
 from mtcnn_lab.detections import Detections
+from mtcnn_lab.io.paths import PathLike
 from mtcnn_lab.lab.agreement import match_faces
 from mtcnn_lab.lab.figures import COLORS, LABELS, draw_faces, faces_to_arrays, to_bgr
+from mtcnn_lab.lab.result_files import read_face_file, read_frames
 
 try:
     import ipywidgets as ipw
@@ -28,40 +35,70 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("mtcnn_lab.lab.widgets needs ipywidgets: pip install 'mtcnn-lab[notebooks]'") from error
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+Faces = Detections | Sequence[Mapping[str, Any]]
+Zoom = tuple[str, int] | None
+"""``None`` (the whole frame) or ``("python", i)`` / ``("cpp", j)``: the face to zoom on (0-based)."""
+
+ZOOM_CONTEXT = 1.0
+"""A zoomed view shows the face box with this many box sizes of context around it in all (1.0: twice the box)."""
+MAX_ZOOM = 8.0
+"""The largest magnification of a zoomed view (pixels are shown as blocks: nearest-neighbour)."""
+
+
+def _arrays(faces: Faces) -> Arrays:
+    """``(boxes float32 (N, 4), confidences float32 (N,), landmarks float64 (N, 5, 2))`` of Detections or of a
+    reference-style ``faces`` list."""
+    if isinstance(faces, Detections):
+        return (np.asarray(faces.boxes, np.float32).reshape(-1, 4), np.asarray(faces.confidences, np.float32),
+                np.asarray(faces.landmarks, np.float64).reshape(-1, 5, 2))
+    return faces_to_arrays(list(faces))
 
 
 class FrameViewer:
-    """Interactive viewer of detections per frame: slider, backend dropdown, C++/Python toggles, image, readout.
+    """Interactive viewer of detections per frame: slider, backend and zoom menus, C++/Python toggles, image, readout.
 
     ``frames``: ``(label, BGR image)`` per frame. ``results``: backend name -> one
-    :class:`~mtcnn_lab.detections.Detections` per frame. ``cpp``: the C++ reference ``faces`` list per
-    frame, or ``None``. Frames wider than ``max_width`` are shown downscaled (boxes scaled with them).
-    Faces are paired with :func:`~mtcnn_lab.lab.agreement.match_faces` (IoU >= ``min_iou``). Display it
-    with ``display(viewer.widget)`` or just ``viewer`` as a cell's last line.
+    :class:`~mtcnn_lab.detections.Detections` (or reference-style ``faces`` list) per frame. ``cpp``: the C++
+    reference ``faces`` list per frame (``None`` for a frame it does not cover), or ``None``. Views are at most
+    ``max_width`` x ``max_height`` pixels (frames are downscaled to fit, boxes with them; a zoomed face is
+    magnified up to :data:`MAX_ZOOM`). Faces are paired with :func:`~mtcnn_lab.lab.agreement.match_faces`
+    (IoU >= ``min_iou``). Display it with ``display(viewer)`` or ``viewer`` as a cell's last line.
     """
 
-    def __init__(self, frames: Sequence[tuple[str, np.ndarray]], results: Mapping[str, Sequence[Detections]],
-                 cpp: Sequence[Sequence[Mapping[str, Any]]] | None = None, max_width: int = 960,
-                 min_iou: float = 0.3, thickness: int = 2) -> None:
+    def __init__(self, frames: Sequence[tuple[str, np.ndarray]], results: Mapping[str, Sequence[Faces]],
+                 cpp: Sequence[Sequence[Mapping[str, Any]] | None] | None = None, max_width: int = 640,
+                 max_height: int = 640, min_iou: float = 0.3, thickness: int = 2) -> None:
         self.frames = [(str(label), image) for label, image in frames]
         if not self.frames:
             raise ValueError("FrameViewer needs at least one frame")
         if not results:
             raise ValueError("FrameViewer needs the results of at least one backend")
-        self.results = {str(name): list(per_frame) for name, per_frame in results.items()}
-        for name, per_frame in self.results.items():
+        for name, per_frame in results.items():
             if len(per_frame) != len(self.frames):
                 raise ValueError(f"backend {name!r} has {len(per_frame)} results for {len(self.frames)} frames")
         if cpp is not None and len(cpp) != len(self.frames):
             raise ValueError(f"cpp has {len(cpp)} entries for {len(self.frames)} frames")
-        if max_width < 1:
-            raise ValueError("max_width must be positive")
-        self.cpp = None if cpp is None else [faces_to_arrays(list(faces)) for faces in cpp]
-        self.max_width = int(max_width)
+        if max_width < 1 or max_height < 1:
+            raise ValueError("max_width and max_height must be positive")
+        self.results = {str(name): [_arrays(faces) for faces in per_frame] for name, per_frame in results.items()}
+        self.cpp = None if cpp is None else [None if faces is None else _arrays(faces) for faces in cpp]
+        self.max_width, self.max_height = int(max_width), int(max_height)
         self.min_iou = float(min_iou)
         self.thickness = int(thickness)
-        self._display_cache: dict[int, tuple[np.ndarray, float]] = {}
         self._build()
+
+    @classmethod
+    def from_files(cls, frames: PathLike | Sequence[PathLike], ours: PathLike, cpp: PathLike | None = None,
+                   **options: Any) -> FrameViewer:
+        """A viewer of your own run: ``frames`` a video, a folder of images or a list of image paths; ``ours``
+        the JSON or CSV that ``mtcnn-lab detect`` wrote for them; ``cpp`` a C++ reference JSON (its schema:
+        ``results`` with ``image``, ``frame``, ``faces``) or None. Only the frames ``ours`` has results for
+        are shown; ``options`` go to the constructor. InputError in one line for a missing or foreign file."""
+        run = read_face_file(ours)
+        shown = read_frames(frames, run)
+        reference = None if cpp is None else read_face_file(cpp)
+        return cls([(f.label, f.image) for f in shown], {run.name: [run.lookup(*f.key) for f in shown]},
+                   cpp=None if reference is None else [reference.lookup(*f.key) for f in shown], **options)
 
     # ------------------------------------------------------------------ pure part
 
@@ -77,57 +114,78 @@ class FrameViewer:
             raise KeyError(f"unknown backend {backend!r}; have {self.backends}")
         return backend
 
-    def display_frame(self, index: int) -> tuple[np.ndarray, float]:
-        """The frame as shown (downscaled to ``max_width`` if wider, INTER_AREA) and its scale factor."""
-        if index not in self._display_cache:
-            image = self.frames[index][1]
-            if image.ndim == 2:
-                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-            width = image.shape[1]
-            scale = min(1.0, self.max_width / width)
-            if scale < 1.0:
-                size = (max(1, round(width * scale)), max(1, round(image.shape[0] * scale)))
-                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            self._display_cache[index] = (image, scale)
-        return self._display_cache[index]
-
     def python_arrays(self, index: int, backend: str | None = None) -> Arrays:
-        """``(boxes, confidences, landmarks)`` of a backend on a frame, in full-frame pixels."""
-        det = self.results[self._backend(backend)][index]
-        return (np.asarray(det.boxes, np.float32).reshape(-1, 4), np.asarray(det.confidences, np.float32),
-                np.asarray(det.landmarks, np.float64).reshape(-1, 5, 2))
+        """``(boxes, confidences, landmarks)`` of a backend on frame ``index`` (0-based), in full-frame pixels."""
+        return self.results[self._backend(backend)][index]
 
     def cpp_arrays(self, index: int) -> Arrays | None:
         """``(boxes, confidences, landmarks)`` of C++ OpenFace on a frame, or ``None`` without a reference."""
         return None if self.cpp is None else self.cpp[index]
 
-    def render(self, index: int, backend: str | None = None, show_cpp: bool = True,
-               show_python: bool = True) -> np.ndarray:
-        """The display image (BGR uint8): C++ faces wide in the ``cpp`` colour with ring landmarks, the
-        backend's faces thin on top in the ``python`` colour with dot landmarks."""
-        image, scale = self.display_frame(index)
-        out = image.copy()
+    def region(self, index: int, backend: str | None = None, zoom: Zoom = None) -> tuple[int, int, int, int]:
+        """The part of frame ``index`` a view shows, ``x0, y0, x1, y1`` pixels (exclusive ends): the whole
+        frame, or the zoomed face's box with :data:`ZOOM_CONTEXT` around it, clipped to the frame."""
+        height, width = self.frames[index][1].shape[:2]
+        if zoom is None:
+            return 0, 0, width, height
+        side, face = zoom
+        faces = self.python_arrays(index, backend) if side == "python" else self.cpp_arrays(index)
+        if faces is None or not 0 <= face < len(faces[0]):
+            raise KeyError(f"frame {index + 1} has no {side} face {face}")
+        x, y, w, h = (float(v) for v in faces[0][face])
+        size = max(w, h) * (1 + ZOOM_CONTEXT)
+        cx, cy = x + w / 2, y + h / 2
+        x0, y0 = max(0, int(np.floor(cx - size / 2))), max(0, int(np.floor(cy - size / 2)))
+        x1, y1 = min(width, int(np.ceil(cx + size / 2))), min(height, int(np.ceil(cy + size / 2)))
+        return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+    def view(self, index: int, backend: str | None = None, zoom: Zoom = None) -> tuple[np.ndarray, float,
+                                                                                         tuple[int, int]]:
+        """The pixels a view shows (BGR uint8, without faces), its scale (shown px per frame px) and the
+        frame pixel at its top left: the whole frame downscaled to fit (INTER_AREA), or a face magnified up to
+        :data:`MAX_ZOOM` (nearest neighbour, so the frame's pixels stay visible)."""
+        x0, y0, x1, y1 = self.region(index, backend, zoom)
+        image = self.frames[index][1][y0:y1, x0:x1]
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        fit = min(self.max_width / (x1 - x0), self.max_height / (y1 - y0))
+        scale = min(fit, MAX_ZOOM) if zoom is not None else min(1.0, fit)
+        if scale != 1.0:
+            size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
+        return np.ascontiguousarray(image), scale, (x0, y0)
+
+    def render(self, index: int, backend: str | None = None, show_cpp: bool = True, show_python: bool = True,
+               zoom: Zoom = None) -> np.ndarray:
+        """The display image (BGR uint8) of frame ``index`` (0-based): C++ faces wide in the ``cpp`` colour with
+        ring landmarks, the backend's faces thin on top in the ``python`` colour with dot landmarks."""
+        out, scale, (x0, y0) = self.view(index, backend, zoom)
+        out = out.copy()
+        origin = np.array([x0, y0, 0, 0], np.float64)
         thick = self.thickness
+
+        def placed(arrays: Arrays) -> tuple[np.ndarray, np.ndarray]:
+            return (arrays[0] - origin) * scale, (arrays[2] - origin[:2]) * scale
+
         cpp = self.cpp_arrays(index)
         if show_cpp and cpp is not None:
-            draw_faces(out, cpp[0] * scale, cpp[2] * scale, to_bgr("cpp"), thick + 2, radius=thick + 2,
-                       filled=False, copy=False)
+            boxes, landmarks = placed(cpp)
+            draw_faces(out, boxes, landmarks, to_bgr("cpp"), thick + 2, radius=thick + 2, filled=False, copy=False)
         if show_python:
-            boxes, _, landmarks = self.python_arrays(index, backend)
-            draw_faces(out, boxes * scale, landmarks * scale, to_bgr("python"), max(1, thick - 1),
-                       radius=thick, copy=False)
+            boxes, landmarks = placed(self.python_arrays(index, backend))
+            draw_faces(out, boxes, landmarks, to_bgr("python"), max(1, thick - 1), radius=thick, copy=False)
         return out
 
     def render_png(self, index: int, backend: str | None = None, show_cpp: bool = True,
-                   show_python: bool = True) -> bytes:
+                   show_python: bool = True, zoom: Zoom = None) -> bytes:
         """:meth:`render` encoded as PNG."""
-        ok, data = cv2.imencode(".png", self.render(index, backend, show_cpp, show_python))
+        ok, data = cv2.imencode(".png", self.render(index, backend, show_cpp, show_python, zoom))
         if not ok:  # pragma: no cover - OpenCV failure
             raise RuntimeError("PNG encoding failed")
         return data.tobytes()
 
     def stats(self, index: int, backend: str | None = None) -> dict[str, Any]:
-        """Face counts and the matched pairs of one frame as a dict.
+        """Face counts and the matched pairs of frame ``index`` (0-based) as a dict.
 
         ``pairs`` are ``(python index, cpp index, iou)`` from :func:`~mtcnn_lab.lab.agreement.match_faces`;
         ``mean_iou`` is over the pairs (``None`` without pairs or without a C++ reference).
@@ -137,7 +195,7 @@ class FrameViewer:
         label, image = self.frames[index]
         info: dict[str, Any] = {
             "index": index, "label": label, "backend": backend, "size": (image.shape[1], image.shape[0]),
-            "scale": self.display_frame(index)[1], "python_faces": len(boxes), "cpp_faces": None,
+            "scale": self.view(index, backend)[1], "python_faces": len(boxes), "cpp_faces": None,
             "pairs": [], "mean_iou": None, "unmatched_python": [], "unmatched_cpp": [],
             "python_confidences": [float(c) for c in confidences], "cpp_confidences": [],
         }
@@ -155,12 +213,16 @@ class FrameViewer:
         )
         return info
 
-    def readout(self, index: int, backend: str | None = None) -> str:
-        """Plain-text summary of a frame: label, face counts, IoU of each matched pair, mean IoU."""
+    def readout(self, index: int, backend: str | None = None, zoom: Zoom = None) -> str:
+        """Plain-text summary of frame ``index`` (0-based; shown from 1): label, face counts, IoU of each matched
+        pair (faces from 0), mean IoU, and the zoom when there is one."""
         s = self.stats(index, backend)
         width, height = s["size"]
         shown = "" if s["scale"] == 1.0 else f", shown at {s['scale']:.3g}x"
         lines = [f"frame {index + 1}/{len(self.frames)}: {s['label']} ({width}x{height}{shown})"]
+        if zoom is not None:
+            lines.append(f"zoom: {'Python' if zoom[0] == 'python' else 'C++'} #{zoom[1]} at "
+                         f"{self.view(index, backend, zoom)[1]:.3g}x")
         cpp_count = "no reference" if s["cpp_faces"] is None else f"{s['cpp_faces']} faces"
         lines.append(f"Python [{s['backend']}]: {s['python_faces']} faces | C++: {cpp_count}")
         if s["cpp_faces"] is None:
@@ -168,53 +230,90 @@ class FrameViewer:
         lines.append(f"matched {len(s['pairs'])} (IoU >= {self.min_iou:g})")
         for i, j, value in s["pairs"]:
             conf_py, conf_cpp = s["python_confidences"][i], s["cpp_confidences"][j]
-            lines.append(f"  python #{i} <-> C++ #{j}: IoU {value:.6f}  conf {conf_py:.4f} / {conf_cpp:.4f}")
+            lines.append(f"  Python #{i} <-> C++ #{j}: IoU {value:.6f}  conf {conf_py:.4f} / {conf_cpp:.4f}")
         mean = "n/a" if s["mean_iou"] is None else f"{s['mean_iou']:.6f}"
         lines.append(f"mean IoU {mean}")
         if s["unmatched_python"] or s["unmatched_cpp"]:
-            lines.append(f"unmatched: python {s['unmatched_python']}, C++ {s['unmatched_cpp']}")
+            lines.append(f"unmatched: Python {s['unmatched_python']}, C++ {s['unmatched_cpp']}")
         return "\n".join(lines)
+
+    def zoom_options(self, index: int, backend: str | None = None) -> list[tuple[str, Zoom]]:
+        """The zoom menu's entries for a frame: the whole frame, then each Python face, then each C++ face."""
+        cpp = self.cpp_arrays(index)
+        return ([("whole frame", None)]
+                + [(f"Python #{i}", ("python", i)) for i in range(len(self.python_arrays(index, backend)[0]))]
+                + [(f"C++ #{j}", ("cpp", j)) for j in range(0 if cpp is None else len(cpp[0]))])
 
     # ------------------------------------------------------------------ widgets
 
     @property
     def widget(self) -> ipw.VBox:
-        """The viewer's ipywidgets box; its parts are ``slider``, ``backend_dropdown``, ``show_cpp``,
-        ``show_python``, ``image`` and ``info``."""
+        """The viewer's ipywidgets box; its parts are ``slider`` (frames from 1), ``backend_dropdown``,
+        ``zoom_dropdown``, ``show_cpp``, ``show_python``, ``image`` and ``info``."""
         return self._widget
 
+    @property
+    def index(self) -> int:
+        """The 0-based index of the frame the slider shows."""
+        return self.slider.value - 1
+
     def _build(self) -> None:
-        self.slider = ipw.IntSlider(value=0, min=0, max=len(self.frames) - 1, step=1, description="frame",
-                                    continuous_update=False, layout=ipw.Layout(width="60%"))
-        self.backend_dropdown = ipw.Dropdown(options=self.backends, value=self.backends[0], description="backend")
+        self.slider = ipw.IntSlider(value=1, min=1, max=len(self.frames), step=1, description="frame",
+                                    continuous_update=False, layout=ipw.Layout(width="320px"))
+        self.backend_dropdown = ipw.Dropdown(options=self.backends, value=self.backends[0], description="backend",
+                                             layout=ipw.Layout(width="240px"))
+        self.zoom_dropdown = ipw.Dropdown(options=self.zoom_options(0), value=None, description="zoom",
+                                          layout=ipw.Layout(width="200px"))
         self.show_cpp = ipw.Checkbox(value=self.cpp is not None, description=LABELS["cpp"], indent=False,
-                                     disabled=self.cpp is None)
-        self.show_python = ipw.Checkbox(value=True, description=LABELS["python"], indent=False)
-        self.image = ipw.Image(format="png", layout=ipw.Layout(max_width="100%"))
-        self.info = ipw.HTML()
-        for widget, css in [(self.slider, "slider"), (self.backend_dropdown, "backend"),
+                                     disabled=self.cpp is None, layout=ipw.Layout(width="auto"))
+        self.show_python = ipw.Checkbox(value=True, description=LABELS["python"], indent=False,
+                                        layout=ipw.Layout(width="auto"))
+        self.image = ipw.Image(format="png", layout=ipw.Layout(flex="0 0 auto", height="auto", max_width="100%"))
+        self.info = ipw.HTML(layout=ipw.Layout(flex="1 1 300px", min_width="300px", margin="0 0 0 12px"))
+        for widget, css in [(self.slider, "slider"), (self.backend_dropdown, "backend"), (self.zoom_dropdown, "zoom"),
                             (self.show_cpp, "show-cpp"), (self.show_python, "show-python"),
                             (self.image, "image"), (self.info, "readout")]:
             widget.add_class(f"mtcnn-viewer-{css}")
-        for widget in (self.slider, self.backend_dropdown, self.show_cpp, self.show_python):
+        self._updating = False
+        for widget in (self.slider, self.backend_dropdown, self.zoom_dropdown, self.show_cpp, self.show_python):
             widget.observe(self._on_change, names="value")
         legend = ipw.HTML(" ".join(
             f'<span style="color:{COLORS[k]};font-weight:bold">&#9632;</span> {html.escape(LABELS[k])}'
             for k in ("cpp", "python")))
-        controls = ipw.HBox([self.slider, self.backend_dropdown])
-        toggles = ipw.HBox([self.show_cpp, self.show_python, legend])
-        self._widget = ipw.VBox([controls, toggles, self.image, self.info])
+        wrap = ipw.Layout(flex_flow="row wrap", align_items="flex-start")
+        controls = ipw.HBox([self.slider, self.backend_dropdown, self.zoom_dropdown], layout=wrap)
+        toggles = ipw.HBox([self.show_cpp, self.show_python, legend], layout=wrap)
+        body = ipw.HBox([self.image, self.info], layout=wrap)
+        self._widget = ipw.VBox([controls, toggles, body], layout=ipw.Layout(max_width="100%"))
         self._widget.add_class("mtcnn-viewer")
         self.update()
 
-    def _on_change(self, _change: dict) -> None:
+    def _on_change(self, change: dict) -> None:
+        if self._updating:
+            return
+        if change["owner"] is not self.zoom_dropdown and change["owner"] is not self.show_cpp \
+                and change["owner"] is not self.show_python:
+            self._updating = True  # a new frame or backend: its own faces to zoom on, the whole frame first
+            try:
+                self.zoom_dropdown.options = self.zoom_options(self.index, self.backend_dropdown.value)
+                self.zoom_dropdown.value = None
+            finally:
+                self._updating = False
         self.update()
 
     def update(self) -> None:
         """Redraw the image and the readout from the widgets' current values."""
-        index, backend = self.slider.value, self.backend_dropdown.value
-        self.image.value = self.render_png(index, backend, self.show_cpp.value, self.show_python.value)
-        self.info.value = f"<pre style='line-height:1.3'>{html.escape(self.readout(index, backend))}</pre>"
+        index, backend, zoom = self.index, self.backend_dropdown.value, self.zoom_dropdown.value
+        data = self.render_png(index, backend, self.show_cpp.value, self.show_python.value, zoom)
+        self.image.value = data
+        self.image.layout.width = f"{self.view(index, backend, zoom)[0].shape[1]}px"  # its own size, not stretched
+        self.info.value = (f"<pre style='line-height:1.3;margin:0'>"
+                           f"{html.escape(self.readout(index, backend, zoom))}</pre>")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget, plus a PNG of the current view and its readout as text for readers without widgets."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = dict(bundle[0] if isinstance(bundle, tuple) else bundle or {})
+        data["image/png"] = base64.b64encode(bytes(self.image.value)).decode("ascii")
+        data["text/plain"] = self.readout(self.index, self.backend_dropdown.value, self.zoom_dropdown.value)
+        return data
