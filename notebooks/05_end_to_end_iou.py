@@ -186,15 +186,18 @@ with figures.paper_style():
 
 # %% [markdown]
 # ## Viewer
-# Step through the evaluated frames; pick a backend; toggle C++ and Python faces. The readout
-# lists each matched pair's IoU.
+# Step through the evaluated frames (numbered from 1, as OpenFace numbers frames; faces from 0, as its
+# `face_id`); pick a backend; zoom on a face to see its pixels; toggle C++ and Python faces. The readout
+# lists each matched pair's IoU. Where widgets do not render (GitHub, a notebook opened without a kernel)
+# a picture of the first frame stands in. Your own run: `FrameViewer.from_files("video.mp4", "ours.json",
+# "cpp.json")`.
 
 # %%
 from mtcnn_lab.lab.widgets import FrameViewer
 
 viewer = FrameViewer([(item.id, image) for item, image in frames], detections,
                      cpp=[item.cpp_faces for item, _ in frames], min_iou=min_iou)
-display(viewer.widget)
+display(viewer)
 
 # %%
 display(Markdown(parity_conclusion(summary, len(frames), len({item.group for item, _ in frames}),
