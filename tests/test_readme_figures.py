@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from mtcnn_lab.lab.accuracy_records import (
+    BOUNDS,
+    FP16_BOUNDS,
     RECORDS,
     FiguresUnavailable,
     accuracy_figures,
@@ -72,6 +74,15 @@ def test_every_recorded_machine_satisfies_the_readmes_fp16_bounds():
             assert g["same_counts"], where
             assert g["iou_mean"] >= float(iou), f"{where}: mean IoU {g['iou_mean']} < the README's {iou}"
             assert g["max_px"] <= float(px), f"{where}: {g['max_px']} px > the README's {px}"
+
+
+def test_the_workbench_warns_at_the_readmes_bounds():
+    box_px, = _readme_bound(r"final boxes within " + NUMBER + " px")
+    confidence, = _readme_bound(r"confidences within " + NUMBER + r"\b")
+    layer, = _readme_bound(r"max abs difference within " + NUMBER)
+    iou, px = _readme_bound(r"mean IoU at least " + NUMBER + ", boxes within " + NUMBER + " px")
+    assert BOUNDS == {"box_px": float(box_px), "confidence": float(confidence), "layer": float(layer)}
+    assert FP16_BOUNDS == {"iou_mean": float(iou), "max_px": float(px)}
 
 
 def test_the_committed_tables_are_recorded_for_a_machine():
