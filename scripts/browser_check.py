@@ -1,21 +1,23 @@
 #!/usr/bin/env python
-"""Notebook 05's widget viewer in a real browser: JupyterLab headless, driven by headless Chromium.
+"""The workbench as a researcher opens it: JupyterLab headless, each notebook run in headless Chromium.
 
-Copies ``notebooks/05_end_to_end_iou.ipynb`` into a temporary folder with its parameters set
-(quick mode, results into the temporary folder), starts ``jupyter lab`` there (127.0.0.1, a free
-port, a random token, no browser), opens the notebook in headless Chromium through Debian's
-``chromedriver`` and selenium, runs every cell with JupyterLab's ``notebook:run-all-cells`` command
-(so the kernel and the widgets are live in that browser session), waits for the viewer's image,
-moves the frame slider with the keyboard (focus the slider handle, press ArrowRight) and waits until
-the image's ``src`` and the readout change. Screenshots of the viewer before and after go to
-``OUT/05_widget_browser_before.png`` and ``..._after.png``. Every wait is bounded; jupyter, the
-kernel, chromedriver and Chromium are always stopped. Nothing is downloaded.
+Lays out a project in a temporary folder the way a clone is laid out (``notebooks/`` with copies of the
+numbered notebooks, ``data/manifest.json``, ``results/``, and ``shared`` beside it, a link to the repository's
+``../shared``), sets ``quick = True`` in each copy (a cell after its parameters cell; nothing else is passed,
+so each notebook finds its manifest, results and shared folder by itself, as in a fresh clone), starts
+``jupyter lab`` there (127.0.0.1, a free port, a random token, no browser) and, in headless Chromium driven
+through Debian's ``chromedriver`` and selenium, opens each notebook and runs it with JupyterLab's
+``notebook:run-all-cells`` command, so the kernel and the widgets are live in that browser session. A cell that
+fails, or an error shown in any output, fails the check. In notebook 05 the viewer is then driven: ArrowRight on
+the frame slider, another backend in its menu, a zoom on a face; the image and the readout must change each
+time. Screenshots of the viewer before and after the slider go to ``OUT/05_widget_browser_before.png`` and
+``..._after.png``. Every wait is bounded; jupyter, the kernels, chromedriver and Chromium are always stopped.
+Nothing is downloaded.
 
-    .venv/bin/python scripts/widget_screenshot.py [--out results/figures] [--full] [--timeout 240]
+    .venv/bin/python scripts/browser_check.py [--out results/figures] [--only 05] [--full] [--timeout 900]
 
 Needs ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` (Debian: ``apt-get install -y chromium
-chromium-driver``) and the ``notebooks`` extra (jupyterlab, selenium). Used by
-``tests/test_widget_browser.py``.
+chromium-driver``) and the ``notebooks`` extra (jupyterlab, selenium). Used by ``tests/test_widget_browser.py``.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "05_end_to_end_iou.ipynb"
+NOTEBOOKS = REPO / "notebooks"
+VIEWER_NOTEBOOK = "05_end_to_end_iou.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -61,9 +64,15 @@ def missing_requirements() -> str | None:
     for module, what in (("jupyterlab", "jupyterlab"), ("selenium", "selenium"), ("ipywidgets", "ipywidgets")):
         if importlib.util.find_spec(module) is None:
             return f"{what} is not installed: pip install -e '.[notebooks]'"
-    if not NOTEBOOK.exists():
-        return f"{NOTEBOOK} not found"
+    if not (REPO / "data" / "manifest.json").is_file():
+        return f"{REPO / 'data' / 'manifest.json'} not found"
     return None
+
+
+def notebook_names(only: Sequence[str] = ()) -> list[str]:
+    """The numbered notebooks of the repository (``NN_name.ipynb``), those starting with a prefix of ``only``."""
+    names = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return [n for n in names if not only or any(n.startswith(prefix) for prefix in only)]
 
 
 def free_port() -> int:
@@ -72,15 +81,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def parameterised_copy(folder: Path, parameters: dict) -> Path:
-    """``NOTEBOOK`` copied into ``folder`` with a cell setting ``parameters`` after its parameters cell."""
+def quick_copy(name: str, folder: Path, quick: bool) -> Path:
+    """Notebook ``name`` copied into ``folder`` with a cell setting ``quick`` after its parameters cell."""
     import nbformat
 
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     at = next((k + 1 for k, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), 0)
-    source = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in parameters.items())
-    nb.cells.insert(at, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
-    out = folder / NOTEBOOK.name
+    nb.cells.insert(at, nbformat.v4.new_code_cell(f"quick = {bool(quick)!r}",
+                                                  metadata={"tags": ["injected-parameters"]}))
+    out = folder / name
     nbformat.write(nb, out)
     return out
 
@@ -165,7 +174,10 @@ const done = arguments[arguments.length - 1];
   if (!panel || !panel.sessionContext) { done('no notebook is the current widget'); return; }
   await panel.context.ready;
   await panel.sessionContext.ready;
-  app.commands.execute('notebook:run-all-cells');  // not awaited: the caller polls the page
+  window.mtcnnRunAll = 'running';
+  app.commands.execute('notebook:run-all-cells')  // not awaited here: the caller polls window.mtcnnRunAll
+    .then(ok => { window.mtcnnRunAll = ok === false ? 'failed' : 'done'; })
+    .catch(err => { window.mtcnnRunAll = 'error: ' + err; });
   done('started');
 })().catch(err => done('error: ' + err));
 """
@@ -175,15 +187,28 @@ return Array.from(document.querySelectorAll(
     '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
   .map(e => e.innerText).filter(t => /Error|Traceback/.test(t)).join('\\n---\\n').slice(-3000);
 """
+"""JavaScript: the text of error outputs shown in the open notebook (a traceback, an error logged to stderr)."""
+
+_KERNEL_ID = """
+const panel = window.jupyterapp.shell.currentWidget;
+const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
+return kernel ? kernel.id : null;
+"""
 
 
-def _lab_environment(tmp: Path, quick: bool) -> tuple[Path, dict]:
-    """The notebook's parameterised copy in ``tmp/nb`` and a JupyterLab environment that reads and writes
-    only under ``tmp`` (no news, no update checks, the environment's own kernel)."""
-    workdir = tmp / "nb"
-    workdir.mkdir()
-    parameterised_copy(workdir, {"quick": bool(quick), "results_dir": str(tmp / "results"),
-                                 "manifest": str(REPO / "data" / "manifest.json")})
+def _lab_environment(tmp: Path, names: Sequence[str], quick: bool) -> tuple[Path, dict]:
+    """A project laid out as a clone in ``tmp/project`` (quick copies of ``names`` in ``notebooks/``, the
+    repository's ``data/manifest.json``, ``shared`` beside it linked to the repository's) and a JupyterLab
+    environment that reads and writes only under ``tmp`` (no news, no update checks, the environment's own kernel)."""
+    project = tmp / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "data").mkdir()
+    shutil.copy2(REPO / "data" / "manifest.json", project / "data" / "manifest.json")
+    shared = REPO.parent / "shared"
+    if shared.exists():
+        (tmp / "shared").symlink_to(shared.resolve(), target_is_directory=True)
+    for name in names:
+        quick_copy(name, project / "notebooks", quick)
     settings = tmp / "lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
@@ -193,7 +218,8 @@ def _lab_environment(tmp: Path, quick: bool) -> tuple[Path, dict]:
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "lab-workspaces"), "JUPYTER_PLATFORM_DIRS": "1",
            "JUPYTER_DATA_DIR": str(tmp / "data"),  # no user-level kernelspec: the env's own python3 kernel
            "PYDEVD_DISABLE_FILE_VALIDATION": "1", "MPLBACKEND": "Agg"}
-    return workdir, env
+    env.pop("MTCNN_LAB_MANIFEST", None)  # the notebooks find the project's manifest themselves
+    return project, env
 
 
 def _start_jupyter(workdir: Path, env: dict, log_file: Path, log: Callable[[str], None]
@@ -248,13 +274,9 @@ def _image_pixels(driver, image) -> bytes:
     return base64.b64decode(url.split(",", 1)[1])
 
 
-def _viewer_screenshots(driver, url: str, out_dir: Path, wait_s: float, logs: Callable[[], str],
-                        log: Callable[[str], None]) -> dict:
-    """Open the notebook at ``url``, run every cell, screenshot the viewer, press ArrowRight on its slider,
-    screenshot it again: the paths, image sources and readouts before and after."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
+def _run_in_browser(driver, url: str, wait_s: float, logs: Callable[[], str], log: Callable[[str], None]) -> str:
+    """Open the notebook at ``url`` and run every cell in the browser's kernel; raise :class:`BrowserCheckFailed`
+    when a cell fails or an error is shown; the kernel's id."""
     driver.get(url)
     wait_for(lambda: driver.execute_script(
         "return !!(window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Cell'))"),
@@ -262,51 +284,103 @@ def _viewer_screenshots(driver, url: str, out_dir: Path, wait_s: float, logs: Ca
     started = driver.execute_async_script(_RUN_ALL)
     if started != "started":
         raise BrowserCheckFailed(f"could not run the notebook: {started}\n{logs()}")
-    log("running all cells in the browser's kernel")
 
-    def failed_or(selector: str):
-        def check():
-            errors = driver.execute_script(_ERRORS)
-            if errors:
-                raise BrowserCheckFailed(f"the notebook raised an error in the browser:\n{errors}")
-            return driver.find_elements(By.CSS_SELECTOR, selector)
-        return check
+    def finished():
+        errors = driver.execute_script(_ERRORS)
+        if errors:
+            raise BrowserCheckFailed(f"the notebook shows an error in the browser:\n{errors}")
+        state = driver.execute_script("return window.mtcnnRunAll")
+        if state not in ("running", "done"):
+            raise BrowserCheckFailed(f"running all cells ended with {state!r}\n{logs()}")
+        return state == "done"
 
-    image = wait_for(failed_or("img.mtcnn-viewer-image"), wait_s, "the viewer's image", logs)[0]
-    wait_for(lambda: driver.execute_script(
-        "const r = document.querySelector('.mtcnn-viewer-readout'); return r && r.innerText.includes('frame 1/')"),
-        30, "the viewer's readout", logs)
+    wait_for(finished, wait_s, "every cell to run", logs, interval=1.0)
+    return driver.execute_script(_KERNEL_ID)
+
+
+def _stop_kernel(base: str, token: str, kernel_id: str | None) -> None:
+    """Shut the notebook's kernel down through the server's REST API, so that notebooks do not pile up."""
+    if not kernel_id:
+        return
+    request = urllib.request.Request(f"{base}/api/kernels/{kernel_id}", method="DELETE",
+                                     headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+    except (OSError, http.client.HTTPException) as err:  # gone already: the final cleanup kills what is left
+        print(f"browser_check: kernel {kernel_id} did not stop on request ({err})", file=sys.stderr)
+
+
+_LAYOUT = """
+const img = document.querySelector('img.mtcnn-viewer-image');
+const readout = document.querySelector('.mtcnn-viewer-readout');
+const cell = img.closest('.jp-Cell');
+const r = img.getBoundingClientRect(), t = readout.getBoundingClientRect(), c = cell.getBoundingClientRect();
+return {natural: img.naturalWidth, shown: r.width, image_right: r.right, image_bottom: r.bottom,
+        readout_left: t.left, readout_top: t.top, readout_right: t.right, cell_right: c.right};
+"""
+"""JavaScript: where the viewer's image and readout are, and the cell's right edge (CSS pixels)."""
+
+
+def _drive_viewer(driver, out_dir: Path, logs: Callable[[], str], log: Callable[[str], None]) -> dict:
+    """In the run notebook 05: screenshot the viewer, press ArrowRight on its slider, screenshot it again, pick
+    another backend, zoom on a face; each must change the image and the readout. What was seen, as a dict."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    def find(selector: str):
+        return driver.find_element(By.CSS_SELECTOR, selector)
+
+    def readout() -> str:
+        return find(".mtcnn-viewer-readout").text
+
+    image = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "img.mtcnn-viewer-image"), 60,
+                     "the viewer's image", logs)[0]
+    wait_for(lambda: "frame 1/" in readout(), 30, "the viewer's readout", logs)
     wait_for(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0",
                                            image), 30, "the first frame to load", logs)
-    viewer = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer")
+    viewer = find(".mtcnn-viewer")
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", viewer)
     time.sleep(0.5)  # let the scroll settle before the screenshot
-    src_before = image.get_attribute("src")
+    layout = driver.execute_script(_LAYOUT)
+    src_before, readout_before = image.get_attribute("src"), readout()
     pixels_before = _image_pixels(driver, image)
-    readout_before = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-readout").text
     before = out_dir / BEFORE
     viewer.screenshot(str(before))
-    log(f"before: {readout_before.splitlines()[0] if readout_before else '?'}")
+    log(f"viewer: {readout_before.splitlines()[0] if readout_before else '?'}")
 
-    handle = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-slider .noUi-handle")
+    def changed(since_src: str, text: str):
+        def check():
+            img = find("img.mtcnn-viewer-image")
+            src, shown = img.get_attribute("src"), readout()
+            loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+            return (src, shown) if src != since_src and text in shown and loaded else None
+        return check
+
+    handle = find(".mtcnn-viewer-slider .noUi-handle")
     driver.execute_script("arguments[0].focus()", handle)
     handle.send_keys(Keys.ARROW_RIGHT)
-
-    def moved():
-        img = driver.find_element(By.CSS_SELECTOR, "img.mtcnn-viewer-image")
-        readout = driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer-readout").text
-        src = img.get_attribute("src")
-        loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
-        return (src, readout) if src != src_before and "frame 2/" in readout and loaded else None
-
-    src_after, readout_after = wait_for(moved, 30, "the image to change after ArrowRight on the slider", logs)
-    pixels_after = _image_pixels(driver, driver.find_element(By.CSS_SELECTOR, "img.mtcnn-viewer-image"))
+    src_after, readout_after = wait_for(changed(src_before, "frame 2/"), 30,
+                                        "the image to change after ArrowRight on the slider", logs)
+    pixels_after = _image_pixels(driver, find("img.mtcnn-viewer-image"))
     time.sleep(0.5)
     after = out_dir / AFTER
-    driver.find_element(By.CSS_SELECTOR, ".mtcnn-viewer").screenshot(str(after))
-    log(f"after: {readout_after.splitlines()[0]}")
+    find(".mtcnn-viewer").screenshot(str(after))
+
+    backends = Select(find(".mtcnn-viewer-backend select"))
+    other = backends.options[-1].text
+    backends.select_by_visible_text(other)
+    src_backend, readout_backend = wait_for(changed(src_after, f"Python [{other}]"), 30,
+                                            f"the viewer to show {other} after choosing it", logs)
+    zoom = Select(find(".mtcnn-viewer-zoom select"))
+    target = next(o.text for o in zoom.options if o.text != "whole frame")
+    zoom.select_by_visible_text(target)
+    _, readout_zoom = wait_for(changed(src_backend, f"zoom: {target}"), 30, f"the viewer to zoom on {target}", logs)
+    log(f"viewer answered the slider, the backend menu ({other}) and the zoom ({target})")
     return {"before": before, "after": after, "src_before": src_before, "src_after": src_after,
-            "readout_before": readout_before, "readout_after": readout_after,
+            "readout_before": readout_before, "readout_after": readout_after, "readout_backend": readout_backend,
+            "readout_zoom": readout_zoom, "backend": other, "zoom": target, "layout": layout,
             "pixels_before": pixels_before, "pixels_after": pixels_after}
 
 
@@ -317,7 +391,7 @@ def _stop_everything(driver, service, jupyter, base: str | None, token: str | No
         try:
             driver.quit()
         except Exception as err:  # the browser may have crashed already
-            print(f"widget_screenshot: chromium did not quit ({type(err).__name__}: {err})", file=sys.stderr)
+            print(f"browser_check: chromium did not quit ({type(err).__name__}: {err})", file=sys.stderr)
     if service is not None:
         _stop_group(getattr(service, "process", None), grace=5)
     if jupyter is not None and base is not None:
@@ -331,22 +405,27 @@ def _stop_everything(driver, service, jupyter, base: str | None, token: str | No
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
-            log: Callable[[str], None] = lambda _: None) -> dict:
-    """Run the browser check; write the two screenshots into ``out_dir``; return what was observed.
+def check_notebooks(out_dir: str | Path, only: Sequence[str] = (), quick: bool = True, timeout: float = 900.0,
+                    log: Callable[[str], None] = lambda _: None) -> dict:
+    """Run the browser check on the notebooks of ``only`` (prefixes; default all); when notebook 05 is among them,
+    drive its viewer and write its two screenshots into ``out_dir``. Raises :class:`BrowserCheckFailed`.
 
-    Returns ``{"before", "after"}`` (paths), ``src_before`` / ``src_after`` (the image ``src``:
-    blob URLs), ``pixels_before`` / ``pixels_after`` (PNG bytes of the viewer image as the browser shows
-    it, natural size), ``readout_before`` / ``readout_after``, ``changed_pixels`` (share of pixels that
-    differ between the two screenshots) and ``seconds``. Raises :class:`BrowserCheckFailed`.
+    Returns ``notebooks`` (name -> seconds its run took in the browser), ``seconds`` and, with 05, ``viewer``:
+    ``before`` / ``after`` (screenshot paths), ``src_*`` (the image ``src``: blob URLs), ``pixels_before`` /
+    ``pixels_after`` (PNG bytes of the viewer image as the browser shows it, natural size), ``readout_before`` /
+    ``readout_after`` / ``readout_backend`` / ``readout_zoom``, ``layout`` (positions of the image and the
+    readout, CSS pixels) and ``changed_pixels`` (share of pixels that differ between the two screenshots).
     """
     reason = missing_requirements()
     if reason:
         raise BrowserCheckFailed(reason)
+    names = notebook_names(only)
+    if not names:
+        raise BrowserCheckFailed(f"no notebook in {NOTEBOOKS} starts with {', '.join(only)}")
     start = time.monotonic()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="mtcnn-widget-browser-"))
+    tmp = Path(tempfile.mkdtemp(prefix="mtcnn-browser-check-"))
     jupyter = driver = service = None
     base = token = None
     jupyter_log = tmp / "jupyter.log"
@@ -361,9 +440,8 @@ def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
         return text
 
     try:
-        # 1. JupyterLab on the parameterised notebook
-        workdir, env = _lab_environment(tmp, quick)
-        jupyter, base, token = _start_jupyter(workdir, env, jupyter_log, log)
+        project, env = _lab_environment(tmp, names, quick)
+        jupyter, base, token = _start_jupyter(project, env, jupyter_log, log)
 
         def server_up() -> bool:
             if jupyter.poll() is not None:
@@ -372,12 +450,22 @@ def capture(out_dir: str | Path, quick: bool = True, timeout: float = 150.0,
                 return response.status == 200
 
         wait_for(server_up, 60, "jupyter lab to answer", logs)
-        # 2. the browser, 3. the notebook run and the two screenshots
         driver, service = _start_chromium(tmp, log)
-        seen = _viewer_screenshots(driver, f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", out_dir,
-                                   max(30.0, timeout - (time.monotonic() - start)), logs, log)
-        return {**seen, "changed_pixels": changed_pixels(seen["before"], seen["after"]),
-                "seconds": time.monotonic() - start}
+        seconds, viewer = {}, None
+        for name in names:
+            began = time.monotonic()
+            left = timeout - (began - start)
+            if left < 30:
+                raise BrowserCheckFailed(f"out of time ({timeout:.0f} s) before {name}; ran {', '.join(seconds)}")
+            log(f"{name}: running all cells in the browser")
+            kernel = _run_in_browser(driver, f"{base}/lab/tree/notebooks/{name}?token={token}", left, logs, log)
+            if name == VIEWER_NOTEBOOK:
+                viewer = _drive_viewer(driver, out_dir, logs, log)
+                viewer["changed_pixels"] = changed_pixels(viewer["before"], viewer["after"])
+            _stop_kernel(base, token, kernel)
+            seconds[name] = time.monotonic() - began
+            log(f"{name}: no error, {seconds[name]:.0f} s")
+        return {"notebooks": seconds, "viewer": viewer, "seconds": time.monotonic() - start}
     finally:
         _stop_everything(driver, service, jupyter, base, token, tmp)
 
@@ -399,20 +487,22 @@ def changed_pixels(a: Path, b: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO / "results" / "figures"), help="folder for the screenshots")
-    parser.add_argument("--full", action="store_true", help="run the notebook on the full data set, not quick")
-    parser.add_argument("--timeout", type=float, default=240.0, help="seconds allowed for the whole check")
+    parser.add_argument("--only", nargs="*", default=[], help="notebook prefixes, e.g. 05 07 (default: all)")
+    parser.add_argument("--full", action="store_true", help="run the notebooks on the full data set, not quick")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for the whole check")
     args = parser.parse_args(argv)
     reason = missing_requirements()
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
     try:
-        result = capture(args.out, quick=not args.full, timeout=args.timeout, log=print)
+        result = check_notebooks(args.out, only=args.only, quick=not args.full, timeout=args.timeout, log=print)
     except BrowserCheckFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{result['before']}\n{result['after']}\n{result['changed_pixels']:.1%} of the pixels changed; "
-          f"{result['seconds']:.0f} s")
+    if result["viewer"]:
+        print(f"{result['viewer']['before']}\n{result['viewer']['after']}")
+    print(f"{len(result['notebooks'])} notebooks ran in the browser without error; {result['seconds']:.0f} s")
     return 0
 
 

@@ -83,6 +83,31 @@ def test_notebook_runs_in_quick_mode(path, tmp_path):
     assert any(p.suffix == ".json" for p in run.written)
     if path.stem in NOTEBOOK_CLAIMS:
         NOTEBOOK_CLAIMS[path.stem](tmp_path)
+    if path.stem == "05_end_to_end_iou":
+        _viewer_has_a_picture(executed)
+
+
+def _viewer_has_a_picture(executed) -> None:
+    """The executed notebook's viewer output carries, beside the widget, a PNG of the first frame with both
+    sides' boxes drawn: what GitHub and a notebook opened without a kernel show."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from mtcnn_lab.lab.figures import to_bgr
+
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(outputs) == 1, "notebook 05 shows no viewer widget"
+    data = outputs[0]["data"]
+    assert "image/png" in data, "the viewer output has no picture for readers without widgets"
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(data["image/png"]), np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[1] >= 320
+    for side in ("cpp", "python"):
+        near = np.abs(image.astype(int) - np.array(to_bgr(side))).max(axis=2) <= 30
+        assert near.sum() > 50, f"no {side} box in the viewer's picture"
+    assert data["text/plain"].startswith("frame 1/")
 
 
 def test_a_folder_without_notebooks_is_named_with_the_fix(tmp_path):

@@ -1,11 +1,14 @@
-"""Notebook 05's widget viewer works in a real browser (JupyterLab + headless Chromium).
+"""The workbench in a real browser: every notebook opened in JupyterLab and run in headless Chromium.
 
-Starts ``jupyter lab`` headless on a quick-mode copy of notebook 05, opens it in Debian's Chromium
-through chromedriver and selenium, runs all cells in that browser session, moves the frame slider
-with the keyboard and checks that the viewer's image and readout change. The screenshots before and
-after are kept as ``results/figures/05_widget_browser_{before,after}.png``. The work is done by
-``scripts/widget_screenshot.py``; skipped when Chromium, chromedriver, jupyterlab or selenium is
-missing (CI installs them: ``apt-get install -y chromium chromium-driver`` in ``.ci/run``).
+Starts ``jupyter lab`` headless on a project laid out as a clone (quick-mode copies of the numbered notebooks in
+``notebooks/``, nothing else passed: each finds its manifest, results and shared folder itself), opens each
+notebook in Debian's Chromium through chromedriver and selenium and runs all its cells there; a failing cell or an
+error shown in any output fails the test. In notebook 05 the viewer must answer the frame slider, the backend
+menu and the zoom, show its image at its own width (not stretched) with the readout beside it, and draw each
+frame's C++ and Python boxes where the reference puts them. The screenshots before and after the slider are
+kept as ``results/figures/05_widget_browser_{before,after}.png``. The work is done by
+``scripts/browser_check.py``; skipped when Chromium, chromedriver, jupyterlab or selenium is missing (a failure
+in CI, which installs them: ``apt-get install -y chromium chromium-driver`` in ``.ci/run``).
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from mtcnn_lab.lab.figures import to_bgr
 from .conftest import DEV_REFERENCE, require_shared
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "widget_screenshot.py"
+SCRIPT = REPO / "scripts" / "browser_check.py"
 FIGURES = REPO / "results" / "figures"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("widget_screenshot", SCRIPT)
+    spec = importlib.util.spec_from_file_location("browser_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -75,7 +78,7 @@ def _check_overlay(image, boxes, scale) -> None:
             assert _colour_near(image, point, to_bgr("python"), to_bgr("cpp")), ("no Python box edge at", point)
 
 
-def test_viewer_slider_changes_the_image_in_headless_chromium():
+def test_every_notebook_runs_in_jupyterlab_and_the_viewer_answers_in_headless_chromium():
     require_shared("reference", "cpp_mtcnn_dev.json")
     browser = load_script()
     reason = browser.missing_requirements()
@@ -85,11 +88,21 @@ def test_viewer_slider_changes_the_image_in_headless_chromium():
     for path in (before_path, after_path):
         path.unlink(missing_ok=True)
 
-    result = browser.capture(FIGURES, quick=True, timeout=100)
+    checked = browser.check_notebooks(FIGURES, quick=True, timeout=1500)
 
+    expected = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert len(expected) == 7 and list(checked["notebooks"]) == expected
+    result = checked["viewer"]
     assert result["src_before"] and result["src_after"] != result["src_before"]
     assert "frame 1/" in result["readout_before"] and "frame 2/" in result["readout_after"], result
     assert "Python [" in result["readout_after"] and "C++:" in result["readout_after"]
+    assert f"Python [{result['backend']}]" in result["readout_backend"]
+    assert result["backend"] not in result["readout_after"].splitlines()[1]  # another backend than before
+    assert f"zoom: {result['zoom']}" in result["readout_zoom"]
+    layout = result["layout"]  # the frame at its own width, the readout beside it inside the cell
+    assert abs(layout["shown"] - layout["natural"]) <= 1, layout
+    assert layout["readout_left"] >= layout["image_right"] and layout["readout_top"] < layout["image_bottom"], layout
+    assert layout["readout_right"] <= layout["cell_right"] + 1, layout
     assert result["before"] == before_path and result["after"] == after_path
     before, after = before_path.read_bytes(), after_path.read_bytes()
     assert before.startswith(b"\x89PNG") and after.startswith(b"\x89PNG")

@@ -41,8 +41,15 @@ Zoom = tuple[str, int] | None
 
 ZOOM_CONTEXT = 1.0
 """A zoomed view shows the face box with this many box sizes of context around it in all (1.0: twice the box)."""
+WHOLE_FRAME = "whole frame"
+"""The zoom menu's first entry."""
 MAX_ZOOM = 8.0
 """The largest magnification of a zoomed view (pixels are shown as blocks: nearest-neighbour)."""
+
+
+def _swatch(side: str) -> str:
+    """A toggle's label: a square in the side's box colour, then its name (HTML)."""
+    return f'<span style="color:{COLORS[side]};font-weight:bold">&#9632;</span> {html.escape(LABELS[side])}'
 
 
 def _arrays(faces: Faces) -> Arrays:
@@ -230,19 +237,20 @@ class FrameViewer:
         lines.append(f"matched {len(s['pairs'])} (IoU >= {self.min_iou:g})")
         for i, j, value in s["pairs"]:
             conf_py, conf_cpp = s["python_confidences"][i], s["cpp_confidences"][j]
-            lines.append(f"  Python #{i} <-> C++ #{j}: IoU {value:.6f}  conf {conf_py:.4f} / {conf_cpp:.4f}")
+            lines.append(f"  Python #{i} <-> C++ #{j}: IoU {value:.6f}")
+            lines.append(f"    confidence {conf_py:.4f} / {conf_cpp:.4f}")
         mean = "n/a" if s["mean_iou"] is None else f"{s['mean_iou']:.6f}"
         lines.append(f"mean IoU {mean}")
         if s["unmatched_python"] or s["unmatched_cpp"]:
             lines.append(f"unmatched: Python {s['unmatched_python']}, C++ {s['unmatched_cpp']}")
         return "\n".join(lines)
 
-    def zoom_options(self, index: int, backend: str | None = None) -> list[tuple[str, Zoom]]:
-        """The zoom menu's entries for a frame: the whole frame, then each Python face, then each C++ face."""
+    def zoom_options(self, index: int, backend: str | None = None) -> dict[str, Zoom]:
+        """The zoom menu of a frame, label -> zoom: the whole frame, then each Python face, then each C++ face."""
         cpp = self.cpp_arrays(index)
-        return ([("whole frame", None)]
-                + [(f"Python #{i}", ("python", i)) for i in range(len(self.python_arrays(index, backend)[0]))]
-                + [(f"C++ #{j}", ("cpp", j)) for j in range(0 if cpp is None else len(cpp[0]))])
+        return ({WHOLE_FRAME: None}
+                | {f"Python #{i}": ("python", i) for i in range(len(self.python_arrays(index, backend)[0]))}
+                | {f"C++ #{j}": ("cpp", j) for j in range(0 if cpp is None else len(cpp[0]))})
 
     # ------------------------------------------------------------------ widgets
 
@@ -251,6 +259,11 @@ class FrameViewer:
         """The viewer's ipywidgets box; its parts are ``slider`` (frames from 1), ``backend_dropdown``,
         ``zoom_dropdown``, ``show_cpp``, ``show_python``, ``image`` and ``info``."""
         return self._widget
+
+    @property
+    def zoom(self) -> Zoom:
+        """The zoom the menu shows (None: the whole frame)."""
+        return self._zooms[self.zoom_dropdown.value]
 
     @property
     def index(self) -> int:
@@ -262,12 +275,14 @@ class FrameViewer:
                                     continuous_update=False, layout=ipw.Layout(width="320px"))
         self.backend_dropdown = ipw.Dropdown(options=self.backends, value=self.backends[0], description="backend",
                                              layout=ipw.Layout(width="240px"))
-        self.zoom_dropdown = ipw.Dropdown(options=self.zoom_options(0), value=None, description="zoom",
+        self._zooms = self.zoom_options(0)
+        self.zoom_dropdown = ipw.Dropdown(options=list(self._zooms), value=WHOLE_FRAME, description="zoom",
                                           layout=ipw.Layout(width="200px"))
-        self.show_cpp = ipw.Checkbox(value=self.cpp is not None, description=LABELS["cpp"], indent=False,
-                                     disabled=self.cpp is None, layout=ipw.Layout(width="auto"))
-        self.show_python = ipw.Checkbox(value=True, description=LABELS["python"], indent=False,
-                                        layout=ipw.Layout(width="auto"))
+        self.show_cpp = ipw.Checkbox(value=self.cpp is not None, description=_swatch("cpp"), indent=False,
+                                     description_allow_html=True, disabled=self.cpp is None,
+                                     layout=ipw.Layout(width="auto"))
+        self.show_python = ipw.Checkbox(value=True, description=_swatch("python"), indent=False,
+                                        description_allow_html=True, layout=ipw.Layout(width="auto"))
         self.image = ipw.Image(format="png", layout=ipw.Layout(flex="0 0 auto", height="auto", max_width="100%"))
         self.info = ipw.HTML(layout=ipw.Layout(flex="1 1 300px", min_width="300px", margin="0 0 0 12px"))
         for widget, css in [(self.slider, "slider"), (self.backend_dropdown, "backend"), (self.zoom_dropdown, "zoom"),
@@ -277,12 +292,9 @@ class FrameViewer:
         self._updating = False
         for widget in (self.slider, self.backend_dropdown, self.zoom_dropdown, self.show_cpp, self.show_python):
             widget.observe(self._on_change, names="value")
-        legend = ipw.HTML(" ".join(
-            f'<span style="color:{COLORS[k]};font-weight:bold">&#9632;</span> {html.escape(LABELS[k])}'
-            for k in ("cpp", "python")))
         wrap = ipw.Layout(flex_flow="row wrap", align_items="flex-start")
         controls = ipw.HBox([self.slider, self.backend_dropdown, self.zoom_dropdown], layout=wrap)
-        toggles = ipw.HBox([self.show_cpp, self.show_python, legend], layout=wrap)
+        toggles = ipw.HBox([self.show_cpp, self.show_python], layout=wrap)
         body = ipw.HBox([self.image, self.info], layout=wrap)
         self._widget = ipw.VBox([controls, toggles, body], layout=ipw.Layout(max_width="100%"))
         self._widget.add_class("mtcnn-viewer")
@@ -295,19 +307,20 @@ class FrameViewer:
                 and change["owner"] is not self.show_python:
             self._updating = True  # a new frame or backend: its own faces to zoom on, the whole frame first
             try:
-                self.zoom_dropdown.options = self.zoom_options(self.index, self.backend_dropdown.value)
-                self.zoom_dropdown.value = None
+                self._zooms = self.zoom_options(self.index, self.backend_dropdown.value)
+                self.zoom_dropdown.options = list(self._zooms)
+                self.zoom_dropdown.value = WHOLE_FRAME
             finally:
                 self._updating = False
         self.update()
 
     def update(self) -> None:
         """Redraw the image and the readout from the widgets' current values."""
-        index, backend, zoom = self.index, self.backend_dropdown.value, self.zoom_dropdown.value
+        index, backend, zoom = self.index, self.backend_dropdown.value, self.zoom
         data = self.render_png(index, backend, self.show_cpp.value, self.show_python.value, zoom)
         self.image.value = data
         self.image.layout.width = f"{self.view(index, backend, zoom)[0].shape[1]}px"  # its own size, not stretched
-        self.info.value = (f"<pre style='line-height:1.3;margin:0'>"
+        self.info.value = (f"<pre style='line-height:1.3;margin:0;white-space:pre;overflow-x:auto'>"
                            f"{html.escape(self.readout(index, backend, zoom))}</pre>")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -315,5 +328,5 @@ class FrameViewer:
         bundle = self.widget._repr_mimebundle_(**kwargs)
         data = dict(bundle[0] if isinstance(bundle, tuple) else bundle or {})
         data["image/png"] = base64.b64encode(bytes(self.image.value)).decode("ascii")
-        data["text/plain"] = self.readout(self.index, self.backend_dropdown.value, self.zoom_dropdown.value)
+        data["text/plain"] = self.readout(self.index, self.backend_dropdown.value, self.zoom)
         return data
