@@ -235,3 +235,169 @@ def test_layer_axis_labels_each_layer_and_uses_a_log_scale():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["00 conv", "01 prelu"]
     assert ax.get_yscale() == "log" and ax.get_title() == "PNET"
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# paper figures at print size
+
+
+def relative_luminance(hex_color: str) -> float:
+    """WCAG 2 relative luminance of an sRGB ``#rrggbb`` colour."""
+    channels = []
+    for i in (1, 3, 5):
+        c = int(hex_color[i:i + 2], 16) / 255
+        channels.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+    r, g, b = channels
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_on_white(hex_color: str) -> float:
+    return 1.05 / (relative_luminance(hex_color) + 0.05)
+
+
+def test_backend_colours_stand_out_on_white():
+    assert contrast_on_white("#F0E442") < 1.5  # Okabe-Ito yellow: the colour this rule keeps out
+    assert contrast_on_white("#000000") == pytest.approx(21.0)
+    for name in ("numpy", "torch", "onnx", "coreml", "openvino", "pymtcnn", "fp16"):
+        assert contrast_on_white(COLORS[name]) >= 3.0, name
+
+
+def detections_of(boxes: list[list[float]]) -> Detections:
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    n = len(b)
+    centres = b[:, None, :2] + b[:, None, 2:] * np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]])
+    return Detections(boxes=b, confidences=np.full(n, 0.99, np.float32), landmarks=centres.astype(np.float32),
+                      boxes_pre_correction=b.copy(), onet_input_boxes=b.copy(), onet_outputs=np.zeros((n, 16)))
+
+
+def layer_rows(series: str, names: list[str]) -> list[dict]:
+    layers = {"pnet": 4, "rnet": 6, "onet": 8}
+    return [{series: name, "net": net, "layer": key, "max_abs": 1e-3 * (k + 1), "mean_abs": 1e-4 * (k + 1)}
+            for name in names for net, n in layers.items()
+            for k, key in enumerate([f"l{i:02d}_conv" for i in range(n)] + ["output"])]
+
+
+def profile_runs():
+    from mtcnn_lab.lab.decoders import ProfileRun
+
+    rng = np.random.default_rng(3)
+    upright = rng.integers(0, 256, (320, 180, 3), np.uint8)
+    boxes = [[20, 60, 30, 30], [110, 200, 34, 36]]
+    turned = np.ascontiguousarray(upright[::-1, ::-1])
+    flipped = [[180 - x - w, 320 - y - h, w, h] for x, y, w, h in boxes]
+    return {"upright": ProfileRun("upright", {}, (0,), (detections_of(boxes),), upright, 0),
+            "opencv-4.6": ProfileRun("opencv-4.6", {}, (0,), (detections_of(flipped[:1]),), turned, 180),
+            "opencv-4.5": ProfileRun("opencv-4.5", {}, (0,), (detections_of(boxes),), upright, 0)}
+
+
+def paper_figure_builders() -> dict:
+    from mtcnn_lab.lab import paper_figures as pf
+    from mtcnn_lab.weights.sets import load_weights
+
+    mistakes = [{"name": name, "mean_abs": m, "ch1_corr": c, "matches_report": name == "bgr_input"}
+                for name, m, c in (("bgr_input", 0.15, -0.73), ("resize_area", 0.035, 0.998),
+                                   ("no_normalisation", 65.0, 1.0), ("kernel_transposed", 0.35, 0.77))]
+    sizes = [{"net": net, "format": fmt, "precision": p, "bytes": 1000 * (k + 1) * (2 if p == "fp32" else 1)}
+             for k, net in enumerate(("pnet", "rnet", "onet")) for fmt in ("onnx", "coreml") for p in ("fp32", "fp16")]
+    summary = [{"variant": v, "policy": p, "faces_a": 10, "matched": m}
+               for v, p, m in (("onnx", "fp32", 10), ("onnx-fp16", "fp16", 10), ("numpy-fp16-all", "fp16-all", 9))]
+    ious = {"onnx": np.ones(10), "onnx-fp16": 1 - np.logspace(-5, -3, 10), "numpy-fp16-all": 1 - np.logspace(-4, -2, 9)}
+    backends = ["numpy", "torch", "onnx", "openvino", "onnx-fp16", "numpy-fp16"]
+    faces = [{"backend": b, "matched": True, "one_minus_iou": 10.0 ** -(k % 7 + 2), "dx": 0.01 * k, "dy": 0.0,
+              "dw": -0.02, "dh": 0.0} for b in backends for k in range(12)]
+    runs = [{"backend": b, "threads": t, "median_ms": 10.0 * (k + 1) / t, "p5_ms": 6.0 * (k + 1) / t,
+             "p95_ms": 15.0 * (k + 1) / t, "stage_share": {s: 1 / 6 for s in pf.STAGES}}
+            for t in (1, 2) for k, b in enumerate(["numpy", "onnx-cpu", "openvino-cpu", "onnx-cpu-fp16"])]
+    image = np.random.default_rng(1).integers(0, 256, (240, 320, 3), np.uint8)
+    panels = [(image, CPP_FACES, CPP_FACES, f"frame {k}\nC++ 2 · numpy 2") for k in range(4)]
+    weights = load_weights("zhang2016")
+    return {
+        "01_weight_histograms": (lambda: pf.weight_histograms(weights), 7.0),
+        "01_prelu_slopes": (lambda: pf.prelu_slopes(weights), 7.0),
+        "02_mistake_signatures": (lambda: pf.mistake_signatures(mistakes, {"mean_abs": 0.153, "corr": -0.72}), 3.5),
+        "03_model_sizes": (lambda: pf.model_sizes(sizes), 3.5),
+        "03_layer_diffs": (lambda: pf.layer_differences(layer_rows("backend", ["torch-cpu", "openvino-cpu",
+                                                                               "onnx-cpu-fp16-all"]), "backend",
+                                                        "max |Δ|"), 7.0),
+        "04_fp16_layers": (lambda: pf.layer_differences(layer_rows("variant", ["onnx-fp16-all", "numpy-fp16-all"]),
+                                                        "variant", "|Δ|", ("max_abs", "mean_abs")), 7.0),
+        "04_fp16_iou": (lambda: pf.fp16_iou(summary, ious), 3.5),
+        "05_overlays": (lambda: pf.face_overlays(panels, "Python (numpy)"), 7.0),
+        "05_iou_per_backend": (lambda: pf.iou_per_backend(faces, backends), 7.0),
+        "06_latency": (lambda: pf.latency(runs, np.linspace(20, 40, 30)), 7.0),
+        "07_decode_profiles": (lambda: pf.decode_profiles(profile_runs(), "upright"), 7.0),
+    }
+
+
+@pytest.mark.parametrize("name", list(paper_figure_builders()))
+def test_paper_figure_fits_its_print_width(name):
+    from matplotlib.lines import Line2D
+    from matplotlib.text import Text
+
+    from mtcnn_lab.lab.figures import OKABE_ITO
+
+    build, width = paper_figure_builders()[name]
+    with paper_style():
+        fig = build()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        assert fig.get_size_inches()[0] == pytest.approx(width)
+        sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        assert sizes and min(sizes) >= 6.0, f"text below 6 pt: {min(sizes)}"
+        figure_box = fig.bbox.padded(1.0)  # one pixel of rounding
+        legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            assert figure_box.contains(box.x0, box.y0) and figure_box.contains(box.x1, box.y1), "legend outside"
+        tight = fig.get_tightbbox(renderer)
+        assert tight.width <= width + 0.01, f"content {tight.width:.2f} in wide, beyond the figure"
+        import matplotlib.colors as mcolors
+
+        # every backend colour has 3:1 on white (above); the C++ orange and port blue 2.2:1, yellow only 1.3:1
+        data_lines = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() not in ("None", "")]
+        for line in data_lines + [h for legend in legends for h in legend.legend_handles if isinstance(h, Line2D)]:
+            color = mcolors.to_hex(line.get_color()).upper()
+            assert color != OKABE_ITO["yellow"] and contrast_on_white(color) >= 2.0, f"faint line {color}"
+    plt.close(fig)
+
+
+def test_latency_bars_span_p5_to_p95_and_name_every_colour():
+    from mtcnn_lab.lab import paper_figures as pf
+
+    runs = [{"backend": "numpy", "threads": 1, "median_ms": 12.0, "p5_ms": 7.0, "p95_ms": 30.0,
+             "stage_share": {"pnet": 0.5, "onet": 0.5}}]
+    cpp = np.arange(1.0, 102.0)  # p5 6, median 51, p95 96
+    with paper_style():
+        fig = pf.latency(runs, cpp)
+        ax = fig.axes[0]
+        spans = sorted(tuple(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) == 2)
+        assert spans == [(6.0, 96.0), (7.0, 30.0)]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert {"numpy", "C++ OpenFace", "1 thread"} <= set(labels)
+    plt.close(fig)
+
+
+def test_faces_region_contains_the_faces_at_the_asked_aspect():
+    from mtcnn_lab.lab.paper_figures import faces_region
+
+    x, y, w, h = faces_region(np.array([[100, 50, 20, 20], [150, 80, 30, 40]]), 400, 300, aspect=4 / 3, pad=0.5)
+    assert w / h == pytest.approx(4 / 3)
+    assert x <= 100 - 12.5 and y <= 50 - 12.5 and x + w >= 180 + 12.5 and y + h >= 120 + 12.5  # median side 25
+    assert 0 <= x and 0 <= y and x + w <= 400 and y + h <= 300
+    assert faces_region(np.zeros((0, 4)), 400, 300, aspect=1.0) == (0.0, 0.0, 400.0, 300.0)
+
+
+def test_decode_profiles_one_panel_per_orientation_cropped_to_the_same_faces():
+    from mtcnn_lab.lab import paper_figures as pf
+
+    with paper_style():
+        fig = pf.decode_profiles(profile_runs(), "upright")
+        upright, turned = fig.axes
+        assert "upright: 2" in upright.get_title() and "opencv-4.5: 2" in upright.get_title()
+        assert "180" in turned.get_title() and "opencv-4.6: 1" in turned.get_title()
+        # the turned panel shows the same region, turned: its limits mirror the upright panel's in the 180x320 frame
+        (ux0, ux1), (uy1, uy0) = upright.get_xlim(), upright.get_ylim()
+        (tx0, tx1), (ty1, ty0) = turned.get_xlim(), turned.get_ylim()
+        assert (tx0 + 0.5, tx1 + 0.5) == pytest.approx((180 - (ux1 + 0.5), 180 - (ux0 + 0.5)))
+        assert (ty0 + 0.5, ty1 + 0.5) == pytest.approx((320 - (uy1 + 0.5), 320 - (uy0 + 0.5)))
+    plt.close(fig)

@@ -42,17 +42,19 @@ COLORS: dict[str, str] = {
     "torch": OKABE_ITO["vermillion"],
     "onnx": OKABE_ITO["bluish_green"],
     "coreml": OKABE_ITO["reddish_purple"],
-    "openvino": OKABE_ITO["yellow"],
-    "pymtcnn": OKABE_ITO["grey"],
+    "openvino": "#882255",               # Paul Tol's "wine": Okabe-Ito's eighth colour, yellow, vanishes on white
+    "pymtcnn": "#777777",                # darker than Okabe-Ito's grey, for contrast on white
     "fp16": OKABE_ITO["black"],
 }
-"""Hex colours by role: ``cpp`` and ``python`` for reference vs port, then one per backend family."""
+"""Hex colours by role: ``cpp`` and ``python`` for reference vs port, then one per backend family. Every backend
+colour has a contrast of at least 3:1 on white (WCAG's minimum for graphics); ``cpp`` and ``python`` are drawn
+over images, as boxes, markers and bars."""
 
 LABELS: dict[str, str] = {"cpp": "C++ OpenFace", "python": "Python (mtcnn-lab)"}
 """Legend text for the two sides of a comparison."""
 
-COLUMN_WIDTH = 3.4
-"""Width in inches of one column of a two-column paper (IEEE 3.5 in, ACM 3.33 in)."""
+COLUMN_WIDTH = 3.5
+"""Width in inches of one column of a two-column paper (IEEE 3.5 in; ACM's 3.33 in scales it by 0.95)."""
 TEXT_WIDTH = 7.0
 """Width in inches of a figure spanning both columns."""
 
