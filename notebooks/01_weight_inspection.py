@@ -38,7 +38,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from mtcnn_lab.io.tables import save_table
-from mtcnn_lab.lab import figures
+from mtcnn_lab.lab import figures, paper_figures
 from mtcnn_lab.lab.project import results_folder
 from mtcnn_lab.weights.dat import read_dat, write_dat
 from mtcnn_lab.weights.models_cache import installed_dat_paths
@@ -70,33 +70,11 @@ print("parameters:", totals)
 
 # %%
 with figures.paper_style():
-    fig, axes = plt.subplots(1, 3, figsize=(7, 2.2), sharey=True)
-    for ax, net in zip(axes, NET_NAMES, strict=True):
-        for key, layer in zip(bundled.nets()[net].layer_keys(), bundled.nets()[net].layers, strict=True):
-            if layer.kind in ("conv", "fc"):
-                ax.hist(layer.weight.ravel(), bins=80, histtype="step", density=True, label=key)
-        ax.set_title(net.upper())
-        ax.set_xlabel("weight value")
-        ax.set_yscale("log")
-        ax.legend(fontsize=5)
-    axes[0].set_ylabel("density")
+    fig = paper_figures.weight_histograms(bundled)
     figures.save_figure(fig, "01_weight_histograms", results / "figures")
     plt.show()
 
-    fig, ax = plt.subplots(figsize=(7, 2.2))
-    position = 0
-    for net in NET_NAMES:
-        spec = bundled.nets()[net]
-        for key, layer in zip(spec.layer_keys(), spec.layers, strict=True):
-            if isinstance(layer, PReLU):
-                x = position + np.arange(len(layer.slopes))
-                ax.plot(x, layer.slopes, ".", ms=2, label=f"{net} {key}")
-                position += len(layer.slopes) + 8
-    ax.axhline(0, color="0.6", lw=0.5)
-    ax.axhline(1, color="0.6", lw=0.5, ls=":")
-    ax.set_xlabel("channel / neuron (all PReLU layers, in order)")
-    ax.set_ylabel("slope")
-    ax.legend(fontsize=4, ncol=4)
+    fig = paper_figures.prelu_slopes(bundled)
     figures.save_figure(fig, "01_prelu_slopes", results / "figures")
     plt.show()
 slopes = np.concatenate([layer.slopes for spec in bundled.nets().values() for layer in spec.layers

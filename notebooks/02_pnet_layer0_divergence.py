@@ -37,7 +37,7 @@ from IPython.display import Markdown, display
 
 from mtcnn_lab.io.images import read_image
 from mtcnn_lab.io.tables import save_table
-from mtcnn_lab.lab import divergence, figures
+from mtcnn_lab.lab import divergence, figures, paper_figures
 from mtcnn_lab.lab.layers import compare_with_cpp_layers
 from mtcnn_lab.lab.project import results_folder, shared_folder
 from mtcnn_lab.weights.sets import load_weights
@@ -89,26 +89,7 @@ print(divergence.format_table(rows))
 # %%
 matching = [r for r in rows if r["matches_report"]]
 with figures.paper_style():
-    fig, ax = plt.subplots(figsize=(3.4, 2.6))
-    # label offsets in points and alignment, placed by eye so that no label overlaps another or the axes
-    labelled = {"bgr_input": (9, -9, "left"), "kernel_transposed": (5, -2, "left"),
-                "row_major_reshape": (6, 3, "left"), "resize_area": (0, 7, "center"),
-                "normalise_first_channel": (0, 7, "center"), "no_normalisation": (2, 7, "right")}
-    for r in rows:
-        hit = r["matches_report"]
-        ax.scatter(r["mean_abs"], r["ch1_corr"], s=18 if hit else 8,
-                   color=figures.COLORS["python"] if hit else "0.6", zorder=3 if hit else 2)
-        if r["name"] in labelled:
-            dx, dy, ha = labelled[r["name"]]
-            ax.annotate(r["name"], (r["mean_abs"], r["ch1_corr"]), fontsize=5, xytext=(dx, dy), ha=ha,
-                        textcoords="offset points")
-    ax.set_ylim(-0.95, 1.2)
-    ax.scatter(divergence.REPORTED["mean_abs"], divergence.REPORTED["corr"], marker="*", s=60,
-               color=figures.COLORS["cpp"], label="reported", zorder=4)
-    ax.set_xscale("log")
-    ax.set_xlabel("mean |Δ| of layer 0")
-    ax.set_ylabel("channel-1 correlation with truth")
-    ax.legend(fontsize=6, loc="center left")
+    fig = paper_figures.mistake_signatures(rows, divergence.REPORTED)
     figures.save_figure(fig, "02_mistake_signatures", results / "figures")
     plt.show()
 

@@ -49,7 +49,7 @@ from mtcnn_lab.backends.coreml import CoreMLBackend, coreml_available
 from mtcnn_lab.backends.numpy import NumpyBackend
 from mtcnn_lab.backends.select import make_backend
 from mtcnn_lab.io.tables import save_table
-from mtcnn_lab.lab import figures
+from mtcnn_lab.lab import figures, paper_figures
 from mtcnn_lab.lab.agreement import agreement, pnet_offset_shift, summarise_agreement
 from mtcnn_lab.lab.conclusions import fp16_conclusion
 from mtcnn_lab.lab.dataset import load_manifest
@@ -92,22 +92,8 @@ for r in layer_rows:
 
 # %%
 with figures.paper_style():
-    fig, axes = plt.subplots(1, 3, figsize=(figures.TEXT_WIDTH, 2.4), sharey=True,
-                             gridspec_kw={"width_ratios": [8, 13, 16]})
-    for ax, net in zip(axes, NET_NAMES, strict=True):
-        layers = [r["layer"] for r in layer_rows if r["net"] == net and r["variant"] == "numpy-fp16-all"]
-        layers = [k for k in layers if k != "output"]
-        for name in fp16_backends:
-            color = figures.COLORS[name.split("-")[0]]
-            rows = {r["layer"]: r for r in layer_rows if r["net"] == net and r["variant"] == name}
-            ax.plot(range(len(layers)), [rows[k]["max_abs"] for k in layers], "o-", ms=3, lw=1, color=color,
-                    label=f"{name} max")
-            ax.plot(range(len(layers)), [rows[k]["mean_abs"] for k in layers], "s:", ms=2, lw=0.8, color=color,
-                    label=f"{name} mean")
-        figures.layer_axis(ax, layers, net)
-    axes[0].set_ylabel("|Δ| from FP32 reference")
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.0))
+    fig = paper_figures.layer_differences(layer_rows, "variant", "|Δ| from FP32 reference", ("max_abs", "mean_abs"),
+                                          colors={name: figures.COLORS[name.split("-")[0]] for name in fp16_backends})
     figures.save_figure(fig, "04_fp16_layers", results / "figures")
     plt.show()
 
@@ -172,27 +158,8 @@ for r in summary_rows:
 
 # %%
 with figures.paper_style():
-    fig, ax = plt.subplots(figsize=(figures.COLUMN_WIDTH, 2.6))
-    floor = 1e-5
-    for r in summary_rows:
-        v = r["variant"]
-        family = v.split("-")[0]
-        style = {"fp32": ":", "fp16": "-", "fp16-all": "--"}[r["policy"]]
-        n_lost = r["faces_a"] - r["matched"]
-        label = v + (" (FP32 control)" if r["policy"] == "fp32" else "") + (f", {n_lost} lost" if n_lost else "")
-        gap = np.maximum(1 - ious[v][::-1], floor)  # largest 1 - IoU last
-        share = (np.arange(len(gap)) + 1) / len(gap)
-        ax.step(share, gap, where="post", ls=style, lw=1.4 if r["policy"] == "fp16-all" else 1.0,
-                color=figures.OKABE_ITO["grey"] if r["policy"] == "fp32" else figures.COLORS[family],
-                label=label)
-    ax.axhline(0.01, color="0.5", lw=0.5)
-    ax.text(0.02, 0.012, "IoU 0.99", fontsize=6, color="0.4")
-    ax.text(0.98, floor * 1.25, "identical boxes", fontsize=6, color="0.4", ha="right")
-    ax.set_yscale("log")
-    ax.set_ylim(floor * 0.7, 0.2)
-    ax.set_xlabel("share of FP32 faces (sorted by 1 − IoU)")
-    ax.set_ylabel("1 − IoU with FP32")
-    ax.legend(fontsize=5.5, loc="upper left", bbox_to_anchor=(0.0, 0.68))
+    fig = paper_figures.fp16_iou(summary_rows, ious, floor)
+floor = 1e-5
     figures.save_figure(fig, "04_fp16_iou", results / "figures")
     plt.show()
 print(f"1 − IoU below {floor:g} (identical boxes) is drawn at {floor:g}")

@@ -35,17 +35,15 @@ min_iou = 0.3  # faces pair up when their IoU is at least this
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Markdown, display
 
 from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.io.tables import save_table
-from mtcnn_lab.lab import figures
+from mtcnn_lab.lab import figures, paper_figures
 from mtcnn_lab.lab.conclusions import number, parity_conclusion
 from mtcnn_lab.lab.dataset import load_manifest
 from mtcnn_lab.lab.parity import (
-    DELTA_FIELDS,
     compare_with_cpp,
     format_iou_cell,
     markdown_table,
@@ -136,18 +134,14 @@ for item, _ in frames:
 panels = sorted(best.values(), key=lambda item: -len(item.cpp_faces))[:6]
 by_image = {(c["backend"], c["image"]): c for c in comparisons}
 with figures.paper_style():
-    fig, axes = plt.subplots(2, 3, figsize=(figures.TEXT_WIDTH, 4.2))
-    for ax, item in zip(axes.flat, panels, strict=False):
-        k = index[item.id]
-        figures.overlay(frames[k][1], detections[shown][k], item.cpp_faces, ax=ax, legend=False)
-        c = by_image[(shown, item.id)]
-        ious = [f["iou"] for f in c["faces"] if f["matched"]]
-        ax.set_title(f"{item.id}\nC++ {c['cpp_faces']} · {shown} {c['python_faces']} · min IoU "
-                     f"{min(ious) if ious else float('nan'):.7f}", fontsize=6)
-    for ax in axes.flat[len(panels):]:
-        ax.set_axis_off()
-    fig.legend(handles=figures.legend_handles(labels={"python": f"Python ({shown})"}), loc="lower center", ncol=2)
-    fig.subplots_adjust(bottom=0.08, hspace=0.3, wspace=0.05)
+    fig = paper_figures.face_overlays([(frames[index[item.id]][1], detections[shown][index[item.id]], item.cpp_faces,
+titles = {}
+for item in panels:
+    c = by_image[(shown, item.id)]
+    ious = [f["iou"] for f in c["faces"] if f["matched"]]
+    titles[item.id] = (f"{item.id}\nC++ {c['cpp_faces']} · {shown} {c['python_faces']} · min IoU "
+                       f"{min(ious) if ious else float('nan'):.7f}")
+                                        titles[item.id]) for item in panels], python_label=f"Python ({shown})")
     figures.save_figure(fig, "05_overlays", results / "figures")
     plt.show()
 
@@ -159,28 +153,8 @@ with figures.paper_style():
 # marks IoU = 0.99.
 
 # %%
-floor = 1e-9
 with figures.paper_style():
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(figures.TEXT_WIDTH, 2.4))
-    for name in detections:
-        matched = [f for f in faces if f["backend"] == name and f["matched"]]
-        share = (np.arange(len(matched)) + 0.5) / max(len(matched), 1)
-        gap = np.sort([max(f["one_minus_iou"], floor) for f in matched])
-        px = np.sort([max(max(abs(f[k]) for k in DELTA_FIELDS), floor) for f in matched])
-        dashed = name.startswith("numpy") and "fp16" in name  # both FP16 policies share the fp16 colour
-        style = {"color": figures.color_for(name), "ls": "--" if dashed else "-", "label": name,
-                 "drawstyle": "steps-mid"}
-        ax1.plot(share, gap, **style)
-        ax2.plot(share, px, **style)
-    ax1.axhline(0.01, color="0.5", lw=0.6, ls=":")
-    ax1.text(0.02, 0.012, "IoU = 0.99", fontsize=6, color="0.4")
-    for ax, label in ((ax1, "1 − IoU with C++"), (ax2, "max |dx|, |dy|, |dw|, |dh| (px)")):
-        ax.set_yscale("log")
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("share of matched faces (sorted)")
-        ax.set_ylabel(label)
-        ax.grid(True, which="major")
-    fig.legend(*ax1.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 0.98), ncol=5)
+    fig = paper_figures.iou_per_backend(faces, list(detections))
     figures.save_figure(fig, "05_iou_per_backend", results / "figures")
     plt.show()
 

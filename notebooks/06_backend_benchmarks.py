@@ -42,7 +42,7 @@ from IPython.display import Markdown, display
 from mtcnn_lab import MTCNN
 from mtcnn_lab.backends.select import backend_report
 from mtcnn_lab.io.tables import save_table
-from mtcnn_lab.lab import figures
+from mtcnn_lab.lab import figures, paper_figures
 from mtcnn_lab.lab.bench.system import machine_info
 from mtcnn_lab.lab.bench.timing import benchmark_detector
 from mtcnn_lab.lab.dataset import load_manifest
@@ -148,25 +148,7 @@ display(Markdown(efficiency_markdown(eff_rows)))
 
 # %%
 with figures.paper_style():
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7, 2.6), gridspec_kw={"width_ratios": [1.2, 1], "wspace": 0.6})
-    labels, values, colors = [], [], []
-    for row in runs + ([cpp_row] if cpp_row else []):
-        labels.append(f"{row['backend']} ({row['threads']}t)")
-        values.append(row["sum_of_medians_ms"])
-        colors.append(figures.color_for("cpp" if row["backend"].startswith("C++") else row["backend"]))
-    ax1.barh(labels, values, color=colors)
-    ax1.set_xlabel(f"sum of per-frame medians over {len(images)} frames (ms)")
-    ax1.invert_yaxis()
-    stage_names = ["pyramid", "pnet", "proposals_nms", "crops", "rnet", "onet"]
-    one_thread = [r for r in runs if r["threads"] == thread_counts[0]]
-    left = np.zeros(len(one_thread))
-    for stage in stage_names:
-        share = np.array([r["stage_share"].get(stage, 0.0) for r in one_thread])
-        ax2.barh([r["backend"] for r in one_thread], share, left=left, label=stage)
-        left += share
-    ax2.set_xlabel(f"share of time per stage ({thread_counts[0]} thread)")
-    ax2.invert_yaxis()
-    ax2.legend(fontsize=5, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    fig = paper_figures.latency(runs, cpp_times if cpp_row else None)
     figures.save_figure(fig, "06_latency", results / "figures")
     plt.show()
 

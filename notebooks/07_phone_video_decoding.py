@@ -48,7 +48,7 @@ from IPython.display import Markdown, display
 from mtcnn_lab.detector import MTCNN
 from mtcnn_lab.io.decode.profiles import PROFILE_NAMES, PROFILES
 from mtcnn_lab.io.tables import save_table
-from mtcnn_lab.lab import figures
+from mtcnn_lab.lab import figures, paper_figures
 from mtcnn_lab.lab.bench_clips import phone_clip
 from mtcnn_lab.lab.conclusions import number
 from mtcnn_lab.lab.dataset import load_manifest
@@ -95,14 +95,7 @@ display(Markdown("| profile | picture | faces / baseline | frames same count | m
 
 # %%
 with figures.paper_style():
-    fig, axes = plt.subplots(1, len(runs), figsize=(2.0 * len(runs), 4.2))
-    for ax, (name, run) in zip(axes, runs.items(), strict=True):
-        figures.overlay(run.first_frame, faces_python=run.detections[0], ax=ax, legend=False, linewidth=0.8,
-                        landmark_size=4)
-        n = len(run.detections[0])
-        ax.set_title(f"{name}\n{n} face{'' if n == 1 else 's'}", fontsize=7)
-        ax.set_axis_off()
-    fig.tight_layout()
+    fig = paper_figures.decode_profiles(runs, baseline)
     figures.save_figure(fig, "07_decode_profiles", results / "figures")
     plt.show()
 
