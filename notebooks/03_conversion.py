@@ -49,7 +49,7 @@ from mtcnn_lab.convert.coreml import convert_coreml, import_coremltools, tree_by
 from mtcnn_lab.convert.onnx import export_onnx
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.io.tables import save_table
-from mtcnn_lab.lab import figures
+from mtcnn_lab.lab import figures, paper_figures
 from mtcnn_lab.lab.ane import OFF_MAC, ane_eligibility
 from mtcnn_lab.lab.conversion import onnx_report
 from mtcnn_lab.lab.dataset import load_manifest
@@ -121,21 +121,7 @@ formats = [(f, p) for f in ("onnx", "coreml") for p in ("fp32", "fp16") if any(
 style = {("onnx", "fp32"): (figures.COLORS["onnx"], None), ("onnx", "fp16"): ("white", figures.COLORS["onnx"]),
          ("coreml", "fp32"): (figures.COLORS["coreml"], None), ("coreml", "fp16"): ("white", figures.COLORS["coreml"])}
 with figures.paper_style():
-    fig, ax = plt.subplots(figsize=(figures.COLUMN_WIDTH, 2.3))
-    width = 0.8 / len(formats)
-    for k, (fmt, precision) in enumerate(formats):
-        face, hatch_color = style[(fmt, precision)]
-        sizes = [next(r["bytes"] for r in size_rows if (r["net"], r["format"], r["precision"]) == (net, fmt, precision))
-                 for net in NET_NAMES]
-        x = np.arange(len(NET_NAMES)) + (k - (len(formats) - 1) / 2) * width
-        label = f"{'ONNX' if fmt == 'onnx' else 'Core ML'} {precision.upper()}"
-        ax.bar(x, np.array(sizes) / 1024, width, color=face, edgecolor=hatch_color or face, linewidth=0.8,
-               hatch="////" if hatch_color else None, label=label)
-    ax.set_xticks(range(len(NET_NAMES)), [n.upper() for n in NET_NAMES])
-    ax.set_yscale("log")
-    ax.set_ylabel("model size (KiB)")
-    ax.legend(ncol=2, loc="upper left", fontsize=6)
-    ax.set_ylim(top=ax.get_ylim()[1] * 6)
+    fig = paper_figures.model_sizes(size_rows)
     figures.save_figure(fig, "03_model_sizes", results / "figures")
     plt.show()
 
@@ -200,20 +186,7 @@ for r in layer_rows:
 # %%
 backend_names = list(dict.fromkeys(r["backend"] for r in layer_rows))
 with figures.paper_style():
-    fig, axes = plt.subplots(1, 3, figsize=(figures.TEXT_WIDTH, 2.4), sharey=True,
-                             gridspec_kw={"width_ratios": [8, 13, 16]})
-    for ax, net in zip(axes, NET_NAMES, strict=True):
-        layers = [r["layer"] for r in layer_rows if r["net"] == net and r["backend"] == backend_names[0]]
-        layers = [k for k in layers if k != "output"]
-        for name in backend_names:
-            values = {r["layer"]: r["max_abs"] for r in layer_rows if r["net"] == net and r["backend"] == name}
-            ax.plot(range(len(layers)), [max(values[k], 1e-9) for k in layers], "o-", ms=3, lw=1,
-                    color=figures.color_for(name), label=name)
-        figures.layer_axis(ax, layers, net)
-    axes[0].set_ylabel("max |Δ| from numpy reference")
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(backend_names),
-               bbox_to_anchor=(0.5, 1.0))
+    fig = paper_figures.layer_differences(layer_rows, "backend", "max |Δ| from numpy reference")
     figures.save_figure(fig, "03_layer_diffs", results / "figures")
     plt.show()
 

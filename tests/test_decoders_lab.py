@@ -1,5 +1,5 @@
 """The decoder notebook's logic (mtcnn_lab.lab.decoders): boxes taken back to upright coordinates,
-profiles compared, the conclusion's words."""
+profiles compared (the conclusion's words: tests/test_conclusions.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mtcnn_lab.detections import Detections
-from mtcnn_lab.lab.decoders import ProfileRun, compare_profiles_table, decoder_conclusion, to_upright_boxes
+from mtcnn_lab.lab.decoders import ProfileRun, compare_profiles_table, to_upright_boxes
 
 TURN_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
@@ -65,15 +65,3 @@ def test_compare_profiles_table_counts_and_ious_by_hand():
     t = rows["turned"]
     assert t["picture"] == "turned 180 cw" and t["matched"] == 3 and t["iou_mean"] == 1.0
 
-
-def test_decoder_conclusion_names_the_worst_profile():
-    rows = [{"profile": "upright", "picture": "upright", "frames": 2, "faces": 4, "baseline_faces": 4,
-             "frames_same_count": 2, "matched": 4, "iou_mean": 1.0},
-            {"profile": "opencv-4.6", "picture": "turned 180 cw", "frames": 2, "faces": 1, "baseline_faces": 4,
-             "frames_same_count": 0, "matched": 0, "iou_mean": None},
-            {"profile": "opencv-4.5", "picture": "upright", "frames": 2, "faces": 4, "baseline_faces": 4,
-             "frames_same_count": 2, "matched": 4, "iou_mean": 0.95}]
-    text = decoder_conclusion(rows, "upright", "clip.mp4")
-    assert text.startswith("**Conclusion.** On clip.mp4")
-    assert "opencv-4.6 (turned 180 cw): 1 faces against 4, same count on 0 of 2 frames, no face matched" in text
-    assert "mean IoU 0.950" in text and "opencv-4.6 agrees least" in text

@@ -1,6 +1,6 @@
 """How the decoder changes OpenFace's results on phone video (notebook 07): one clip detected under
-every decode profile, the faces compared between profiles in the upright picture's coordinates, and
-the conclusion in words."""
+every decode profile, and the faces compared between profiles in the upright picture's coordinates
+(the conclusion in words: ``mtcnn_lab.lab.conclusions.decoder_conclusion``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from mtcnn_lab.io.decode.record import decode_record
 from mtcnn_lab.io.videos import iter_video_frames
 from mtcnn_lab.lab.agreement import match_faces
 
-__all__ = ["ProfileRun", "detect_each_profile", "to_upright_boxes", "compare_profiles_table", "decoder_conclusion"]
+__all__ = ["ProfileRun", "detect_each_profile", "to_upright_boxes", "compare_profiles_table"]
 
 
 @dataclass(frozen=True)
@@ -95,19 +95,3 @@ def compare_profiles_table(runs: Mapping[str, ProfileRun], baseline: str, min_io
                      "max_px": float(np.max(px)) if px else None})
     return rows
 
-
-def decoder_conclusion(rows: Sequence[Mapping], baseline: str, clip: str) -> str:
-    """The notebook's conclusion: which profiles find the baseline's faces, and how far the others are."""
-    parts = []
-    for row in rows:
-        if row["profile"] == baseline:
-            continue
-        lost = row["baseline_faces"] - row["matched"]
-        iou = "no face matched" if row["iou_mean"] is None else f"mean IoU {row['iou_mean']:.3f}"
-        parts.append(f"{row['profile']} ({row['picture']}): {row['faces']} faces against {row['baseline_faces']}, "
-                     f"same count on {row['frames_same_count']} of {row['frames']} frames, {iou}, "
-                     f"{lost} of the {baseline} faces unmatched")
-    worst = min((r for r in rows if r["profile"] != baseline), key=lambda r: (r["matched"], r["iou_mean"] or 0))
-    return (f"**Conclusion.** On {clip}, against the {baseline} decode: " + "; ".join(parts) + ". "
-            f"The decoder alone moves OpenFace's boxes: {worst['profile']} agrees least. Results on phone video are "
-            "only comparable when the decode profile is the same, which is why every result records it.")
