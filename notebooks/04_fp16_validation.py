@@ -157,9 +157,9 @@ for r in summary_rows:
           f">0.99 {r['share_iou_above_0.99']:.1%}, max px {r['max_px_error']:.2f}  ({r['seconds']} s)")
 
 # %%
+floor = 1e-5
 with figures.paper_style():
     fig = paper_figures.fp16_iou(summary_rows, ious, floor)
-floor = 1e-5
     figures.save_figure(fig, "04_fp16_iou", results / "figures")
     plt.show()
 print(f"1 − IoU below {floor:g} (identical boxes) is drawn at {floor:g}")

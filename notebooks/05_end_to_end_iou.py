@@ -133,14 +133,14 @@ for item, _ in frames:
         best[item.group] = item
 panels = sorted(best.values(), key=lambda item: -len(item.cpp_faces))[:6]
 by_image = {(c["backend"], c["image"]): c for c in comparisons}
-with figures.paper_style():
-    fig = paper_figures.face_overlays([(frames[index[item.id]][1], detections[shown][index[item.id]], item.cpp_faces,
 titles = {}
 for item in panels:
     c = by_image[(shown, item.id)]
     ious = [f["iou"] for f in c["faces"] if f["matched"]]
     titles[item.id] = (f"{item.id}\nC++ {c['cpp_faces']} · {shown} {c['python_faces']} · min IoU "
                        f"{min(ious) if ious else float('nan'):.7f}")
+with figures.paper_style():
+    fig = paper_figures.face_overlays([(frames[index[item.id]][1], detections[shown][index[item.id]], item.cpp_faces,
                                         titles[item.id]) for item in panels], python_label=f"Python ({shown})")
     figures.save_figure(fig, "05_overlays", results / "figures")
     plt.show()
