@@ -17,6 +17,8 @@
 # %% [markdown]
 # # 01 · Weight inspection
 #
+# *For engineers porting or maintaining the detector: what a port must reproduce of OpenFace's weights.*
+#
 # What is inside OpenFace 2.2's MTCNN weights: every layer of PNet, RNet and ONet (shapes, parameter
 # counts, value distributions, PReLU slopes), how the `.dat` format stores them, and the proof that
 # OpenFace's files hold **bit for bit** the MIT-licensed weights of Zhang et al. 2016 that
@@ -114,17 +116,8 @@ for net in NET_NAMES:
 save_table(proof, "01_bit_identity", results / "tables")
 for row in proof:
     print(row)
-identical = bool(dat_paths) and all(r["arrays_identical"] and r["openface_sha256"] == r["bundled_as_dat_sha256"]
-                                    for r in proof)
 
 # %%
-display(Markdown(
-    f"**Conclusion.** PNet, RNet and ONet have {totals['pnet']:,}, {totals['rnet']:,} and {totals['onet']:,} "
-    f"parameters; their {len(slopes)} PReLU slopes range from {slopes.min():.2f} to {slopes.max():.2f} "
-    f"({(slopes < 0).sum()} negative, so PReLU is not a leaky ReLU here). "
-    + ("OpenFace's three `.dat` files and the bundled MIT weights are **bit-identical**: every array is equal "
-       "and each re-serialised net has the SHA-256 of OpenFace's file, so `weights='zhang2016'` reproduces "
-       "OpenFace without its non-commercial files."
-       if identical else
-       "OpenFace's files were not available here, so the bit-identity was not re-checked in this run "
-       "(the bundled nets' `.dat` SHA-256s are listed in `results/tables/01_bit_identity.json`).")))
+from mtcnn_lab.lab.conclusions import weights_conclusion
+
+display(Markdown(weights_conclusion(rows, proof, slopes)))

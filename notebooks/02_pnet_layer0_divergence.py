@@ -17,6 +17,8 @@
 # %% [markdown]
 # # 02 · PNet layer-0 divergence: what really happened
 #
+# *For engineers porting the detector: how a porting mistake shows in PNet's first layer, and how to tell which.*
+#
 # An earlier port reported that PNet's first convolution diverged from C++ OpenFace
 # (**max |Δ| 8.86, mean |Δ| 0.153, channel-1 correlation −0.72** on a 384×216 input) while RNet and
 # ONet matched to 1e-6, and concluded that the C++ must do something special. Here we
@@ -133,18 +135,6 @@ if have_dumps:
               f"own crops {r['from_image']:.1e}")
 
 # %%
-bgr = next(r for r in rows if r["name"] == "bgr_input")
-bgr_net = [r for r in net_rows if r["mistake"] == "bgr_input"]
-display(Markdown(
-    "**Conclusion.** The C++ does nothing special: "
-    + (f"the numpy reference matches all {len(layer_rows)} dumped C++ layers (worst max |Δ| "
-       f"{max(r['max_abs'] for r in layer_rows):.1e}), square and non-square inputs alike. " if layer_rows else "")
-    + f"Of {len(rows) - 1} plausible mistakes, {len(matching)} reproduce the reported signature: "
-    + ", ".join(f"`{r['name']}`" for r in matching)
-    + f". Feeding the channels as B,G,R instead of R,G,B gives max |Δ| {bgr['max_abs']:.2f}, mean |Δ| "
-    f"{bgr['mean_abs']:.3f} and channel-1 correlation {bgr['ch1_corr']:.2f} on a 1080p frame (reported: 8.86, "
-    "0.153, −0.72): channel 1 is layer 0's red-minus-blue detector, the only channel whose colour-opponent part "
-    "outweighs the rest. Reshape/layout bugs scramble every channel (correlations near 0), kernel transposition "
-    "flips other channels, resize and normalisation mistakes keep every correlation positive. "
-    + (f"RNet/ONet fed the dumped C++ input stay within {max(r['from_cpp_in'] for r in bgr_net):.0e} under the "
-       "same mistake, which is how the old port could see them match." if bgr_net else "")))
+from mtcnn_lab.lab.conclusions import divergence_conclusion
+
+display(Markdown(divergence_conclusion(layer_rows, rows, net_rows, divergence.REPORTED, ratio)))

@@ -17,6 +17,9 @@
 # %% [markdown]
 # # 03 · Conversion: ONNX and Core ML
 #
+# *For engineers deploying the detector: what the exported models are, and how closely each runtime follows the
+# reference.*
+#
 # PNet, RNet and ONet exported to ONNX (FP32 and FP16) and converted to Core ML ML programs
 # (FP32 and FP16), with
 # 1. the size of every model file and what each graph contains (ONNX ops and opset, Core ML ops and
@@ -248,27 +251,7 @@ if coreml_paths:
 if scratch:
     scratch.cleanup()
 
-outputs = [r for r in layer_rows if r["layer"] == "output"]
-fp32_layers = [r for r in layer_rows if r["precision"] == "fp32"]
-worst32 = max(fp32_layers, key=lambda r: r["max_abs"]) if fp32_layers else None
-fp16_out = {r["net"]: r["max_abs"] for r in outputs if r["precision"] == "fp16"}
-size = {(r["net"], r["format"], r["precision"]): r["bytes"] for r in size_rows}
-total = {(f, p): sum(size[(n, f, p)] for n in NET_NAMES) for f, p in formats}
-display(Markdown(
-    f"**Conclusion.** The three nets export to ONNX (opset {opset}) and convert to Core ML ML programs"
-    + (f" (PNet with {pnet_shapes} enumerated input shapes)" if pnet_shapes else
-       f" — Core ML conversion failed here: {coreml_error}")
-    + f". All models together take {total[('onnx', 'fp32')] / 1024:.0f} KiB as ONNX FP32 and "
-    f"{total[('onnx', 'fp16')] / 1024:.0f} KiB as ONNX FP16"
-    + (f" ({total[('coreml', 'fp32')] / 1024:.0f} and {total[('coreml', 'fp16')] / 1024:.0f} KiB as Core ML)"
-       if ("coreml", "fp16") in total else "")
-    + f"; ONet is {size[('onet', 'onnx', 'fp32')] / size[('pnet', 'onnx', 'fp32')]:.0f}× PNet. "
-    + (f"On real network inputs ({input_source.split(':')[0]}), every FP32 layer of "
-       + " and ".join(sorted({r["backend"] for r in fp32_layers}))
-       + f" stays within {worst32['max_abs']:.1e} of the numpy reference (worst: {worst32['backend']} "
-       f"{worst32['net']} {worst32['layer']}), float32 summation-order noise. " if worst32 else "")
-    + (f"The all-FP16 ONNX models' raw outputs differ by at most {fp16_out['pnet']:.1e} (PNet), "
-       f"{fp16_out['rnet']:.1e} (RNet) and {fp16_out['onet']:.1e} (ONet): FP16 rounding, whose effect on "
-       "detections notebook 04 measures. " if len(fp16_out) == 3 else "")
-    + (f"Core ML FP32 outputs stay within {max(r['max_abs'] for r in coreml_rows if r['precision'] == 'fp32'):.1e}."
-       if coreml_rows else f"Core ML prediction was not run: {coreml_reason.split(';')[0]}.")))
+from mtcnn_lab.lab.conclusions import conversion_conclusion
+
+display(Markdown(conversion_conclusion(size_rows, layer_rows, coreml_rows, opset, pnet_shapes, input_source,
+                                       coreml_error, coreml_reason)))

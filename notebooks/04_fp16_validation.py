@@ -17,6 +17,8 @@
 # %% [markdown]
 # # 04 · FP16 validation: which nets may run in half precision
 #
+# *For engineers choosing a precision for a GPU or the Neural Engine: which nets may run in FP16.*
+#
 # The Neural Engine and most GPUs run FP16 fastest, but the detector must still find the same faces.
 # Two precision policies are measured against the FP32 numpy reference:
 # * **`fp16`**: RNet and ONet in FP16, PNet in FP32 (the default of every FP16 backend),
@@ -215,5 +217,5 @@ if not culprits:
 
 # %%
 rescued = [key for key in culprits if not departs(per_image[("numpy-fp16", key)])]
-display(Markdown(fp16_conclusion(summary_rows, layer_rows, len(images), dataset.name, culprits, rescued, moved,
-                                 proposals, quick, coreml_error or coreml_reason)))
+display(Markdown(fp16_conclusion(summary_rows, len(images), dataset.name, culprits, rescued, moved, proposals, quick,
+                                 coreml_error or coreml_reason)))

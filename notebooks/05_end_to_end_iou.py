@@ -17,6 +17,8 @@
 # %% [markdown]
 # # 05 · End to end against C++ OpenFace: detections and IoU per backend
 #
+# *For researchers: does mtcnn-lab give C++ OpenFace's face boxes on my data, and with which backends?*
+#
 # Every backend that runs here (numpy reference, torch, ONNX Runtime, and the FP16 policies
 # `onnx-fp16` and `numpy-fp16`: RNet/ONet in FP16, PNet in FP32) detects faces on the frames of the
 # evaluation set, and each face is matched with C++ OpenFace's by IoU. We report detection agreement
@@ -175,4 +177,4 @@ display(viewer)
 
 # %%
 display(Markdown(parity_conclusion(summary, len(frames), len({item.group for item, _ in frames}),
-                                   sum(len(item.cpp_faces) for item, _ in frames), skipped)))
+                                   sum(len(item.cpp_faces) for item, _ in frames), skipped, quick)))

@@ -17,6 +17,8 @@
 # %% [markdown]
 # # 06 · Backend benchmarks
 #
+# *For engineers choosing a backend and a thread count: how fast each one is here, and where the time goes.*
+#
 # Every backend available on this machine on the same frames, with 1 and 2 threads: latency
 # (median and p95 of the per-frame medians), frames per second and the share of each cascade stage,
 # next to C++ OpenFace's own timings of those frames (the reference JSON, 1 thread, same kind of
@@ -153,19 +155,7 @@ with figures.paper_style():
     plt.show()
 
 # %%
-fastest = min(runs, key=lambda r: r["sum_of_medians_ms"])
-text = (f"**Conclusion.** On this {machine['cpu_count']}-core machine the fastest backend was "
-        f"`{fastest['backend']}` with {fastest['threads']} thread(s): {fastest['sum_of_medians_ms']:.0f} ms summed "
-        f"over {len(images)} frames ({fastest['fps']:.1f} FPS).")
-if cpp_row:
-    text += (f" C++ OpenFace needs {cpp_row['sum_of_medians_ms']:.0f} ms for the same frames (1 thread): a ratio of "
-             f"{cpp_row['sum_of_medians_ms'] / fastest['sum_of_medians_ms']:.2f}× in favour of "
-             f"{'the port' if fastest['sum_of_medians_ms'] < cpp_row['sum_of_medians_ms'] else 'C++'}.")
-numpy_rows = [r for r in runs if r["backend"] == "numpy"]
-if numpy_rows:
-    top = max(numpy_rows[0]["stage_share"].items(), key=lambda kv: kv[1])
-    text += f" In the numpy reference, `{top[0]}` takes {top[1]:.0%} of the time."
-text += (" The Core ML compute-unit sweep needs macOS and was not run here." if not coreml_rows else
-         " See `06_coreml_compute_units` for the Neural Engine's effect.")
-text += " pymtcnn was not installed here." if not have_pymtcnn else ""
-display(Markdown(text))
+from mtcnn_lab.lab.conclusions import benchmark_conclusion
+
+display(Markdown(benchmark_conclusion(runs, cpp_row, len(images), machine["cpu_count"], bool(coreml_rows), have_pymtcnn,
+                                      quick)))

@@ -17,6 +17,9 @@
 # %% [markdown]
 # # 07 · Phone video: how the decoder changes OpenFace's results
 #
+# *For researchers with phone video: how must it be decoded to get the faces OpenFace finds, and which results can be
+# compared?*
+#
 # C++ OpenFace reads videos with the `cv::VideoCapture` of the OpenCV it was built with, and OpenCV
 # versions decode phone video differently: OpenCV 4.x converts YUV to BGR with BT.601 whatever the
 # stream's BT.709 tag, OpenCV 4.0–4.4 ignore the display matrix that phones use for portrait video, and
@@ -50,9 +53,9 @@ from mtcnn_lab.io.decode.profiles import PROFILE_NAMES, PROFILES
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures, paper_figures
 from mtcnn_lab.lab.bench_clips import phone_clip
-from mtcnn_lab.lab.conclusions import number
+from mtcnn_lab.lab.conclusions import decoder_conclusion, number
 from mtcnn_lab.lab.dataset import load_manifest
-from mtcnn_lab.lab.decoders import compare_profiles_table, decoder_conclusion, detect_each_profile
+from mtcnn_lab.lab.decoders import compare_profiles_table, detect_each_profile
 from mtcnn_lab.lab.project import results_folder
 
 results = results_folder(results_dir)
