@@ -329,7 +329,7 @@ def latency(runs: Sequence[Mapping[str, Any]], cpp_frame_ms: Sequence[float] | N
     threads = sorted({r["threads"] for r in rows})
     markers = dict(zip(threads, ("o", "s", "^", "D"), strict=False))
     offsets = dict(zip(threads, np.linspace(-0.18, 0.18, len(threads)) if len(threads) > 1 else [0.0], strict=True))
-    fig, (ax1, ax2) = _figure(TEXT_WIDTH, 0.6 + 0.2 * len(backends), ncols=2, sharey=True,
+    fig, (ax1, ax2) = _figure(TEXT_WIDTH, 1.0 + 0.18 * len(backends), ncols=2, sharey=True,
                               gridspec_kw={"width_ratios": [1.2, 1]})
     for r in rows:
         y = backends.index(r["backend"]) + offsets[r["threads"]]
