@@ -89,7 +89,6 @@ print(divergence.format_table(rows))
 # (max of a few units, small mean, channel 1 alone anti-correlated) can be matched, not the digits.
 
 # %%
-matching = [r for r in rows if r["matches_report"]]
 with figures.paper_style():
     fig = paper_figures.mistake_signatures(rows, divergence.REPORTED)
     figures.save_figure(fig, "02_mistake_signatures", results / "figures")

@@ -119,10 +119,6 @@ for r in size_rows:
     print(f"{r['net']} {r['format']:6s} {r['precision']}  {r['bytes']:>9,d} bytes  ({r['parameters']:,} parameters)")
 
 # %%
-formats = [(f, p) for f in ("onnx", "coreml") for p in ("fp32", "fp16") if any(
-    r["format"] == f and r["precision"] == p for r in size_rows)]
-style = {("onnx", "fp32"): (figures.COLORS["onnx"], None), ("onnx", "fp16"): ("white", figures.COLORS["onnx"]),
-         ("coreml", "fp32"): (figures.COLORS["coreml"], None), ("coreml", "fp16"): ("white", figures.COLORS["coreml"])}
 with figures.paper_style():
     fig = paper_figures.model_sizes(size_rows)
     figures.save_figure(fig, "03_model_sizes", results / "figures")
@@ -187,7 +183,6 @@ for r in layer_rows:
         print(f"{r['backend']:18s} {r['net']} output: max |Δ| {r['max_abs']:.2e}, mean |Δ| {r['mean_abs']:.2e}")
 
 # %%
-backend_names = list(dict.fromkeys(r["backend"] for r in layer_rows))
 with figures.paper_style():
     fig = paper_figures.layer_differences(layer_rows, "backend", "max |Δ| from numpy reference")
     figures.save_figure(fig, "03_layer_diffs", results / "figures")

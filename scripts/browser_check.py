@@ -172,6 +172,7 @@ const done = arguments[arguments.length - 1];
   await app.restored;
   const panel = app.shell.currentWidget;
   if (!panel || !panel.sessionContext) { done('no notebook is the current widget'); return; }
+  if (panel.context.path !== arguments[0]) { done('the current notebook is ' + panel.context.path); return; }
   await panel.context.ready;
   await panel.sessionContext.ready;
   window.mtcnnRunAll = 'running';
@@ -191,8 +192,8 @@ return Array.from(document.querySelectorAll(
 
 _KERNEL_ID = """
 const panel = window.jupyterapp.shell.currentWidget;
-const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
-return kernel ? kernel.id : null;
+const session = panel && panel.sessionContext && panel.sessionContext.session;
+return session && session.kernel ? session.kernel.id : null;
 """
 
 
@@ -274,14 +275,18 @@ def _image_pixels(driver, image) -> bytes:
     return base64.b64decode(url.split(",", 1)[1])
 
 
-def _run_in_browser(driver, url: str, wait_s: float, logs: Callable[[], str], log: Callable[[str], None]) -> str:
-    """Open the notebook at ``url`` and run every cell in the browser's kernel; raise :class:`BrowserCheckFailed`
-    when a cell fails or an error is shown; the kernel's id."""
+def _run_in_browser(driver, url: str, path: str, wait_s: float, logs: Callable[[], str]) -> str:
+    """Open the notebook at ``url`` (``path`` in the project) and run every cell in the browser's kernel; raise
+    :class:`BrowserCheckFailed` when it is not the current notebook, a cell fails or an error is shown; the
+    kernel's id."""
     driver.get(url)
     wait_for(lambda: driver.execute_script(
         "return !!(window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Cell'))"),
         90, "JupyterLab to open the notebook", logs)
-    started = driver.execute_async_script(_RUN_ALL)
+    wait_for(lambda: driver.execute_script(
+        "const w = window.jupyterapp.shell.currentWidget; return w && w.context && w.context.path") == path,
+        30, f"{path} to be the current notebook", logs)
+    started = driver.execute_async_script(_RUN_ALL, path)
     if started != "started":
         raise BrowserCheckFailed(f"could not run the notebook: {started}\n{logs()}")
 
@@ -458,7 +463,10 @@ def check_notebooks(out_dir: str | Path, only: Sequence[str] = (), quick: bool =
             if left < 30:
                 raise BrowserCheckFailed(f"out of time ({timeout:.0f} s) before {name}; ran {', '.join(seconds)}")
             log(f"{name}: running all cells in the browser")
-            kernel = _run_in_browser(driver, f"{base}/lab/tree/notebooks/{name}?token={token}", left, logs, log)
+            # a workspace of its own: JupyterLab would otherwise reopen (and restart kernels for) the notebooks
+            # opened before, and the notebook under test might not be the current one
+            url = f"{base}/lab/workspaces/check-{name[:2]}/tree/notebooks/{name}?token={token}"
+            kernel = _run_in_browser(driver, url, f"notebooks/{name}", left, logs)
             if name == VIEWER_NOTEBOOK:
                 viewer = _drive_viewer(driver, out_dir, logs, log)
                 viewer["changed_pixels"] = changed_pixels(viewer["before"], viewer["after"])
