@@ -57,7 +57,7 @@ def _colour_near(image, point, colour, other, radius=4, tolerance=80) -> bool:
 def _shown(readout: str, pixels: bytes, reference: dict):
     """The frame's label and C++ boxes (from the reference, not from the viewer), the image as the browser
     showed it, and its display scale."""
-    label = re.match(r"frame \d+/\d+: (\S+) \((\d+)x(\d+)", readout)
+    label = re.match(r"frame \d+/\d+: (\S+)\n(\d+)x(\d+) px", readout)
     assert label, readout
     image = cv2.imdecode(np.frombuffer(pixels, np.uint8), cv2.IMREAD_COLOR)
     scale = image.shape[1] / int(label.group(2))

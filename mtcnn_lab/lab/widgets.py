@@ -226,7 +226,7 @@ class FrameViewer:
         s = self.stats(index, backend)
         width, height = s["size"]
         shown = "" if s["scale"] == 1.0 else f", shown at {s['scale']:.3g}x"
-        lines = [f"frame {index + 1}/{len(self.frames)}: {s['label']} ({width}x{height}{shown})"]
+        lines = [f"frame {index + 1}/{len(self.frames)}: {s['label']}", f"{width}x{height} px{shown}"]
         if zoom is not None:
             lines.append(f"zoom: {'Python' if zoom[0] == 'python' else 'C++'} #{zoom[1]} at "
                          f"{self.view(index, backend, zoom)[1]:.3g}x")
