@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import os
 import socket
+import stat
 import sys
 import threading
 import time
@@ -227,6 +229,21 @@ def test_already_installed_makes_no_request(tmp_path, server):
     server.requests.clear()
     assert _install(server, root, accept_license=False) == paths
     assert server.requests == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_downloaded_files_follow_the_umask(tmp_path, server, umask):
+    """A shared cache: what is downloaded gets the permissions of any file the user creates."""
+    old = os.umask(umask)
+    try:
+        paths = _install(server, tmp_path / "cache")
+        made = tmp_path / "made-by-open"
+        made.write_bytes(b"")
+    finally:
+        os.umask(old)
+    expected = stat.S_IMODE(made.stat().st_mode)  # what open() gives under this umask
+    assert expected == 0o666 & ~umask
+    assert {net: stat.S_IMODE(path.stat().st_mode) for net, path in paths.items()} == dict.fromkeys(paths, expected)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupted"])

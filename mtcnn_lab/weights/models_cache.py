@@ -20,8 +20,8 @@ import errno
 import hashlib
 import http.client
 import os
+import secrets
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -273,9 +273,10 @@ class _BadDownload(Exception):
 def _fetch_verified(
     request: urllib.request.Request, dest: Path, entry: ModelFile, bar: tqdm
 ) -> None:
-    """Download to a temp file beside ``dest``, verify it, then rename it to ``dest``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    """Download to a temp file beside ``dest``, verify it, then rename it to ``dest``. The file is created
+    with mode 0666 less the umask, as ``open`` creates files, so that the users of a shared cache can read it."""
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(8)}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         digest = hashlib.sha256()
         received = 0
