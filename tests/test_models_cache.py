@@ -6,12 +6,14 @@ files; the last ones check the real manifest against the read-only cache in ``/w
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
 import os
 import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -382,8 +384,62 @@ def test_truncated_file_in_cache(tmp_path, server):
 def test_unreadable_path_in_cache(tmp_path, server):
     path = mc.dat_path("pnet", tmp_path / "cache")
     path.mkdir(parents=True)  # a folder where the file should be
-    with pytest.raises(WeightsError, match="cannot be read"):
+    with pytest.raises(WeightsError, match="is a folder, not a regular file"):
         mc.require_dat_path("pnet", tmp_path / "cache")
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """A FIFO where ``PNet.dat`` should be in ``tmp_path / "cache"``; if something opens it for reading, a writer
+    opens and closes it after 10 s, so a reader that blocks gets end of file instead of hanging the tests."""
+    path = mc.dat_path("pnet", tmp_path / "cache")
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def unblock() -> None:
+        if not done.wait(10.0):
+            with contextlib.suppress(OSError):  # ENXIO: no reader is waiting
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    guard = threading.Thread(target=unblock, daemon=True)
+    guard.start()
+    yield path
+    done.set()
+    guard.join()
+
+
+def test_a_fifo_in_the_cache_is_one_line_without_opening_it(tmp_path, fifo, caplog):
+    from mtcnn_lab.weights.sets import load_weights
+
+    start = time.monotonic()
+    with pytest.raises(WeightsError, match=r"PNet\.dat is a FIFO, not a regular file.*delete it"):
+        mc.require_dat_path("pnet", tmp_path / "cache")
+    assert mc.installed_dat_paths(tmp_path / "cache") is None
+    assert [row["present"] for row in mc.cache_status(tmp_path / "cache")] == [False] * 3
+    with caplog.at_level("WARNING", logger="mtcnn_lab.weights.sets"):
+        assert load_weights("auto", models_root=tmp_path / "cache").name == "zhang2016"
+    assert "using the bundled zhang2016 weights" in caplog.text and "FIFO" in caplog.text
+    assert time.monotonic() - start < 5.0  # nothing waited for a writer
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # left as it is
+
+
+def test_read_dat_of_a_fifo_is_one_line_without_opening_it(fifo):
+    from mtcnn_lab.weights.dat import read_dat
+
+    start = time.monotonic()
+    with pytest.raises(WeightsError, match=r"PNet\.dat: a FIFO, not a regular file; give the path of a \.dat file"):
+        read_dat(fifo, "pnet")
+    assert time.monotonic() - start < 5.0
+
+
+def test_models_command_lists_a_fifo_without_hanging(tmp_path, fifo):
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "mtcnn_lab.cli", "models", "--dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0].split()[:2] == ["pnet", "missing"]
+    assert time.monotonic() - start < 9.0  # not woken by the fixture's writer
 
 
 def test_hash_is_cached_until_the_file_changes(tmp_path, server, monkeypatch):

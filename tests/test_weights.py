@@ -753,7 +753,7 @@ def test_a_file_cut_at_any_field_names_that_field_and_its_byte(net):
 
 
 def test_an_unreadable_path_says_why_in_words(tmp_path):
-    with pytest.raises(WeightsError, match=r": cannot read \(Is a directory\); check the path$"):
+    with pytest.raises(WeightsError, match=r": a folder, not a regular file; give the path of a \.dat file$"):
         read_dat(tmp_path, "pnet")
 
 

@@ -8,7 +8,10 @@ float32 values, row-major.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 import struct
 from pathlib import Path
 
@@ -17,9 +20,22 @@ import numpy as np
 from mtcnn_lab.errors import WeightsError
 from mtcnn_lab.weights.netspec import FC, Conv, Layer, MaxPool, NetSpec, PReLU, Sigmoid
 
-__all__ = ["read_dat", "write_dat"]
+__all__ = ["read_dat", "write_dat", "check_regular_file", "NotARegularFile"]
 
 CV_32F = 5
+
+
+class NotARegularFile(OSError):
+    """A folder, FIFO, socket or device where a model file should be (``strerror`` says which)."""
+
+
+def check_regular_file(path: str | Path) -> None:
+    """Raise :class:`NotARegularFile` unless ``path`` is a regular file (or a link to one), without opening it:
+    opening a FIFO would wait for a writer. ``FileNotFoundError`` and other ``OSError`` of ``stat`` propagate."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket or device"
+        raise NotARegularFile(errno.EINVAL, f"{kind}, not a regular file", str(path))
 
 
 class _Reader:
@@ -106,7 +122,10 @@ def read_dat(source: str | Path | bytes, name: str) -> NetSpec:
     else:
         label = str(source)
         try:
+            check_regular_file(source)
             data = Path(source).read_bytes()
+        except NotARegularFile as err:
+            raise WeightsError(f"{label}: {err.strerror}; give the path of a .dat file") from None
         except FileNotFoundError:
             raise WeightsError(
                 f"{label}: file not found; run `mtcnn-lab models --accept-license` "

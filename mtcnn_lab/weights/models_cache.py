@@ -33,6 +33,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from mtcnn_lab.errors import LicenseNotAccepted, WeightsError
+from mtcnn_lab.weights.dat import NotARegularFile, check_regular_file
 
 OPENFACE_VERSION = "2.2.0"
 LICENSE_URL = "https://github.com/TadasBaltrusaitis/OpenFace/blob/master/OpenFace-license.txt"
@@ -163,9 +164,10 @@ def _hash_stream(handle: BinaryIO) -> str:
 def _measure(path: Path, entry: ModelFile) -> tuple[int, str | None] | None:
     """None if ``path`` is missing, else (size, SHA-256); the hash is skipped on a size mismatch.
 
-    Other ``OSError`` (unreadable, a directory) propagate.
+    Other ``OSError`` (unreadable, :class:`NotARegularFile`) propagate.
     """
     try:
+        check_regular_file(path)
         handle = open(path, "rb")
     except FileNotFoundError:
         return None
@@ -187,6 +189,8 @@ def _verify_file(path: Path, entry: ModelFile) -> None:
     fix = f"delete it and run `{INSTALL_COMMAND}`"
     try:
         measured = _measure(path, entry)
+    except NotARegularFile as err:
+        raise WeightsError(f"{path} is {err.strerror}: {fix}") from None
     except OSError as err:
         raise WeightsError(f"{path} cannot be read ({err.strerror}): {fix}") from None
     if measured is None:
