@@ -27,13 +27,11 @@
 # %% tags=["parameters"]
 quick = False
 results_dir = None  # None: results/ of the project (found from the working directory, as data/manifest.json)
-models_root = None  # OpenFace model cache; None: $OPENFACE_MODELS_DIR, else ../../shared/OpenFaceModels
+models_root = None  # OpenFace model cache; None: $OPENFACE_MODELS_DIR, else OpenFaceModels in the shared/ folder
 
 # %%
 import hashlib
-import os
 import struct
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,17 +39,15 @@ from IPython.display import Markdown, display
 
 from mtcnn_lab.io.tables import save_table
 from mtcnn_lab.lab import figures, paper_figures
-from mtcnn_lab.lab.project import results_folder
+from mtcnn_lab.lab.project import openface_models, results_folder
 from mtcnn_lab.weights.dat import read_dat, write_dat
 from mtcnn_lab.weights.models_cache import installed_dat_paths
 from mtcnn_lab.weights.netspec import NET_NAMES, PReLU
 from mtcnn_lab.weights.sets import load_weights
 
 results = results_folder(results_dir)
-if models_root is None and "OPENFACE_MODELS_DIR" not in os.environ and Path("../../shared/OpenFaceModels").exists():
-    models_root = "../../shared/OpenFaceModels"
 bundled = load_weights("zhang2016")
-dat_paths = installed_dat_paths(Path(models_root) if models_root else None)
+dat_paths = installed_dat_paths(openface_models(models_root))
 print("bundled:", bundled.source)
 print("OpenFace cache:", "not installed" if dat_paths is None else dat_paths["pnet"].parent)
 

@@ -342,7 +342,7 @@ def _drive_viewer(driver, out_dir: Path, logs: Callable[[], str], log: Callable[
 
     image = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "img.mtcnn-viewer-image"), 60,
                      "the viewer's image", logs)[0]
-    wait_for(lambda: "frame 1/" in readout(), 30, "the viewer's readout", logs)
+    wait_for(lambda: "view 1/" in readout(), 30, "the viewer's readout", logs)
     wait_for(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0",
                                            image), 30, "the first frame to load", logs)
     viewer = find(".mtcnn-viewer")
@@ -366,7 +366,7 @@ def _drive_viewer(driver, out_dir: Path, logs: Callable[[], str], log: Callable[
     handle = find(".mtcnn-viewer-slider .noUi-handle")
     driver.execute_script("arguments[0].focus()", handle)
     handle.send_keys(Keys.ARROW_RIGHT)
-    src_after, readout_after = wait_for(changed(src_before, "frame 2/"), 30,
+    src_after, readout_after = wait_for(changed(src_before, "view 2/"), 30,
                                         "the image to change after ArrowRight on the slider", logs)
     pixels_after = _image_pixels(driver, find("img.mtcnn-viewer-image"))
     time.sleep(0.5)

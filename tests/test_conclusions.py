@@ -224,7 +224,7 @@ def test_parity_conclusion_counts_the_fp32_backends_that_agree_and_names_the_wor
     assert text.startswith("**Conclusion.** On 10 frames of 3 groups (12 faces found by C++ OpenFace), all 3 FP32 "
                            "backends (`numpy`, `openvino` and `torch`) find exactly C++'s faces on every frame")
     assert "by at most 8.4e-05 px (`openvino`), float32 rounding" in text
-    assert "The 2 FP16 policies also agree on every frame, with IoU at least 0.9942 (`onnx-fp16`) and boxes within " \
+    assert "The 2 FP16 policies agree on every frame, with IoU at least 0.9942 (`onnx-fp16`) and boxes within " \
            "0.35 px" in text
     assert "Not run here: `coreml` (needs macOS)." in text
     assert "Per backend: `results/tables/05_summary.csv`" in text and 3 <= sentences(text) <= 6

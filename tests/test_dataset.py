@@ -420,3 +420,19 @@ def test_cli(videos, tmp_path, capsys):
     assert main(["manifest", "show", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_the_openface_cache_to_compare_with(monkeypatch, tmp_path):
+    from mtcnn_lab.lab.project import openface_models
+
+    monkeypatch.delenv("OPENFACE_MODELS_DIR", raising=False)
+    (tmp_path / "study" / "data").mkdir(parents=True)
+    (tmp_path / "study" / "data" / "manifest.json").write_text("{}")
+    (tmp_path / "study" / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "study" / "notebooks")
+    assert openface_models() is None  # no shared/OpenFaceModels beside the project: the runtime's own cache
+    (tmp_path / "shared" / "OpenFaceModels").mkdir(parents=True)
+    assert openface_models() == tmp_path / "shared" / "OpenFaceModels"
+    assert openface_models("/elsewhere") == Path("/elsewhere")
+    monkeypatch.setenv("OPENFACE_MODELS_DIR", "/cache")
+    assert openface_models() is None  # the runtime reads the variable itself

@@ -107,7 +107,7 @@ def _viewer_has_a_picture(executed) -> None:
     for side in ("cpp", "python"):
         near = np.abs(image.astype(int) - np.array(to_bgr(side))).max(axis=2) <= 30
         assert near.sum() > 50, f"no {side} box in the viewer's picture"
-    assert data["text/plain"].startswith("frame 1/")
+    assert data["text/plain"].startswith("view 1/")
 
 
 def test_a_folder_without_notebooks_is_named_with_the_fix(tmp_path):

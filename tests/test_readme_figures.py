@@ -17,6 +17,7 @@ from mtcnn_lab.lab.accuracy_records import (
     BOUNDS,
     FP16_BOUNDS,
     RECORDS,
+    SCHEMA,
     FiguresUnavailable,
     accuracy_figures,
     broken_bounds,
@@ -199,8 +200,24 @@ def test_a_full_workbench_run_records_and_warns_but_leaves_the_readme(results, m
     assert readme.read_bytes() == b"# any text\n"
     assert [m["cpu"] for m in load_records(results / RECORDS)] == ["Test CPU"]
     out = capsys.readouterr().out
-    assert "WARNING: Test CPU breaks the README's bound 'numpy-fp16: mean IoU at least 0.9997" in out
-    args.quick = True  # a quick run measures too little to record
+    assert "WARNING: the README's bound 'numpy-fp16: mean IoU at least 0.9997" in out and "on Test CPU" in out
     (results / RECORDS).unlink()
+    args.quick = True  # a quick run measures too little to record
     workbench.run(args)
     assert not (results / RECORDS).exists()
+    args.quick = False  # a user's own data set is not the reference inputs the README speaks of
+    monkeypatch.setenv("MTCNN_LAB_MANIFEST", str(results / "study.json"))
+    workbench.run(args)
+    assert not (results / RECORDS).exists()
+    monkeypatch.delenv("MTCNN_LAB_MANIFEST")
+    for args.parameter, args.results in [([["manifest", "study.json"]], None), (None, str(results))]:
+        workbench.run(args)
+        assert not (results / RECORDS).exists()
+
+
+def test_a_records_file_without_machines_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "accuracy.json"
+    for data in ({"schema": SCHEMA}, {"schema": SCHEMA, "machines": [{"cpu": 1}]}):
+        path.write_text(json.dumps(data))
+        with pytest.raises(FiguresUnavailable, match="is not a records file"):
+            load_records(path)

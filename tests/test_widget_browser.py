@@ -57,13 +57,15 @@ def _colour_near(image, point, colour, other, radius=4, tolerance=80) -> bool:
 def _shown(readout: str, pixels: bytes, reference: dict):
     """The frame's label and C++ boxes (from the reference, not from the viewer), the image as the browser
     showed it, and its display scale."""
-    label = re.match(r"frame \d+/\d+: (\S+)\n(\d+)x(\d+) px", readout)
+    label = re.match(r"view \d+/\d+: (?P<name>\S+)(?: = OpenFace frame (?P<openface>\d+))?\n(?P<w>\d+)x\d+ px",
+                     readout)
     assert label, readout
     image = cv2.imdecode(np.frombuffer(pixels, np.uint8), cv2.IMREAD_COLOR)
-    scale = image.shape[1] / int(label.group(2))
-    name = label.group(1)
+    scale = image.shape[1] / int(label.group("w"))
+    name = label.group("name")
     if "#" in name:  # a video frame, "VIDEO#INDEX": the reference names its PNG frames/<stem>_f<index>.png
         video, index = name.rsplit("#", 1)
+        assert int(label.group("openface")) == int(index) + 1  # OpenFace numbers frames from 1
         name = f"frames/{Path(video).stem}_f{index}.png"
     entry = next(e for e in reference["results"] if e["image"] == name)
     return name, [f["bbox"] for f in entry["faces"]], image, scale
@@ -94,10 +96,11 @@ def test_every_notebook_runs_in_jupyterlab_and_the_viewer_answers_in_headless_ch
     assert len(expected) == 7 and list(checked["notebooks"]) == expected
     result = checked["viewer"]
     assert result["src_before"] and result["src_after"] != result["src_before"]
-    assert "frame 1/" in result["readout_before"] and "frame 2/" in result["readout_after"], result
+    assert "view 1/" in result["readout_before"] and "view 2/" in result["readout_after"], result
     assert "Python [" in result["readout_after"] and "C++:" in result["readout_after"]
     assert f"Python [{result['backend']}]" in result["readout_backend"]
-    assert result["backend"] not in result["readout_after"].splitlines()[1]  # another backend than before
+    shown_before = next(line for line in result["readout_after"].splitlines() if line.startswith("Python ["))
+    assert result["backend"] not in shown_before  # another backend than before
     assert f"zoom: {result['zoom']}" in result["readout_zoom"]
     layout = result["layout"]  # the frame at its own width, the readout beside it inside the cell
     assert abs(layout["shown"] - layout["natural"]) <= 1, layout

@@ -56,10 +56,10 @@ def test_slider_changes_image_and_readout(viewer):
     assert viewer.widget.children  # the VBox
     first_image, first_text = bytes(viewer.image.value), viewer.info.value
     assert first_image.startswith(b"\x89PNG") and "frame_0.png" in first_text
-    assert viewer.slider.value == 1 and "frame 1/3" in first_text  # frames from 1 in the slider and the readout
+    assert viewer.slider.value == 1 and "view 1/3" in first_text  # views from 1 in the slider and the readout
     viewer.slider.value = 2
     assert bytes(viewer.image.value) != first_image
-    assert "frame_1.png" in viewer.info.value and "frame 2/3" in viewer.info.value and viewer.info.value != first_text
+    assert "frame_1.png" in viewer.info.value and "view 2/3" in viewer.info.value and viewer.info.value != first_text
     assert viewer.index == 1
     shown = cv2.imdecode(np.frombuffer(viewer.image.value, np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(shown, viewer.render(1, "numpy"))
@@ -258,8 +258,10 @@ def test_from_files_pairs_a_folder_of_images_with_json_csv_and_cpp(tmp_path):
         FrameViewer.from_files(folder, tmp_path / "foreign.json")
 
 
-def test_from_files_decodes_a_video_s_frames_with_the_run_s_profile(tmp_path):
+def test_from_files_decodes_a_video_s_frames_with_the_run_s_profile(tmp_path, monkeypatch):
+    from mtcnn_lab.errors import InputError
     from mtcnn_lab.io.entries import result_entry
+    from mtcnn_lab.io.face_table import write_face_csv
     from mtcnn_lab.io.videos import iter_video_frames
 
     clip = tmp_path / "clip.avi"
@@ -277,8 +279,47 @@ def test_from_files_decodes_a_video_s_frames_with_the_run_s_profile(tmp_path):
     ours.write_text(json.dumps({"meta": {"backend": "numpy", "decoding": {str(clip): {"profile": "upright"}}},
                                 "results": entries}))
     cpp = _write_run(tmp_path / "cpp.json", [{"image": "frames/clip_f2.png", "faces": cpp_faces([[10, 10, 30, 30]])}])
+    import mtcnn_lab.lab.result_files as result_files
+
+    asked = []
+    decoder = result_files.iter_video_frames
+
+    def recording(path, indices, decode=None):
+        asked.append(decode)
+        return decoder(path, indices, decode=decode)
+
+    monkeypatch.setattr(result_files, "iter_video_frames", recording)
     viewer = FrameViewer.from_files(clip, ours, cpp)
+    assert asked == ["upright"]  # the profile the run recorded
     assert [label for label, _ in viewer.frames] == ["clip.avi#2", "clip.avi#5"]
+    assert "view 1/2: clip.avi#2 = OpenFace frame 3" in viewer.readout(0)
+    csv_path = write_face_csv(entries, tmp_path / "ours.csv")  # a CSV records no profile: it must be given
+    with pytest.raises(InputError, match="decode='PROFILE'"):
+        FrameViewer.from_files(clip, csv_path)
+    FrameViewer.from_files(clip, csv_path, decode="opencv-4.6")
+    assert asked[-1] == "opencv-4.6"
     for (_, image), k in zip(viewer.frames, (2, 5), strict=True):
         np.testing.assert_array_equal(image, decoded[k])
     assert viewer.stats(0)["pairs"][0][2] == pytest.approx(1.0) and viewer.cpp_arrays(1) is None
+
+
+def test_a_csv_of_two_folders_with_one_file_name_is_refused_not_merged(tmp_path):
+    from mtcnn_lab.errors import InputError
+    from mtcnn_lab.io.entries import result_entry
+    from mtcnn_lab.io.face_table import write_face_csv
+
+    image = np.zeros((60, 80, 3), np.uint8)
+    entries = [result_entry(f"{folder}/img.png", None, image, make_detections([[5, 5, 20, 20]])) for folder in "ab"]
+    with pytest.raises(InputError, match="share a file name"):
+        FrameViewer.from_files([tmp_path / "img.png"], write_face_csv(entries, tmp_path / "two.csv"))
+
+
+@pytest.mark.parametrize("box", [[150, 100, 30, 30], [-20, -10, 40, 40], [0, 0, 400, 300], [170, 130, 5, 5]])
+def test_zoom_on_a_face_at_or_past_the_edge_stays_inside_the_frame(box):
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    viewer = FrameViewer([("f", frame)], {"numpy": [make_detections([box])]})
+    x0, y0, x1, y1 = viewer.region(0, "numpy", ("python", 0))
+    assert 0 <= x0 < x1 <= 160 and 0 <= y0 < y1 <= 120 and x1 - x0 == y1 - y0
+    image, scale, _ = viewer.view(0, "numpy", ("python", 0))
+    assert image.size and scale <= 8.0
+    assert viewer.render(0, zoom=("python", 0)).shape == image.shape

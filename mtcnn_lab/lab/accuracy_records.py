@@ -129,9 +129,13 @@ def load_records(path: Path) -> list[dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise FiguresUnavailable(f"{path} is not a records file ({err}); move it away") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise FiguresUnavailable(f"{path} is not a records file (schema {SCHEMA!r}); move it away")
-    return data["machines"]
+    machines = data.get("machines") if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    if not isinstance(machines, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("cpu"), str) and isinstance(m.get("figures"), dict)
+            for m in machines):
+        raise FiguresUnavailable(f"{path} is not a records file (schema {SCHEMA!r}, machines with cpu and figures); "
+                                 "move it away")
+    return machines
 
 
 def merge_record(records: list[dict], entry: dict) -> list[dict]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from mtcnn_lab.lab.accuracy_records import BOUNDS
+
 NET_LABELS = {"pnet": "PNet", "rnet": "RNet", "onet": "ONet"}
 """How the texts name the nets."""
 
@@ -261,10 +263,10 @@ def parity_conclusion(summary: Sequence[Mapping], n_frames: int, n_groups: int, 
                  f"**not every FP32 backend finds exactly C++'s faces**: {same} of {len(fp32)} do on every frame, "
                  + shortfall(fp32) + " frames")
         text += (f"; their boxes differ from C++'s by at most {box_px(worst):.1e} px (`{worst['backend']}`)"
-                 + (", float32 rounding of the box arithmetic. " if box_px(worst) <= 1e-3 else ". "))
+                 + (", float32 rounding of the box arithmetic. " if box_px(worst) <= BOUNDS["box_px"] else ". "))
     if fp16:
         worst = min(fp16, key=lambda r: r["iou_min"] if r["iou_min"] is not None else -1.0)
-        text += ((f"The {len(fp16)} FP16 policies also agree on every frame" if all(map(agrees, fp16)) else
+        text += ((f"The {len(fp16)} FP16 policies agree on every frame" if all(map(agrees, fp16)) else
                   "The FP16 policies do **not** all agree: " + shortfall(fp16) + " frames")
                  + f", with IoU at least {number(worst['iou_min'], '.4f')} (`{worst['backend']}`) and boxes within "
                  f"{max(map(box_px, fp16)):.2f} px. ")

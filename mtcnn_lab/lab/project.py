@@ -15,7 +15,7 @@ from pathlib import Path
 from mtcnn_lab.errors import InputError
 from mtcnn_lab.io.paths import PathLike, show_path
 
-__all__ = ["PROJECT_MANIFEST", "find_project", "results_folder", "shared_folder"]
+__all__ = ["PROJECT_MANIFEST", "find_project", "openface_models", "results_folder", "shared_folder"]
 
 PROJECT_MANIFEST = Path("data") / "manifest.json"
 """The evaluation manifest of a project, relative to the project folder."""
@@ -44,3 +44,15 @@ def shared_folder(shared_dir: PathLike | None = None, start: PathLike | None = N
     """``shared_dir`` when given, else the ``shared/`` folder beside the project of :func:`find_project`
     (OpenFace's samples, C++ reference and layer dumps; ``data/manifest.json`` points there too)."""
     return Path(shared_dir) if shared_dir is not None else find_project(start).parent / "shared"
+
+
+def openface_models(models_root: PathLike | None = None, start: PathLike | None = None) -> Path | None:
+    """The OpenFace model cache to compare with: ``models_root`` when given; None when ``$OPENFACE_MODELS_DIR``
+    is set (the runtime reads it) or when there is no ``OpenFaceModels`` in :func:`shared_folder` (the runtime's
+    default cache then applies); else that folder."""
+    if models_root is not None:
+        return Path(models_root)
+    if os.environ.get("OPENFACE_MODELS_DIR"):
+        return None
+    shared = shared_folder(start=start) / "OpenFaceModels"
+    return shared if shared.is_dir() else None

@@ -39,7 +39,8 @@ class FaceFile:
     path: Path
     name: str
     faces: dict[Key, list[dict]]
-    decode: dict[str, str] = field(default_factory=dict)
+    decode: dict[str, str] | None = field(default_factory=dict)
+    """Decode profile per video file name; None when the file does not record them (a CSV table)."""
 
     def lookup(self, name: str, frame: int | None) -> list[dict] | None:
         """The faces of file ``name`` (frame ``frame``), or None when the run has no entry for it."""
@@ -77,8 +78,12 @@ def _add(faces: dict[Key, list[dict]], path: Path, image: object, frame: object,
 
 
 def _face(bbox: Sequence[float], confidence: float | None, landmarks: Sequence[Sequence[float]] | None) -> dict:
-    return {"bbox": [float(v) for v in bbox], "confidence": None if confidence is None else float(confidence),
-            "landmarks": None if landmarks is None else [[float(x), float(y)] for x, y in landmarks]}
+    """A face dict; ValueError/TypeError for a box that is not 4 numbers or landmarks that are not 5 points."""
+    box = [float(v) for v in bbox]
+    points = None if landmarks is None else [[float(x), float(y)] for x, y in landmarks]
+    if len(box) != 4 or (points is not None and len(points) != 5):
+        raise ValueError("a face needs a bbox of 4 numbers and 5 landmark points")
+    return {"bbox": box, "confidence": None if confidence is None else float(confidence), "landmarks": points}
 
 
 def _read_json(path: Path) -> FaceFile:
@@ -99,7 +104,8 @@ def _read_json(path: Path) -> FaceFile:
         try:
             found = [_face(f["bbox"], f.get("confidence"), f.get("landmarks")) for f in entry["faces"]]
         except (KeyError, TypeError, ValueError):
-            raise _fail(path, f"a face of {entry.get('image')!r} lacks a numeric \"bbox\" [x, y, w, h]") from None
+            raise _fail(path, f"a face of {entry.get('image')!r} is not a numeric \"bbox\" [x, y, w, h] with five "
+                              "[x, y] \"landmarks\"") from None
         _add(faces, path, entry.get("image"), entry.get("frame"), found)
     decoding = meta.get("decoding") if isinstance(meta.get("decoding"), dict) else {}
     decode = {Path(video).name: info["profile"] for video, info in decoding.items()
@@ -108,12 +114,9 @@ def _read_json(path: Path) -> FaceFile:
     return FaceFile(path, name, faces, decode)
 
 
-def _number(row: dict, column: str) -> float:
-    return float(row[column])
-
-
 def _read_csv(path: Path) -> FaceFile:
     faces: dict[Key, list[dict]] = {}
+    origin: dict[Key, str] = {}  # the full path each key came from: two folders' files of one name must not merge
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -129,15 +132,18 @@ def _read_csv(path: Path) -> FaceFile:
                 continue
             frame = int(row["frame"]) if row["frame"] != "" else None
             found = [] if row["face"] == "" else [_face(
-                [_number(row, c) for c in "xywh"], _number(row, "confidence"),
-                [[_number(row, f"lm{k}_x"), _number(row, f"lm{k}_y")] for k in range(1, 6)]
+                [float(row[c]) for c in "xywh"], float(row["confidence"]),
+                [[float(row[f"lm{k}_x"]), float(row[f"lm{k}_y"])] for k in range(1, 6)]
                 if all(row.get(f"lm{k}_x") not in (None, "") for k in range(1, 6)) else None)]
             key = (Path(row["path"]).name, frame)
+            if origin.setdefault(key, row["path"]) != row["path"]:
+                raise _fail(path, f"{row['path']!r} and {origin[key]!r} share a file name; give the viewer the "
+                                  "results of one folder (detect --csv of that folder alone)")
             faces.setdefault(key, []).extend(found)
     except ValueError as err:
         raise _fail(path, f"a row has a value that is not a number ({err}); give the CSV mtcnn-lab detect wrote") \
             from None
-    return FaceFile(path, path.stem, faces)
+    return FaceFile(path, path.stem, faces, decode=None)
 
 
 def read_face_file(path: PathLike) -> FaceFile:
@@ -157,9 +163,10 @@ def _images(paths: Sequence[Path], ours: FaceFile) -> list[Frame]:
     return [Frame(p.name, (p.name, None), read_image(p)) for p in chosen]
 
 
-def read_frames(source: PathLike | Sequence[PathLike], ours: FaceFile) -> list[Frame]:
-    """The frames that ``ours`` has results for: from a video (decoded with the profile the run recorded), a
-    folder of images (name order) or a list of image paths. InputError in one line when none has a result."""
+def read_frames(source: PathLike | Sequence[PathLike], ours: FaceFile, decode: str | None = None) -> list[Frame]:
+    """The frames that ``ours`` has results for: from a video (decoded with ``decode``, default the profile the
+    run recorded), a folder of images (name order) or a list of image paths. InputError in one line when none has
+    a result, or for a video whose profile is neither given nor recorded (a CSV table does not record it)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
@@ -169,7 +176,12 @@ def read_frames(source: PathLike | Sequence[PathLike], ours: FaceFile) -> list[F
             if not wanted:
                 raise InputError(f"{show_path(str(ours.path))} has no frame of {show_path(str(path))}; give the "
                                  "video that run detected")
+            if decode is None and ours.decode is None:
+                raise InputError(f"{show_path(str(ours.path))} does not record how {show_path(str(path))} was "
+                                 "decoded: pass decode='PROFILE' (the --decode of that run; default opencv-4.6) or "
+                                 "give the run's --json file, which records it")
+            profile = decode if decode is not None else ours.decode.get(path.name)
             return [Frame(f"{path.name}#{index}", (path.name, index), image) for index, image in
-                    iter_video_frames(path, wanted, decode=ours.decode.get(path.name))]
+                    iter_video_frames(path, wanted, decode=profile)]
         return _images([path], ours)
     return _images([Path(p) for p in source], ours)

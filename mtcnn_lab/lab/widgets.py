@@ -2,8 +2,10 @@
 
 Needs ipywidgets (``pip install 'mtcnn-lab[notebooks]'``); ``import mtcnn_lab`` does not. Frames are
 BGR uint8 images; boxes are ``x, y, w, h`` pixels of the full-size frame (scaled here for display).
-Numbering follows OpenFace's CSV files: frames from 1 in the slider and the readout (OpenFace's ``frame``),
-faces from 0 (OpenFace's ``face_id``, the order the detector returns them); methods take 0-based indices.
+Numbering: the slider and the readout count the viewer's frames from 1 ("view 2/30"); a video frame's label is
+``VIDEO#INDEX`` with the 0-based decode index, and the readout adds its number in OpenFace's CSV files
+(``frame``, from 1: INDEX + 1). Faces are numbered from 0, as OpenFace's ``face_id`` (the order the detector
+returns them). Methods take 0-based indices.
 
 The rendering and the readout are pure methods (:meth:`FrameViewer.render`,
 :meth:`FrameViewer.readout`, :meth:`FrameViewer.stats`); the widgets only call them. Displayed as a cell's
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +29,7 @@ import numpy as np
 from mtcnn_lab.detections import Detections
 from mtcnn_lab.io.paths import PathLike
 from mtcnn_lab.lab.agreement import match_faces
-from mtcnn_lab.lab.figures import COLORS, LABELS, draw_faces, faces_to_arrays, to_bgr
+from mtcnn_lab.lab.figures import COLORS, LABELS, as_arrays, draw_faces, to_bgr
 from mtcnn_lab.lab.result_files import read_face_file, read_frames
 
 try:
@@ -47,18 +50,17 @@ MAX_ZOOM = 8.0
 """The largest magnification of a zoomed view (pixels are shown as blocks: nearest-neighbour)."""
 
 
+def _png(image: np.ndarray) -> bytes:
+    """A BGR uint8 image encoded as PNG."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:  # pragma: no cover - OpenCV failure
+        raise RuntimeError("PNG encoding failed")
+    return data.tobytes()
+
+
 def _swatch(side: str) -> str:
     """A toggle's label: a square in the side's box colour, then its name (HTML)."""
     return f'<span style="color:{COLORS[side]};font-weight:bold">&#9632;</span> {html.escape(LABELS[side])}'
-
-
-def _arrays(faces: Faces) -> Arrays:
-    """``(boxes float32 (N, 4), confidences float32 (N,), landmarks float64 (N, 5, 2))`` of Detections or of a
-    reference-style ``faces`` list."""
-    if isinstance(faces, Detections):
-        return (np.asarray(faces.boxes, np.float32).reshape(-1, 4), np.asarray(faces.confidences, np.float32),
-                np.asarray(faces.landmarks, np.float64).reshape(-1, 5, 2))
-    return faces_to_arrays(list(faces))
 
 
 class FrameViewer:
@@ -87,8 +89,8 @@ class FrameViewer:
             raise ValueError(f"cpp has {len(cpp)} entries for {len(self.frames)} frames")
         if max_width < 1 or max_height < 1:
             raise ValueError("max_width and max_height must be positive")
-        self.results = {str(name): [_arrays(faces) for faces in per_frame] for name, per_frame in results.items()}
-        self.cpp = None if cpp is None else [None if faces is None else _arrays(faces) for faces in cpp]
+        self.results = {str(name): [as_arrays(faces) for faces in per_frame] for name, per_frame in results.items()}
+        self.cpp = None if cpp is None else [None if faces is None else as_arrays(faces) for faces in cpp]
         self.max_width, self.max_height = int(max_width), int(max_height)
         self.min_iou = float(min_iou)
         self.thickness = int(thickness)
@@ -96,13 +98,14 @@ class FrameViewer:
 
     @classmethod
     def from_files(cls, frames: PathLike | Sequence[PathLike], ours: PathLike, cpp: PathLike | None = None,
-                   **options: Any) -> FrameViewer:
+                   decode: str | None = None, **options: Any) -> FrameViewer:
         """A viewer of your own run: ``frames`` a video, a folder of images or a list of image paths; ``ours``
         the JSON or CSV that ``mtcnn-lab detect`` wrote for them; ``cpp`` a C++ reference JSON (its schema:
-        ``results`` with ``image``, ``frame``, ``faces``) or None. Only the frames ``ours`` has results for
-        are shown; ``options`` go to the constructor. InputError in one line for a missing or foreign file."""
+        ``results`` with ``image``, ``frame``, ``faces``) or None; ``decode`` the video's decode profile (default:
+        the one the JSON records; a CSV needs it). Only the frames ``ours`` has results for are shown;
+        ``options`` go to the constructor. InputError in one line for a missing or foreign file."""
         run = read_face_file(ours)
-        shown = read_frames(frames, run)
+        shown = read_frames(frames, run, decode)
         reference = None if cpp is None else read_face_file(cpp)
         return cls([(f.label, f.image) for f in shown], {run.name: [run.lookup(*f.key) for f in shown]},
                    cpp=None if reference is None else [reference.lookup(*f.key) for f in shown], **options)
@@ -140,11 +143,11 @@ class FrameViewer:
         if faces is None or not 0 <= face < len(faces[0]):
             raise KeyError(f"frame {index + 1} has no {side} face {face}")
         x, y, w, h = (float(v) for v in faces[0][face])
-        size = max(w, h) * (1 + ZOOM_CONTEXT)
-        cx, cy = x + w / 2, y + h / 2
-        x0, y0 = max(0, int(np.floor(cx - size / 2))), max(0, int(np.floor(cy - size / 2)))
-        x1, y1 = min(width, int(np.ceil(cx + size / 2))), min(height, int(np.ceil(cy + size / 2)))
-        return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+        side = max(1, min(int(np.ceil(max(w, h) * (1 + ZOOM_CONTEXT))), width, height))
+        # a square around the face's centre, moved inside the frame (a face at an edge or partly outside it)
+        x0 = int(np.clip(round(x + w / 2 - side / 2), 0, width - side))
+        y0 = int(np.clip(round(y + h / 2 - side / 2), 0, height - side))
+        return x0, y0, x0 + side, y0 + side
 
     def view(self, index: int, backend: str | None = None, zoom: Zoom = None) -> tuple[np.ndarray, float,
                                                                                          tuple[int, int]]:
@@ -186,10 +189,7 @@ class FrameViewer:
     def render_png(self, index: int, backend: str | None = None, show_cpp: bool = True,
                    show_python: bool = True, zoom: Zoom = None) -> bytes:
         """:meth:`render` encoded as PNG."""
-        ok, data = cv2.imencode(".png", self.render(index, backend, show_cpp, show_python, zoom))
-        if not ok:  # pragma: no cover - OpenCV failure
-            raise RuntimeError("PNG encoding failed")
-        return data.tobytes()
+        return _png(self.render(index, backend, show_cpp, show_python, zoom))
 
     def stats(self, index: int, backend: str | None = None) -> dict[str, Any]:
         """Face counts and the matched pairs of frame ``index`` (0-based) as a dict.
@@ -226,7 +226,9 @@ class FrameViewer:
         s = self.stats(index, backend)
         width, height = s["size"]
         shown = "" if s["scale"] == 1.0 else f", shown at {s['scale']:.3g}x"
-        lines = [f"frame {index + 1}/{len(self.frames)}: {s['label']}", f"{width}x{height} px{shown}"]
+        video_frame = re.fullmatch(r".+#(\d+)", s["label"])
+        openface = f" = OpenFace frame {int(video_frame.group(1)) + 1}" if video_frame else ""
+        lines = [f"view {index + 1}/{len(self.frames)}: {s['label']}{openface}", f"{width}x{height} px{shown}"]
         if zoom is not None:
             lines.append(f"zoom: {'Python' if zoom[0] == 'python' else 'C++'} #{zoom[1]} at "
                          f"{self.view(index, backend, zoom)[1]:.3g}x")
@@ -256,7 +258,7 @@ class FrameViewer:
 
     @property
     def widget(self) -> ipw.VBox:
-        """The viewer's ipywidgets box; its parts are ``slider`` (frames from 1), ``backend_dropdown``,
+        """The viewer's ipywidgets box; its parts are ``slider`` (views from 1), ``backend_dropdown``,
         ``zoom_dropdown``, ``show_cpp``, ``show_python``, ``image`` and ``info``."""
         return self._widget
 
@@ -271,7 +273,7 @@ class FrameViewer:
         return self.slider.value - 1
 
     def _build(self) -> None:
-        self.slider = ipw.IntSlider(value=1, min=1, max=len(self.frames), step=1, description="frame",
+        self.slider = ipw.IntSlider(value=1, min=1, max=len(self.frames), step=1, description="view",
                                     continuous_update=False, layout=ipw.Layout(width="320px"))
         self.backend_dropdown = ipw.Dropdown(options=self.backends, value=self.backends[0], description="backend",
                                              layout=ipw.Layout(width="240px"))
@@ -317,9 +319,9 @@ class FrameViewer:
     def update(self) -> None:
         """Redraw the image and the readout from the widgets' current values."""
         index, backend, zoom = self.index, self.backend_dropdown.value, self.zoom
-        data = self.render_png(index, backend, self.show_cpp.value, self.show_python.value, zoom)
-        self.image.value = data
-        self.image.layout.width = f"{self.view(index, backend, zoom)[0].shape[1]}px"  # its own size, not stretched
+        shown = self.render(index, backend, self.show_cpp.value, self.show_python.value, zoom)
+        self.image.value = _png(shown)
+        self.image.layout.width = f"{shown.shape[1]}px"  # its own size, not stretched
         self.info.value = (f"<pre style='line-height:1.3;margin:0;white-space:pre;overflow-x:auto'>"
                            f"{html.escape(self.readout(index, backend, zoom))}</pre>")
 
