@@ -377,6 +377,25 @@ def test_latency_bars_span_p5_to_p95_and_name_every_colour():
     plt.close(fig)
 
 
+def test_latency_stage_shares_come_from_the_fewest_threads_timed_and_any_thread_count_draws():
+    from matplotlib.patches import Rectangle
+
+    from mtcnn_lab.lab import paper_figures as pf
+
+    runs = [{"backend": b, "threads": t, "median_ms": 10.0 * t, "p5_ms": 5.0 * t, "p95_ms": 20.0 * t,
+             "stage_share": {"pnet": 0.25 * t, "onet": 1 - 0.25 * t}} for b in ("numpy", "onnx") for t in (2, 3)]
+    runs += [dict(runs[0], threads=t) for t in (4, 5, 6)] + [dict(runs[0], threads=None)]
+    with paper_style():
+        fig = pf.latency(runs, np.linspace(20, 40, 30))  # C++ is timed at 1 thread, the backends from 2 on
+        ax2 = fig.axes[1]
+        widths = sorted(round(p.get_width(), 6) for p in ax2.patches if isinstance(p, Rectangle) and p.get_width())
+        assert widths == [0.5, 0.5, 0.5, 0.5]  # pnet 0.5 and onet 0.5 of both backends at 2 threads
+        assert "2 threads" in ax2.get_xlabel() and not [t for t in ax2.texts if "no stage" in t.get_text()][1:]
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert {"1 thread", "6 threads", "default threads"} <= set(labels)
+    plt.close(fig)
+
+
 def test_faces_region_contains_the_faces_at_the_asked_aspect():
     from mtcnn_lab.lab.paper_figures import faces_region
 

@@ -311,6 +311,10 @@ def _family(backend: str) -> str:
     return backend.split("-")[0]
 
 
+def _threads_label(threads: int | None) -> str:
+    return "default threads" if threads is None else f"{threads} thread{'s' if threads > 1 else ''}"
+
+
 def latency(runs: Sequence[Mapping[str, Any]], cpp_frame_ms: Sequence[float] | None = None) -> Figure:
     """Text width. Left: per backend, the median per-frame latency with a bar from p5 to p95 over the frames,
     one marker per thread count. Right: each cascade stage's share of the time, at the first thread count.
@@ -326,8 +330,8 @@ def latency(runs: Sequence[Mapping[str, Any]], cpp_frame_ms: Sequence[float] | N
         p5, median, p95 = np.percentile(np.asarray(cpp_frame_ms, np.float64), [5, 50, 95])
         rows.append({"backend": "C++ OpenFace", "threads": 1, "p5_ms": p5, "median_ms": median, "p95_ms": p95})
     backends = list(dict.fromkeys(r["backend"] for r in rows))
-    threads = sorted({r["threads"] for r in rows})
-    markers = dict(zip(threads, ("o", "s", "^", "D"), strict=False))
+    threads = sorted({r["threads"] for r in rows}, key=lambda t: (t is None, t or 0))  # None: the runtime's default
+    markers = {t: "os^Dv<>PX"[k % 9] for k, t in enumerate(threads)}
     offsets = dict(zip(threads, np.linspace(-0.18, 0.18, len(threads)) if len(threads) > 1 else [0.0], strict=True))
     fig, (ax1, ax2) = _figure(TEXT_WIDTH, 1.0 + 0.18 * len(backends), ncols=2, sharey=True,
                               gridspec_kw={"width_ratios": [1.2, 1]})
@@ -342,7 +346,8 @@ def latency(runs: Sequence[Mapping[str, Any]], cpp_frame_ms: Sequence[float] | N
     ax1.set_xlim(left=0)
     ax1.set_xlabel("time per frame (ms): median, bar p5–p95")
     ax1.grid(axis="x")
-    first = [r for r in runs if r["threads"] == threads[0]]
+    shares_at = next(t for t in threads if any(r["threads"] == t for r in runs))  # the fewest threads timed here
+    first = [r for r in runs if r["threads"] == shares_at]
     stage_colors = colormaps["cividis"](np.linspace(0.0, 0.85, len(STAGES)))
     left = np.zeros(len(first))
     rows_y = [backends.index(r["backend"]) for r in first]
@@ -354,14 +359,14 @@ def latency(runs: Sequence[Mapping[str, Any]], cpp_frame_ms: Sequence[float] | N
         if name not in {r["backend"] for r in first}:
             ax2.text(0.01, backends.index(name), "no stage times", fontsize=6, color="0.3", va="center")
     ax2.set_xlim(0, 1)
-    ax2.set_xlabel(f"share of time per stage ({threads[0]} thread{'s' if threads[0] > 1 else ''})")
+    ax2.set_xlabel(f"share of time per stage ({_threads_label(shares_at)})")
     ax2.tick_params(axis="y", left=False)
     ax2.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, handlelength=1.0, columnspacing=0.8)
     families = list(dict.fromkeys(_family(b) for b in backends))
     color_of = {_family(b): color_for("cpp" if b.startswith("C++") else b) for b in backends}
     handles = [Line2D([], [], color=color_of[f], lw=1.2, label=f) for f in families]
     handles += [Line2D([], [], ls="", marker=markers[t], ms=4, color="0.2",
-                       markerfacecolor="0.2" if t == threads[0] else "white", label=f"{t} thread{'s' if t > 1 else ''}")
+                       markerfacecolor="0.2" if t == threads[0] else "white", label=_threads_label(t))
                 for t in threads]
     ax1.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, handlelength=1.2,
                columnspacing=0.8)
