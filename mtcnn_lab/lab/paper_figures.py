@@ -380,9 +380,14 @@ def latency(runs: Sequence[Mapping[str, Any]], cpp_frame_ms: Sequence[float] | N
 def decode_profiles(runs: Mapping[str, ProfileRun], baseline: str) -> Figure:
     """Text width: the first frame as each decoder returns it, one panel per orientation (profiles that
     return the picture equally turned share a panel, the baseline's first), cropped in every panel to the
-    region around the ``baseline`` profile's faces, with the boxes each panel's first profile found.
+    region around the ``baseline`` profile's faces, with the boxes each panel's first profile found. The
+    baseline must return the upright picture (``turn`` 0; notebook 07 uses ``upright``): ValueError otherwise.
     """
     from mtcnn_lab.lab.decoders import to_upright_boxes
+
+    if runs[baseline].turn != 0:
+        raise ValueError(f"the baseline profile {baseline!r} returns the picture turned {runs[baseline].turn} "
+                         "degrees; pass the profile that returns it upright (e.g. 'upright')")
 
     groups: dict[int, list[str]] = {}
     for name in sorted(runs, key=lambda n: n != baseline):
