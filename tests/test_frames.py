@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtcnn_lab.errors import InputError, ParameterError
-from mtcnn_lab.io.images import _jpeg_is_truncated, as_bgr_uint8, read_image
+from mtcnn_lab.io.images import _scan_jpeg, as_bgr_uint8, read_image
 from mtcnn_lab.io.inputs import InputItem, iter_inputs
 from mtcnn_lab.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_video
 from mtcnn_lab.io.videos import DEFAULT_POSITIONS, count_frames, frame_indices, iter_video_frames
@@ -452,17 +452,17 @@ def _jpeg_with(params: dict) -> bytes:
 )
 def test_jpeg_truncation_detection(params):
     data = _jpeg_with(params)
-    assert not _jpeg_is_truncated(data)
-    assert not _jpeg_is_truncated(data + b"trailing bytes\xff\xd8")
+    assert not _scan_jpeg(data)[0]
+    assert not _scan_jpeg(data + b"trailing bytes\xff\xd8")[0]
     for cut in (len(data) - 2, len(data) * 2 // 3, len(data) // 3, 300, 3):
-        assert _jpeg_is_truncated(data[:cut]), cut
+        assert _scan_jpeg(data[:cut])[0], cut
     # a complete thumbnail inside APP1 must not hide a truncated main image
     thumb = _jpeg_with({})
     app1 = b"\xff\xe1" + (len(thumb) + 2).to_bytes(2, "big") + thumb
     with_thumb = data[:2] + app1 + data[2:]
-    assert not _jpeg_is_truncated(with_thumb)
-    assert _jpeg_is_truncated(with_thumb[: len(with_thumb) - len(data) // 2])
-    assert not _jpeg_is_truncated(b"\x89PNG not a jpeg")
+    assert not _scan_jpeg(with_thumb)[0]
+    assert _scan_jpeg(with_thumb[: len(with_thumb) - len(data) // 2])[0]
+    assert not _scan_jpeg(b"\x89PNG not a jpeg")[0]
 
 
 # ----------------------------------------------------------------------------------------------
