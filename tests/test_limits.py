@@ -3,6 +3,7 @@ it is decoded) and the nesting depth of the JSON files a run reads back."""
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -11,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mtcnn_lab.errors import InputError, ParameterError
+from mtcnn_lab.errors import InputError, ParameterError, StaleResults
 from mtcnn_lab.io import images
+from mtcnn_lab.io.entries import read_done_frames, resume_jsonl, settings_file
 from mtcnn_lab.io.images import read_image
 
 ENV = "MTCNN_LAB_MAX_IMAGE_PIXELS"
@@ -62,3 +64,22 @@ def test_a_bad_limit_names_the_variable(tmp_path, monkeypatch, value):
     cv2.imwrite(str(path), np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ParameterError, match=f"{ENV} must be a positive whole number of pixels"):
         read_image(path)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # nested deeper than Python's recursion limit
+
+
+def test_a_deeply_nested_line_of_per_frame_results_is_one_line(tmp_path):
+    jsonl = tmp_path / "frames.jsonl"
+    jsonl.write_text(DEEP + "\n" + json.dumps({"frame": 1, "faces": []}) + "\n")  # not a torn last line
+    with pytest.raises(StaleResults, match="not a per-frame results file.*line 1"):
+        read_done_frames(jsonl)
+
+
+def test_a_deeply_nested_settings_file_is_another_run_s(tmp_path):
+    jsonl = tmp_path / "frames.jsonl"
+    jsonl.write_text(json.dumps({"frame": 0, "faces": []}) + "\n")
+    settings_file(jsonl).write_text(DEEP)
+    with pytest.raises(StaleResults, match="holds frames of an earlier run"):
+        resume_jsonl(jsonl, {"backend": "numpy"})
+    assert settings_file(jsonl).read_text() == DEEP  # left as it is

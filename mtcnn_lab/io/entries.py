@@ -101,7 +101,7 @@ def _resumable(jsonl: Path, settings: dict) -> dict[int, dict]:
         sidecar = settings_file(jsonl)
         try:
             stored = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep
             stored = None
         wanted = _normalised(settings)
         if stored != wanted:
@@ -127,7 +127,7 @@ def read_done_frames(jsonl: Path) -> dict[int, dict]:
     for number, line in enumerate(lines, start=1):
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
             if number == len(lines):
                 break  # the line being written when the run stopped
             entry = None
