@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,7 +68,7 @@ def write_atomic(path: str | Path, data: bytes, overwrite: bool = False) -> Path
     if not overwrite and path.exists():
         raise OutputExists(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART, dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -88,6 +90,19 @@ def write_atomic(path: str | Path, data: bytes, overwrite: bool = False) -> Path
         return path
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_PART = ".part"
+"""The suffix of :func:`write_atomic`'s temporary files, ``.<name>.<8 random characters>.part`` beside the file."""
+
+
+def atomic_leftovers(path: str | Path) -> list[Path]:
+    """The temporary files :func:`write_atomic` of ``path`` leaves when its process is killed mid-write (tempfile's
+    8 random characters between ``.<name>.`` and ``.part``), sorted; others' files of similar names are not listed."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    return sorted(p for p in path.parent.glob(glob.escape(prefix) + "*" + _PART)
+                  if re.fullmatch(r"[a-z0-9_]{8}", p.name[len(prefix):-len(_PART)]))
 
 
 def write_json(path: str | Path, data: object, overwrite: bool = False) -> Path:

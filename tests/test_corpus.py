@@ -32,7 +32,8 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client2():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address="127.0.0.1:0")
     client = distributed.Client(cluster)
     yield client
     client.close()
@@ -93,10 +94,13 @@ def test_process_video_writes_result_and_reports_corrupt(tmp_path, corpus):
     assert [e["frame"] for e in data["results"]] == list(range(6))
     assert not list(tmp_path.glob(".*"))  # partial JSON Lines removed
     result = tmp_path / "clip000.avi.json"
-    assert is_complete(result, 1, "opencv-4.6", **SETTINGS) and not is_complete(result, 2, "opencv-4.6", **SETTINGS)
-    assert not is_complete(result, 1, "upright", **SETTINGS)  # another decode profile: redone
-    assert not is_complete(result, 1, "opencv-4.6", "openvino", "zhang2016")  # another backend: redone
-    assert not is_complete(result, 1, "opencv-4.6", "numpy", "openface")  # other weights: redone
+    video = corpus / "clip000.avi"
+    assert is_complete(result, video, 1, "opencv-4.6", **SETTINGS)
+    assert not is_complete(result, video, 2, "opencv-4.6", **SETTINGS)  # another --every: redone
+    assert not is_complete(result, video, 1, "upright", **SETTINGS)  # another decode profile: redone
+    assert not is_complete(result, video, 1, "opencv-4.6", "openvino", "zhang2016")  # another backend: redone
+    assert not is_complete(result, video, 1, "opencv-4.6", "numpy", "openface")  # other weights: redone
+    assert not is_complete(result, corpus / "clip001.avi", 1, "opencv-4.6", **SETTINGS)  # another video: redone
     decoding = data["meta"]["decoding"]
     assert data["meta"]["decode"] == decoding["profile"] == "opencv-4.6" and decoding["frames"] == 6
     assert decoding["codec"] == "mjpeg" and decoding["upright"] is True  # the corpus fixture writes MJPG clips
@@ -200,9 +204,8 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, corpus, monkeypatch):
         deadline = time.time() + 20  # wait until the tasks run, then "press Ctrl-C"
         while time.time() < deadline and not [p for p in out.iterdir() if p.name != "summary.json"]:
             time.sleep(0.005)
-        (out / ".clip003.avi.frames.jsonl").write_text('{"frame": 0}\n')  # as a stopped video leaves it
-        (out / ".clip003.avi.json.abc.part").write_bytes(b"{")  # as a torn atomic write would leave it
-        (out / "clip003.avi.csv").write_bytes(face_csv([]))  # as a stop between an item's table and its result
+        (out / ".clip003.avi.json.opencv-4.6.frames.jsonl").write_text('{"frame": 0}\n')  # as a stopped video
+        (out / ".clip003.avi.json.abcd1234.part").write_bytes(b"{")  # as a torn atomic write would leave it
         (out / "notes.csv").write_text("mine\n")  # the user's: kept
         raise KeyboardInterrupt
 
@@ -213,9 +216,10 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, corpus, monkeypatch):
     (out / "notes.csv").unlink()
     leftovers = [p.name for p in out.iterdir()]
     assert not [name for name in leftovers if name.startswith(".")]
-    for name in leftovers:  # only complete result files, each with its face table
+    for name in leftovers:  # only result files, complete ones or a result file whose face table was not yet written
         result = out / (name if name.endswith(".json") else name.removesuffix(".csv") + ".json")
-        assert is_complete(result, 1, "opencv-4.6", **SETTINGS) and (out / csv_name(result.name)).exists()
+        assert is_complete(result, corpus / result.name.removesuffix(".json"), 1, "opencv-4.6", **SETTINGS) or (
+            name.endswith(".json") and not (out / csv_name(name)).exists())
 
 
 def test_reliability_fuzz_sample_has_no_crash(tmp_path):
@@ -249,3 +253,212 @@ def test_a_partial_file_of_another_attempt_with_other_settings_is_discarded_with
     results = json.loads((tmp_path / output_name(video)).read_text())["results"]
     assert [e["faces"] for e in results] == [e["faces"] for e in fresh]
     assert not jsonl.exists() and not settings_file(jsonl).exists()
+
+
+def _face_image(path: Path, blank: bool = False) -> Path:
+    """A small still of matplotlib's Grace Hopper sample (one face), or a blank grey one (no face)."""
+    import cv2
+    import matplotlib.cbook
+    import numpy as np
+
+    face = cv2.resize(cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), (96, 120))
+    cv2.imwrite(str(path), np.full_like(face, 128) if blank else face)
+    return path
+
+
+def _faces(result: Path) -> list:
+    return [(Path(e["image"]).name, e.get("frame"), e.get("faces")) for e in json.loads(result.read_text())["results"]]
+
+
+def test_a_run_removes_only_the_partial_files_of_its_own_items(tmp_path, corpus):
+    """Look-alikes of every partial-file pattern, a user's face tables and another run's live partial files
+    in OUTDIR are all still there, unchanged, after a run (and after a Ctrl-C)."""
+    from mtcnn_lab.io.entries import settings_file
+
+    out = tmp_path / "out"
+    out.mkdir()
+    other = f".{output_name('clip009.avi')}.opencv-4.6.frames.jsonl"  # a second run's item, still running
+    planted = {"my_faces.csv": face_csv([]), ".backup_faces.csv": face_csv([]), ".notes.part": b"keep\n",
+               ".mine.crashed": b"", ".mine.frames.jsonl": b'{"frame": 0, "faces": []}\n',
+               ".mine.frames.jsonl.settings.json": b"{}", other: b'{"frame": 0, "faces": []}\n',
+               settings_file(Path(other)).name: b"{}", ".clip009.avi.json.abcd1234.part": b"{",
+               ".clip009.avi.crashed": b"", "clip009.avi.csv": face_csv([])}
+    for name, data in planted.items():
+        (out / name).write_bytes(data)
+    rows = run_corpus([corpus / "clip000.avi"], out, n_workers=1, root=corpus, progress=False, **SETTINGS)
+    assert [r["status"] for r in rows] == ["ok"]
+    assert {name: (out / name).read_bytes() for name in planted if (out / name).exists()} == planted
+
+
+def test_resume_redoes_the_items_whose_inputs_changed(tmp_path, corpus, client2):
+    """A replaced video, an image folder with an image deleted and two added, and an image overwritten in place
+    (the folder's own size and time unchanged) are redone; the unchanged video is skipped."""
+    import os
+    import shutil
+
+    data = tmp_path / "data"
+    (data / "stills").mkdir(parents=True)
+    (data / "kept").mkdir()
+    for name in ("clip000.avi", "clip001.avi"):
+        shutil.copy(corpus / name, data / name)
+    _face_image(data / "stills" / "a.jpg")
+    _face_image(data / "stills" / "b.jpg")
+    _face_image(data / "kept" / "x.jpg", blank=True)
+    out = tmp_path / "out"
+
+    def statuses() -> dict[str, str]:
+        rows = run_corpus(find_corpus(data), out, client=client2, root=data, progress=False, **SETTINGS)
+        return {Path(r["item"]).name: r["status"] for r in rows}
+
+    assert set(statuses().values()) == {"ok"}
+    shutil.copy(corpus / "clip005.avi", data / "clip000.avi")  # another video under the same name
+    (data / "stills" / "a.jpg").unlink()
+    _face_image(data / "stills" / "c.jpg", blank=True)
+    _face_image(data / "stills" / "d.jpg")
+    folder = os.stat(data / "kept")
+    _face_image(data / "kept" / "x.jpg")  # overwritten in place: the folder's size and time do not change
+    assert (os.stat(data / "kept").st_size, os.stat(data / "kept").st_mtime_ns) == (folder.st_size,
+                                                                                  folder.st_mtime_ns)
+    assert statuses() == {"clip000.avi": "ok", "clip001.avi": "skipped", "kept": "ok", "stills": "ok"}
+    # each redone item holds what a fresh run of its inputs gives
+    fresh = tmp_path / "fresh"
+    shutil.copytree(data, fresh)
+    for item in find_corpus(fresh):
+        process_video(item, fresh / "results", **SETTINGS)
+    for name in ("clip000.avi.json", "kept.json", "stills.json"):
+        assert _faces(out / name) == _faces(fresh / "results" / name)
+    assert [Path(e["image"]).name for e in json.loads((out / "stills.json").read_text())["results"]] == sorted(
+        p.name for p in (data / "stills").iterdir())
+    assert statuses() == dict.fromkeys(["clip000.avi", "clip001.avi", "kept", "stills"], "skipped")
+
+
+def test_an_item_is_complete_only_with_all_its_outputs(tmp_path, corpus, client2):
+    out = tmp_path / "out"
+    items = find_corpus(corpus)[:2]
+    run_corpus(items, out, client=client2, root=corpus, progress=False, **SETTINGS)
+    tables = {p.name: p.read_bytes() for p in out.glob("clip*.csv")}
+    results = {p.name: p.read_bytes() for p in out.glob("clip*.json")}
+    (out / "clip000.avi.csv").unlink()
+    (out / "clip001.avi.json").unlink()
+    rows = run_corpus(items, out, client=client2, root=corpus, progress=False, **SETTINGS)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert {p.name: p.read_bytes() for p in out.glob("clip*.csv")} == tables
+    assert {p.name: p.read_bytes() for p in out.glob("clip*.json")} == results
+
+
+def test_hostile_names_give_error_rows_and_collisions_name_both_items(tmp_path, corpus, client2, capsys):
+    import os
+    import shutil
+
+    from mtcnn_lab.errors import ParameterError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(corpus / "clip000.avi", data / "good.avi")
+    try:
+        shutil.copy(corpus / "clip001.avi", os.fsencode(data) + b"/bad\xff.avi")  # not valid UTF-8
+    except OSError:
+        pytest.skip("this file system refuses file names that are not UTF-8")
+    (data / "loop.avi").symlink_to("loop.avi")  # a link to itself
+    out = tmp_path / "out"
+    code = main(["corpus", str(data), "--out", str(out), "--scheduler", client2.scheduler.address,
+                 "--backend", "numpy", "--weights", "zhang2016", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert [line.split(": ")[1] for line in err.splitlines()] == [repr(str(data / "bad\udcff.avi")),
+                                                                   f"'{data / 'loop.avi'}'"]
+    assert "not valid UTF-8" in err and "symbolic links" in err
+    assert (out / "good.avi.json").exists()
+    # two symlinks to videos of one name elsewhere: each result named after its link
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
+    links = tmp_path / "links"
+    links.mkdir()
+    for folder, link in (("d1", "x.avi"), ("d2", "y.avi")):
+        shutil.copy(corpus / "clip000.avi", tmp_path / folder / "v.avi")
+        (links / link).symlink_to(tmp_path / folder / "v.avi")
+    assert [output_name(item, links) for item in find_corpus(links)] == ["x.avi.json", "y.avi.json"]
+    # a__b.avi beside a/b.avi: one line naming both, with a fix that works on the command line
+    (data / "a").mkdir()
+    shutil.copy(corpus / "clip000.avi", data / "a" / "b.avi")
+    shutil.copy(corpus / "clip000.avi", data / "a__b.avi")
+    with pytest.raises(ParameterError) as caught:
+        run_corpus([data / "a" / "b.avi", data / "a__b.avi"], out, client=client2, root=data, progress=False,
+                   **SETTINGS)
+    message = str(caught.value)
+    assert str(data / "a" / "b.avi") in message and str(data / "a__b.avi") in message and "\n" not in message
+    assert "root=" not in message and "rename" in message
+
+
+def test_local_cluster_dashboard_listens_on_localhost_only(tmp_path):
+    import psutil
+
+    from mtcnn_lab.corpus.run import _local_cluster
+
+    def listening() -> set:
+        return {c.laddr for c in psutil.Process().net_connections("inet") if c.status == psutil.CONN_LISTEN}
+
+    before = listening()
+    with _local_cluster(1) as cluster:
+        opened = listening() - before  # the scheduler's and its dashboard's (this module's other cluster is older)
+        assert len(opened) >= 2 and {address.ip for address in opened} == {"127.0.0.1"}, opened
+        assert cluster.dashboard_link.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.timeout(60)
+def test_a_scheduler_address_of_another_service_is_one_line(tmp_path, corpus):
+    import socket
+    import threading
+
+    from mtcnn_lab.errors import InputError, ParameterError
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer_garbage() -> None:
+        with server:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"\xff" * 64)
+                    time.sleep(0.2)
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        with pytest.raises(ParameterError, match=r"cannot connect to the Dask scheduler .*; give its address"):
+            run_corpus(find_corpus(corpus)[:1], tmp_path / "out", scheduler=address, progress=False, **SETTINGS)
+    finally:
+        server.close()
+    manifest = tmp_path / "deep.json"
+    manifest.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="deep.json: not a readable JSON manifest"):
+        find_corpus(manifest)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_on_the_cli_prints_one_line(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: no worker tracebacks."""
+    import os
+    import signal
+
+    make_synthetic_corpus(tmp_path / "long", n_videos=4, n_frames=60, n_corrupt=0)
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "mtcnn_lab.cli", "corpus", str(tmp_path / "long"), "--out",
+                                str(out), "--workers", "2", "--backend", "numpy", "--weights", "zhang2016", "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (out.is_dir() and list(out.glob(".*.frames.jsonl"))):
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130 and "Traceback" not in err and len(err.splitlines()) <= 3, err
+    assert "interrupted" in err
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]

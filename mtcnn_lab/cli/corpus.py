@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mtcnn_lab.cli.options import WEIGHT_SETS, add_decode_arguments
 from mtcnn_lab.errors import ParameterError
+from mtcnn_lab.io.paths import show_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                       root=root, progress=not args.quiet, decode=args.decode)
     for row in rows:
         if row["status"] == "error":
-            print(f"error: {row['item']}: {row['error']}", file=sys.stderr)
+            print(f"error: {show_path(row['item'])}: {row['error']}", file=sys.stderr)  # escaped: not UTF-8
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "error")}
     print(f"{len(rows)} items: {counts['ok']} ok, {counts['skipped']} skipped (already done), "
           f"{counts['error']} failed; summary in {Path(args.out) / 'summary.csv'}")

@@ -52,13 +52,17 @@ def find_corpus(dir_or_manifest: PathLike) -> list[Path]:
 def output_name(item: PathLike, root: PathLike | None = None) -> str:
     """The result file name of an item: its path relative to ``root`` with ``/`` as ``__``, plus
     ``.json`` (``clips/a.avi`` -> ``clips__a.avi.json``; the suffix keeps ``a.avi`` and ``a.mp4``
-    apart)."""
+    apart). The path is taken as found under ``root`` (a symlink by its own name), else with both
+    resolved, else the item's own name."""
     item = Path(item)
     rel = item.name
     if root is not None:
-        with contextlib.suppress(ValueError):
-            rel = item.resolve().relative_to(Path(root).resolve()).as_posix()
-    rel = rel if rel not in ("", ".") else (Path(item).resolve().name or "root")
+        for path, base in ((os.path.abspath(item), os.path.abspath(root)),
+                           (os.path.realpath(item), os.path.realpath(root))):  # realpath: no error on a link loop
+            with contextlib.suppress(ValueError):
+                rel = Path(path).relative_to(base).as_posix()
+                break
+    rel = rel if rel not in ("", ".") else (Path(os.path.realpath(item)).name or "root")
     return rel.replace("/", "__") + ".json"
 
 

@@ -6,32 +6,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from mtcnn_lab.checks import positive_int
 from mtcnn_lab.corpus.items import output_name
-from mtcnn_lab.corpus.task import is_complete, process_video
+from mtcnn_lab.corpus.task import is_complete, partial_files, process_video
 from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.files import writable_folder
-from mtcnn_lab.io.face_table import is_face_table
-from mtcnn_lab.io.paths import PathLike
+from mtcnn_lab.io.paths import PathLike, show_path
 
 log = logging.getLogger(__name__)
 
 __all__ = ["run_corpus"]
 
 
-def _cleanup(out_dir: Path) -> list[Path]:
-    """Remove the partial files a run leaves when stopped: per-frame JSON Lines, atomic-write temp
-    files, crash markers and face tables (recognised by their header) whose result file was not written."""
-    patterns = (".*.frames.jsonl", ".*.frames.jsonl.settings.json", ".*.part", ".*.crashed")
-    partial = [p for pattern in patterns for p in out_dir.glob(pattern)]
-    partial += [p for p in out_dir.glob("*.csv")
-                if not (out_dir / (p.name.removesuffix(".csv") + ".json")).exists() and is_face_table(p)]
+def _cleanup(out_dir: Path, names: Sequence[str], decode: str) -> list[Path]:
+    """Remove the partial files this run's items (result ``names``) leave when stopped
+    (:func:`~mtcnn_lab.corpus.task.partial_files`); the files of other items, other runs and the user stay."""
     removed = []
-    for path in partial:
+    for path in (p for name in names for p in partial_files(out_dir, name, decode)):
         with contextlib.suppress(OSError):
             path.unlink()
             removed.append(path)
@@ -48,24 +45,49 @@ def _row(item: Path, name: str, status: str, error: str = "") -> dict:
 
 def _plan(items: Sequence[PathLike], out_dir: Path, every: int, decode: str, root: PathLike | None,
           backend: str, weights: str) -> tuple[list[dict], list[tuple[Path, str]]]:
-    """The rows of the items already complete, and the ``(item, result name)`` of the others."""
-    items = [Path(item).resolve() for item in items]
-    names = [output_name(item, root) for item in items]
-    if len(set(names)) != len(names):
-        raise ParameterError("two corpus items map to the same result file name; pass root= (the corpus folder)")
-    complete = [is_complete(out_dir / name, every, decode, backend, weights) for name in names]
-    done = [_row(item, name, "skipped") for item, name, ok in zip(items, names, complete, strict=True) if ok]
-    todo = [(item, name) for item, name, ok in zip(items, names, complete, strict=True) if not ok]
+    """The rows of the items already complete, and the ``(item, result name)`` of the others (items as real paths;
+    a link that loops stays as it is, and its task says so in one line). Two items of one result name are a
+    ParameterError naming both."""
+    done, todo, seen = [], [], {}
+    for given in items:
+        name = output_name(given, root)
+        if name in seen:
+            raise ParameterError(f"corpus items {show_path(str(seen[name]))} and {show_path(str(given))} would both "
+                                 f"write {name} in {out_dir}; rename one of them, or process them in separate runs "
+                                 "with different --out folders")
+        seen[name] = given
+        item = Path(os.path.realpath(given))
+        if is_complete(out_dir / name, item, every, decode, backend, weights):
+            done.append(_row(item, name, "skipped"))
+        else:
+            todo.append((item, name))
     return done, todo
 
 
+def dask_setup(worker) -> None:
+    """Dask's preload hook, run in each worker process of :func:`_local_cluster` as it starts (also one that
+    replaces a dead worker): the process ignores SIGINT, so that a terminal's Ctrl-C, sent to the whole process
+    group, reaches only the client, which closes the cluster (no worker tracebacks); and once the worker is
+    closing, its task-state log (a warning per task it cancels) is silent."""
+    from distributed.core import Status
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed.worker.state_machine").addFilter(
+        lambda record: worker.status in (Status.running, Status.paused))
+
+
 def _local_cluster(n_workers: int | None):
-    """A LocalCluster of ``n_workers`` (default: the CPU count) single-threaded worker processes."""
+    """A LocalCluster of ``n_workers`` (default: the CPU count) single-threaded worker processes that ignore
+    Ctrl-C (:func:`dask_setup`), its dashboard on a free port of 127.0.0.1 (not open to the network)."""
     from distributed import LocalCluster
 
     quiet = logging.getLogger("distributed").getEffectiveLevel() > logging.DEBUG
-    return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                        dashboard_address=":0", silence_logs=logging.WARNING if quiet else False)
+    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address="127.0.0.1:0", preload=[__name__],
+                           silence_logs=logging.WARNING if quiet else False)
+    log.info("Dask dashboard of the corpus run: %s", cluster.dashboard_link)
+    return cluster
 
 
 def _gather(client, futures: list, todo: list[tuple[Path, str]], progress: bool) -> list[dict]:
@@ -109,7 +131,7 @@ def _client(client_class, scheduler: str | None, cluster):
         return client_class(cluster)
     try:
         return client_class(scheduler, timeout=SCHEDULER_TIMEOUT_S)
-    except (OSError, ValueError, TypeError) as err:  # distributed's errors for a bad or silent address
+    except Exception as err:  # a bad or silent address, or another service's answer (e.g. MemoryError on its bytes)
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ParameterError(f"cannot connect to the Dask scheduler {scheduler!r} ({reason}); give its address "
                              "as tcp://host:8786, or leave --scheduler out for a local cluster") from None
@@ -142,7 +164,7 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
     out_dir = writable_folder(out_dir, "choose another output folder (--out)")
     decode = get_profile(decode).name
     rows, todo = _plan(items, out_dir, every, decode, root, backend, weights)
-    crash = {str(Path(k).resolve()): v for k, v in (crash_after_frames or {}).items()}
+    crash = {os.path.realpath(k): v for k, v in (crash_after_frames or {}).items()}
     start = time.perf_counter()
     given_client = client is not None
     own_cluster = own_client = None
@@ -156,21 +178,28 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
             # 3. one task per item, each writing its result file; gather the summary rows
             futures = [client.submit(process_video, str(item), str(out_dir), backend, weights, every, threads,
                                      name, crash.get(str(item)), decode, retries=retries, pure=False,
-                                     key=f"mtcnn-corpus-{name}-{time.time_ns()}")
+                                     key=f"mtcnn-corpus-{_utf8(name)}-{time.time_ns()}")
                        for item, name in todo]
             rows += _gather(client, futures, todo, progress)
     except KeyboardInterrupt:
-        # Ctrl-C: cancel, close what we started, leave no partial file
-        if futures and client is not None:
+        # Ctrl-C: cancel the tasks on a cluster not ours, close what we started (quietly: a worker still busy is
+        # killed, as asked; its tasks stop between frames), leave no partial file of ours
+        if futures and client is not None and own_cluster is None:
             _cancel(client, futures)
-        _close(own_client, own_cluster)
+        dask_log = logging.getLogger("distributed")
+        level = dask_log.level
+        dask_log.setLevel(logging.ERROR)
+        try:
+            _close(own_client, own_cluster)
+        finally:
+            dask_log.setLevel(level)
         own_client = own_cluster = None
-        _cleanup(out_dir)
+        _cleanup(out_dir, [name for _, name in todo], decode)
         raise
     finally:
         if own_cluster is not None:
             _close(own_client, own_cluster)
-            _cleanup(out_dir)  # every worker has stopped: nothing partial can still be written
+            _cleanup(out_dir, [name for _, name in todo], decode)  # every worker has stopped: nothing is written
         else:
             _close(own_client, None)
     # 4. the summary
@@ -182,6 +211,12 @@ def run_corpus(items: Sequence[PathLike], out_dir: PathLike, scheduler: str | No
             "seconds": round(time.perf_counter() - start, 3)}
     save_table(rows, "summary", out_dir, meta=meta)
     return rows
+
+
+def _utf8(name: str) -> str:
+    """A task key's form of result ``name``: what is not valid UTF-8 (a file name's undecodable bytes) escaped, since
+    Dask sends keys as UTF-8 and one it cannot encode cuts the client off the scheduler."""
+    return name.encode("utf-8", "backslashreplace").decode()
 
 
 def _close(client, cluster) -> None:

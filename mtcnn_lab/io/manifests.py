@@ -43,7 +43,7 @@ def manifest_videos(manifest: Path) -> tuple[Path, list[Path] | None]:
     InputError for an unreadable manifest, a missing root, or a ``videos`` entry that names no file."""
     try:
         data = json.loads(Path(manifest).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # Recursion: nested too deep
         raise InputError(f"{manifest}: not a readable JSON manifest ({err}); see data/README.md") from None
     if not isinstance(data, dict) or not ({"root", "videos"} & set(data)) or not isinstance(data.get("root", "."), str):
         raise InputError(f"{manifest}: not a manifest (a JSON object with a 'root' folder and/or 'videos'); "
