@@ -6,7 +6,7 @@ print ``error: <message>`` without a traceback and callers can catch one type.
 
 __all__ = [
     "MtcnnLabError", "WeightsError", "LicenseNotAccepted", "InputError", "ParameterError", "BackendUnavailable",
-    "ConversionError", "OutputExists", "StaleResults",
+    "ConversionError", "OutputExists", "StaleResults", "WorkerLost",
 ]
 
 
@@ -44,3 +44,7 @@ class OutputExists(ConversionError, FileExistsError):
 
 class StaleResults(ParameterError):
     """A per-frame results file to resume holds another input's frames, or frames computed with other settings."""
+
+
+class WorkerLost(MtcnnLabError):
+    """A detection worker process died (killed, e.g. by the out-of-memory killer); what was written so far stays."""

@@ -352,7 +352,8 @@ def test_a_jsonl_of_another_run_or_of_no_run_is_refused_and_left_as_it_is(video,
     theirs = tmp_path / "theirs.jsonl"
     theirs.write_text('{"frame": 0, "mine": true}\n{"frame": 1, "faces": [], "image": "clip.avi"}\n')
     for path in (notes, theirs):
-        with pytest.raises(StaleResults, match=r"is not a per-frame results file \(line 1\); give another path"):
+        with pytest.raises(StaleResults, match=r"is not a per-frame results file of this video \(line 1: "
+                                               r"(not a JSON object|no image name or frame index)\); delete that file"):
             read_done_frames(path)
     assert notes.read_text() == "my notes\nmore notes\n"
     with pytest.raises(StaleResults, match="whose settings are not recorded"):  # no settings file beside it

@@ -6,7 +6,9 @@ import argparse
 import hashlib
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,7 @@ from mtcnn_lab.cli.options import (
     write_csv_out,
     write_json_out,
 )
-from mtcnn_lab.errors import MtcnnLabError, ParameterError
+from mtcnn_lab.errors import MtcnnLabError, ParameterError, WorkerLost
 from mtcnn_lab.params import CascadeParams
 
 if TYPE_CHECKING:
@@ -59,16 +61,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _partial_file(json_out: str | None, video: str, decode: str) -> Path | None:
-    """Where ``detect --every`` keeps a video's per-frame results until the final JSON is written
-    (a hidden JSON Lines file beside ``--json``; a re-run resumes from it). Named after the video's
-    resolved path and the decode profile too, so two videos of one name in different folders, or one
-    video decoded two ways, never share one."""
-    if json_out is None:
+def _partial_file(out: str | None, video: str, decode: str) -> Path | None:
+    """Where ``detect --every`` keeps a video's per-frame results until the final files are written (a hidden
+    JSON Lines file beside ``out``, the ``--json`` file, else the ``--csv`` one; a re-run resumes from it).
+    Named after the video's resolved path and the decode profile too, so two videos of one name in different
+    folders, or one video decoded two ways, never share one. None without an output file."""
+    if out is None:
         return None
-    out = Path(json_out)
+    anchor = Path(out)
     tag = hashlib.sha256(os.fsencode(Path(video).resolve())).hexdigest()[:12]
-    return out.with_name(f".{out.name[:60]}.{Path(video).name[:60]}.{tag}.{decode}.frames.jsonl")  # tag: unique
+    return anchor.with_name(f".{anchor.name[:60]}.{Path(video).name[:60]}.{tag}.{decode}.frames.jsonl")  # tag: unique
 
 
 def _decoding(path: str, decode: str, entries: list[dict], quiet: bool) -> dict | None:
@@ -88,11 +90,37 @@ def _decoding(path: str, decode: str, entries: list[dict], quiet: bool) -> dict 
     return record
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that the workers are stopped and the files closed on the way out
+    (a BaseException: no ``except Exception`` on the way catches it)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the detector on every path; write the results JSON (the C++ reference's fields); 1 if any failed."""
+    """Run the detector on every path; write the results JSON (the C++ reference's fields); 1 if any failed.
+    SIGTERM stops the run as Ctrl-C does (the per-frame results written so far stay): one line, exit code 143."""
+    # signal handlers live in the main thread only; a SIGTERM ignored or handled by the caller stays so
+    handle = (threading.current_thread() is threading.main_thread()
+              and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    if handle:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _run(args)
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if handle:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run(args: argparse.Namespace) -> int:
     from mtcnn_lab.detector import MTCNN
     from mtcnn_lab.io.decode.profiles import get_profile
-    from mtcnn_lab.io.entries import result_meta
+    from mtcnn_lab.io.entries import remove_jsonl, result_meta
     from mtcnn_lab.io.paths import is_video
 
     if args.json is not None:  # fail before the run, not after it
@@ -124,21 +152,21 @@ def run(args: argparse.Namespace) -> int:
     if args.csv is not None:
         write_csv_out(results, Path(args.csv), args.force,
                       {p: r["fps"] for p, r in decoding.items() if r is not None})
-    if args.json is not None:
-        from mtcnn_lab.io.entries import remove_jsonl
-
-        for path in streamed:  # the final JSON holds them now
-            remove_jsonl(_partial_file(args.json, path, decode))
+    for path in streamed & decoding.keys():  # the videos done: the output files hold their frames now
+        partial = _partial_file(args.json or args.csv, path, decode)
+        if partial is not None:
+            remove_jsonl(partial)
     return 1 if failed else 0
 
 
-def _prepare_partial(partial: Path, detector: MTCNN, video: str, decode: str, quiet: bool) -> None:
+def _prepare_partial(partial: Path, detector: MTCNN, video: str, decode: str, frame_hashes: bool, quiet: bool) -> None:
     """Before a video's run: drop the hidden per-frame file of an earlier run made with other settings (another
-    detector, decoding or video file), saying so; say how many frames an interrupted run left to resume."""
+    detector, decoding, hash setting or video file), saying so; say how many frames an interrupted run left to
+    resume."""
     from mtcnn_lab.io.entries import discard_stale, read_done_frames
     from mtcnn_lab.video.stream import run_settings
 
-    dropped = discard_stale(partial, run_settings(detector, video, decode))
+    dropped = discard_stale(partial, run_settings(detector, video, decode, frame_hashes))
     resumed = len(read_done_frames(partial))
     if not quiet and dropped:
         print(f"{video}: {dropped} frame(s) of an earlier run that this one cannot resume (other settings) "
@@ -161,17 +189,21 @@ def _detect_all(args: argparse.Namespace, detector: MTCNN, streamed: set[str], d
     quiet_bar = True if args.quiet or len(args.paths) < 2 else None  # None: a bar only on a terminal
     for path in tqdm(args.paths, desc="detect", unit="file", disable=quiet_bar, leave=False):
         if path in streamed:  # every N-th frame of a video: decode and detect in parallel, write as we go
-            partial = _partial_file(args.json, path, decode)
+            partial = _partial_file(args.json or args.csv, path, decode)
             try:
                 if partial is not None:
-                    _prepare_partial(partial, detector, path, decode, args.quiet)
+                    _prepare_partial(partial, detector, path, decode, args.frame_hashes, args.quiet)
                 entries = list(detect_video(detector, path, every=args.every, jsonl=partial,
                                             progress=not args.quiet and sys.stderr.isatty(), workers=args.workers,
                                             decode=decode, frame_hashes=args.frame_hashes))
-            except MtcnnLabError as err:
+            except MtcnnLabError as err:  # the video's frames written so far stay in its partial file
                 failed += 1
-                results.append(error_entry(path, None, str(err)))
-                print(f"error: {err}", file=sys.stderr)
+                message = str(err)
+                if isinstance(err, WorkerLost):
+                    message = (f"{path}: {err}, e.g. killed when memory ran out; run it again with fewer --workers"
+                               + (": it resumes after the frames done" if partial is not None else ""))
+                results.append(error_entry(path, None, message))
+                print(f"error: {message}", file=sys.stderr)
                 continue
             results.extend(entries)
             decoding[path] = _decoding(path, decode, entries, args.quiet)

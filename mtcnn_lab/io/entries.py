@@ -7,9 +7,10 @@ frame by frame keep their entries in a JSON Lines file, one entry a line, append
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from mtcnn_lab.files import write_atomic
 from mtcnn_lab.version import __version__
 
 __all__ = [
-    "result_entry", "error_entry", "frame_entry", "result_meta", "resume_jsonl", "read_done_frames",
-    "remove_jsonl", "settings_file", "discard_stale", "log_batch_failure",
+    "result_entry", "error_entry", "frame_entry", "result_meta", "resume_jsonl", "read_done_frames", "entry_problem",
+    "appending", "remove_jsonl", "settings_file", "discard_stale", "log_batch_failure",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,31 +61,70 @@ def _difference(stored: object, settings: dict) -> str:
     return "made with " + ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
 
 
-def resume_jsonl(jsonl: Path, settings: dict, image: str | None = None) -> dict[int, dict]:
-    """The frames already in per-frame results ``jsonl`` (:func:`read_done_frames`), each entry's ``image`` set to
-    ``image`` when given (the path as this run names the input), and the file rewritten so: without a torn last
-    line, so that appending starts on a clean line.
+def resume_jsonl(jsonl: Path, settings: dict, image: str | None = None,
+                 frame_size: tuple[int, int] | None = None) -> dict[int, dict]:
+    """The frames already in per-frame results ``jsonl`` (:func:`read_done_frames`, ``frame_size`` checked there),
+    each entry's ``image`` set to ``image`` when given (the path as this run names the input), and the file
+    rewritten so: without a torn last line, so that appending starts on a clean line.
 
-    ``settings`` is what the frames depend on (detector, decoding, the input's size and modification time): an
-    existing ``jsonl`` is resumed only when its settings file (:func:`settings_file`) records the same, and a new
-    one gets that file; else :class:`~mtcnn_lab.errors.StaleResults` in one line, and nothing is changed (a file
-    without a settings file, e.g. someone else's, is never resumed). A folder as ``jsonl`` is a ParameterError.
+    ``settings`` is what the frames depend on (detector, decoding, the output's fields, the input's size and
+    modification time): an existing ``jsonl`` is resumed only when its settings file (:func:`settings_file`)
+    records the same and each of its entries fits, and a new one gets that file; else
+    :class:`~mtcnn_lab.errors.StaleResults` in one line, and nothing is changed (a file without a settings file,
+    e.g. someone else's, is never resumed). A folder as ``jsonl`` is a ParameterError, and so is a file that
+    cannot be written (a full disk).
     """
-    done = _resumable(jsonl, settings)
+    _check_settings(jsonl, settings)
+    done = read_done_frames(jsonl, frame_size)
     if image is not None:
         done = {frame: dict(entry, image=image) for frame, entry in done.items()}
-    if jsonl.exists():  # also when only a torn line is there: appending must start on a clean line
-        jsonl.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
-    write_atomic(settings_file(jsonl), (json.dumps(_normalised(settings), indent=1) + "\n").encode(),
-                 overwrite=True)
+    try:
+        if jsonl.exists():  # also when only a torn line is there: appending must start on a clean line
+            jsonl.write_text("".join(json.dumps(done[k]) + "\n" for k in sorted(done)))
+        write_atomic(settings_file(jsonl), (json.dumps(_normalised(settings), indent=1) + "\n").encode(),
+                     overwrite=True)
+    except OSError as err:
+        raise _unwritable(jsonl, err) from None
     return done
 
 
-def discard_stale(jsonl: Path, settings: dict) -> int:
-    """For a run's own hidden per-frame file: delete ``jsonl`` and its settings file when :func:`resume_jsonl`
-    would refuse them; how many lines were dropped (0: resumable, or no file)."""
+def _unwritable(jsonl: Path, err: OSError) -> ParameterError:
+    """The one-line error of a per-frame results file that cannot be written (a full disk, a read-only folder)."""
+    return ParameterError(f"cannot write the per-frame results {jsonl} ({err.strerror or err}); make room or give "
+                          "a writable place, then run again: it resumes after the frames written so far")
+
+
+@contextlib.contextmanager
+def appending(jsonl: Path) -> Iterator[Callable[[dict], None]]:
+    """Open per-frame results ``jsonl`` for appending; the function given appends one entry as one line and
+    flushes it, so that an interrupted run keeps every entry written. A write that fails (a full disk) raises
+    :func:`_unwritable`'s ParameterError in one line; the entries written before it stay in the file."""
     try:
-        _resumable(jsonl, settings)
+        handle = jsonl.open("a")
+    except OSError as err:
+        raise _unwritable(jsonl, err) from None
+
+    def append(entry: dict) -> None:
+        try:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+        except OSError as err:
+            raise _unwritable(jsonl, err) from None
+
+    try:
+        yield append
+    finally:
+        # each entry was flushed: only what a failed flush left (already raised) can fail again here
+        with contextlib.suppress(OSError):
+            handle.close()
+
+
+def discard_stale(jsonl: Path, settings: dict) -> int:
+    """For a run's own hidden per-frame file: delete ``jsonl`` and its settings file when they were written with
+    other ``settings`` (:func:`resume_jsonl` would refuse them); how many lines were dropped (0: same settings, or
+    no file). A file whose content does not fit is not deleted: :func:`resume_jsonl` refuses it."""
+    try:
+        _check_settings(jsonl, settings)
     except StaleResults as err:
         lines = len(jsonl.read_text(errors="replace").splitlines())
         log.info("discarding %d frame(s): %s", lines, err)
@@ -93,8 +133,8 @@ def discard_stale(jsonl: Path, settings: dict) -> int:
     return 0
 
 
-def _resumable(jsonl: Path, settings: dict) -> dict[int, dict]:
-    """:func:`resume_jsonl`'s checks and reading, with no change to any file."""
+def _check_settings(jsonl: Path, settings: dict) -> None:
+    """:func:`resume_jsonl`'s check of the recorded settings, with no change to any file."""
     if jsonl.is_dir():
         raise ParameterError(f"{jsonl} is a folder; give the path of a file for the per-frame results")
     if jsonl.exists():
@@ -107,7 +147,6 @@ def _resumable(jsonl: Path, settings: dict) -> dict[int, dict]:
         if stored != wanted:
             raise StaleResults(f"{jsonl} holds frames of an earlier run {_difference(stored, wanted)}; "
                                f"delete it (and {sidecar.name}) or give another path")
-    return read_done_frames(jsonl)
 
 
 def remove_jsonl(jsonl: Path) -> None:
@@ -116,10 +155,11 @@ def remove_jsonl(jsonl: Path) -> None:
     settings_file(jsonl).unlink(missing_ok=True)
 
 
-def read_done_frames(jsonl: Path) -> dict[int, dict]:
+def read_done_frames(jsonl: Path, frame_size: tuple[int, int] | None = None) -> dict[int, dict]:
     """Frame results already written to a JSON Lines file (a torn last line is ignored). Every other line must
-    be a result entry (a ``frame`` index, and ``faces`` or ``error``), else
-    :class:`~mtcnn_lab.errors.StaleResults`: the file is not per-frame results and is left alone."""
+    be a result entry (:func:`entry_problem`; with ``frame_size``, (width, height) in pixels, one of a video's
+    frames of that size), else :class:`~mtcnn_lab.errors.StaleResults` naming the line: the file is not per-frame
+    results of this input and is left alone."""
     done: dict[int, dict] = {}
     if not jsonl.exists():
         return done
@@ -131,13 +171,57 @@ def read_done_frames(jsonl: Path) -> dict[int, dict]:
             if number == len(lines):
                 break  # the line being written when the run stopped
             entry = None
-        frame = entry.get("frame") if isinstance(entry, dict) else None
-        if not (isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0
-                and ("faces" in entry or "error" in entry)):
-            raise StaleResults(f"{jsonl} is not a per-frame results file (line {number}); give another path for "
-                               "the per-frame results, or delete that file")
-        done[frame] = entry
+        problem = entry_problem(entry, frame_size)
+        if problem is not None:
+            raise StaleResults(f"{jsonl} is not a per-frame results file of this video (line {number}: {problem}); "
+                               "delete that file or give another path for the per-frame results")
+        done[entry["frame"]] = entry
     return done
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_face(face: object) -> bool:
+    """Whether ``face`` has the fields of :meth:`~mtcnn_lab.detections.Detections.faces`, of the right shapes."""
+    if not isinstance(face, dict):
+        return False
+    boxes = [face.get(key) for key in ("bbox", "bbox_pre_correction", "onet_input_box")]
+    landmarks = face.get("landmarks")
+    return (_is_number(face.get("confidence"))
+            and all(isinstance(box, list) and len(box) == 4 and all(map(_is_number, box)) for box in boxes)
+            and isinstance(landmarks, list) and len(landmarks) == 5
+            and all(isinstance(point, list) and len(point) == 2 and all(map(_is_number, point))
+                    for point in landmarks))
+
+
+def entry_problem(entry: object, frame_size: tuple[int, int] | None = None) -> str | None:
+    """What makes ``entry`` (one line of per-frame results, parsed) not a result entry, in a few words; None
+    when it is one: ``image`` (text), ``frame`` (an index), then ``width``, ``height`` and ``faces`` (each with
+    the fields of :meth:`~mtcnn_lab.detections.Detections.faces`) or, for an image of a folder that could not be
+    read, ``error`` (text). With ``frame_size`` (width, height) in pixels: a video frame of that size."""
+    if not isinstance(entry, dict):
+        return "not a JSON object"
+    if not (isinstance(entry.get("image"), str) and _is_count(entry.get("frame"))):
+        return "no image name or frame index"
+    if "error" in entry:
+        if frame_size is not None:
+            return "an error entry, which a video's frames never have"
+        return None if isinstance(entry["error"], str) else "an error that is not text"
+    if not (_is_count(entry.get("width")) and _is_count(entry.get("height"))):
+        return "no frame size"
+    if frame_size is not None and (entry["width"], entry["height"]) != tuple(frame_size):
+        return (f"a frame of {entry['width']}x{entry['height']} pixels, the video's are "
+                f"{frame_size[0]}x{frame_size[1]}")
+    faces = entry.get("faces")
+    if not (isinstance(faces, list) and all(map(_is_face, faces))):
+        return "faces without the fields of detect's results"
+    return None
 
 
 def result_entry(image: str, frame: int | None, pixels: np.ndarray, detections: Detections) -> dict:

@@ -9,7 +9,8 @@ nothing; running again with the same file resumes after the last frame written.
 
 from __future__ import annotations
 
-import json
+import contextlib
+import itertools
 import os
 import queue
 import threading
@@ -26,7 +27,7 @@ from mtcnn_lab.errors import ParameterError
 from mtcnn_lab.files import writable_folder
 from mtcnn_lab.io.decode.probe import probe_video
 from mtcnn_lab.io.decode.profiles import get_profile
-from mtcnn_lab.io.entries import frame_entry, log_batch_failure, result_meta, resume_jsonl
+from mtcnn_lab.io.entries import appending, frame_entry, log_batch_failure, result_meta, resume_jsonl
 from mtcnn_lab.io.images import pixels_sha256
 from mtcnn_lab.io.paths import check_file, path_text
 from mtcnn_lab.io.videos import Decode, check_every, iter_video_frames
@@ -128,16 +129,17 @@ def _group_entries(detector: Detector, image: str, group: list[tuple[int, np.nda
         yield done[index] if frame is None else frame_entry(detector, image, index, frame, found.get(index))
 
 
-def run_settings(detector: Detector, source: str | os.PathLike, decode: str | None) -> dict:
+def run_settings(detector: Detector, source: str | os.PathLike, decode: str | None, frame_hashes: bool = False) -> dict:
     """What per-frame results of ``source`` (a video, or a folder of images) depend on: the detector (backend,
     weights, parameters, version; a detector other than :class:`~mtcnn_lab.MTCNN` by its type), the decode
-    profile, and the source's size and modification time. :func:`detect_video` resumes a ``jsonl`` only
-    when it was written with the same."""
+    profile, whether entries carry their frame's hash (``frame_hashes``), and the source's size and modification
+    time. :func:`detect_video` resumes a ``jsonl`` only when it was written with the same."""
     if not os.path.isdir(source):
         check_file(os.fspath(source))  # one line for a missing or unreadable video
     stat = os.stat(source)
     who = result_meta(detector) if isinstance(detector, MTCNN) else {"detector": type(detector).__qualname__}
-    return {**who, "decode": decode, "source": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
+    return {**who, "decode": decode, "frame_hashes": frame_hashes,
+            "source": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
 
 
 def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, jsonl: str | os.PathLike | None = None,
@@ -148,8 +150,10 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
     Entries have the fields of the ``detect --json`` results (``image``, ``frame``, ``width``,
     ``height``, ``faces``). With ``jsonl``, each entry is appended to that file and flushed as soon
     as it is computed; frames already in the file are not detected again (resume) but still yielded. A file
-    written with other settings (:func:`run_settings`: detector, decode profile, the video itself), or that
-    is not per-frame results of this video, raises :class:`~mtcnn_lab.errors.StaleResults` and is left as is.
+    written with other settings (:func:`run_settings`: detector, decode profile, ``frame_hashes``, the video
+    itself), or that is not per-frame results of this video (each entry is checked, its frame size against the
+    video's too), raises :class:`~mtcnn_lab.errors.StaleResults` and is left as is. A failed append (a full
+    disk) raises a one-line :class:`~mtcnn_lab.errors.ParameterError`; the entries written before it stay.
     ``workers=1`` detects in the caller's thread, its ``preferred_batch`` frames at a time with a
     :class:`~mtcnn_lab.detections.BatchDetector` such as :class:`~mtcnn_lab.MTCNN` (``detect_batch``; four on the
     host), one at a time with any other detector.
@@ -182,32 +186,31 @@ def detect_video(detector: Detector, path: str | os.PathLike, every: int = 1, js
     if out is not None:
         writable_folder(out.parent, "give a per-frame results path (jsonl, or --json) in a writable folder", out)
     profile = get_profile(decode)
-    done = resume_jsonl(out, run_settings(detector, path, profile.name), path) if out is not None else {}
-    total = probe_video(path).header_frames if progress else 0  # may be off by a few: only for the bar
-    bar = tqdm(total=-(-total // every) if total else None, desc=Path(path).name, unit="frame",
-               disable=not progress, leave=False)
+    settings = run_settings(detector, path, profile.name, frame_hashes) if out is not None else None
     stream = stream_frames(path, every, decode=profile)
-    hashes: dict[int, str] = {}
-    frames = _hashed(stream, hashes) if frame_hashes else stream
-    if workers == 1:
-        entries = _detect_in_caller(detector, path, frames, done)
-    else:
-        entries = detect_in_workers(recipe, path, frames, done, workers,
-                                    local=lambda index, frame: frame_entry(detector, path, index, frame))
-    handle = out.open("a") if out is not None else None
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(stream.close)
+        first = next(stream, None)  # its size is the video's: resumed entries must have it
+        size = None if first is None else (first[1].shape[1], first[1].shape[0])
+        done = resume_jsonl(out, settings, path, size) if out is not None else {}
+        total = probe_video(path).header_frames if progress else 0  # may be off by a few: only for the bar
+        bar = cleanup.enter_context(tqdm(total=-(-total // every) if total else None, desc=Path(path).name,
+                                         unit="frame", disable=not progress, leave=False))
+        frames: Iterator[tuple[int, np.ndarray]] = itertools.chain([] if first is None else [first], stream)
+        hashes: dict[int, str] = {}
+        if frame_hashes:
+            frames = cleanup.enter_context(contextlib.closing(_hashed(frames, hashes)))
+        if workers == 1:
+            entries = _detect_in_caller(detector, path, frames, done)
+        else:
+            entries = detect_in_workers(recipe, path, frames, done, workers,
+                                        local=lambda index, frame: frame_entry(detector, path, index, frame))
+        cleanup.enter_context(contextlib.closing(entries))
+        append = cleanup.enter_context(appending(out)) if out is not None else None
         for entry in entries:
             if entry["frame"] in hashes:
                 entry["pixels_bgr_sha256"] = hashes.pop(entry["frame"])
-            if handle is not None and entry["frame"] not in done:
-                handle.write(json.dumps(entry) + "\n")
-                handle.flush()
+            if append is not None and entry["frame"] not in done:
+                append(entry)
             bar.update(1)
             yield entry
-    finally:
-        entries.close()
-        frames.close()
-        stream.close()
-        bar.close()
-        if handle is not None:
-            handle.close()

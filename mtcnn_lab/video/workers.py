@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mtcnn_lab.errors import MtcnnLabError
+from mtcnn_lab.errors import MtcnnLabError, WorkerLost
 
 FRAMES_PER_PASS = 4
 """A worker detects up to this many of its waiting frames in one pass (``MTCNN.detect_batch``)."""
@@ -238,8 +238,8 @@ class _Pool:
 
     def collect(self, block: bool) -> None:
         """Move the entries the workers have sent into ``ready`` and free their slots; with ``block``,
-        wait for at least one. Raise the exception of a worker that could not start, or RuntimeError
-        when a worker died."""
+        wait for at least one. Raise the exception of a worker that could not start, or
+        :class:`~mtcnn_lab.errors.WorkerLost` when a worker died."""
         sentinels = {worker.sentinel: worker for worker in self.workers if worker.sentinel is not None}
         ready = wait([worker.conn for worker in self.workers] + list(sentinels), timeout=None if block else 0)
         for worker in self.workers:
@@ -261,8 +261,8 @@ class _Pool:
                                    f"{worker.launch_error!r}") from worker.launch_error
         for sentinel, worker in sentinels.items():
             if sentinel in ready:
-                raise RuntimeError(f"detection worker {worker.process.name} exited unexpectedly "
-                                   f"(exit code {worker.process.exitcode})")
+                raise WorkerLost(f"detection worker {worker.process.name} exited unexpectedly "
+                                 f"(exit code {worker.process.exitcode})")
 
     def pop(self, index: int) -> dict:
         """The entry of frame ``index`` from ``ready``; raise the exception a worker sent in its place."""
