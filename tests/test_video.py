@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import cv2
@@ -386,3 +390,99 @@ def test_detect_video_refuses_a_missing_detector_or_path_in_one_line(video):
         list(detect_video(None, video, progress=False))
     with pytest.raises(InputError, match="expected a file path .*got NoneType"):
         list(detect_video(CountingDetector(), None, progress=False))
+
+
+# --------------------------------------------------------------------------------------------
+# small or leaked shared memory, Ctrl-C while the workers start
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slots_that_fit", [0, 3])
+def test_too_little_shared_memory_sends_the_other_frames_through_the_pipes(video, numpy_detector, monkeypatch,
+                                                                           caplog, slots_that_fit, no_leaks):
+    """Docker's 64 MB /dev/shm: a slot is made only while the free space holds it (the caller would die of a bus
+    error writing into a segment the tmpfs cannot back); the other frames go through the pipes, with one warning."""
+    frames = decoded(video)
+    frame_bytes = frames[0].nbytes
+    created = []
+
+    class CountedMemory(frame_workers.SharedMemory):
+        def __init__(self, name=None, create=False, size=0):
+            super().__init__(name, create, size)
+            if create:
+                created.append(size)
+
+    monkeypatch.setattr(frame_workers, "SharedMemory", CountedMemory)
+    monkeypatch.setattr(frame_workers, "shm_free_bytes",
+                        lambda: frame_workers.SHM_RESERVE + (slots_that_fit - len(created)) * frame_bytes)
+    with threadpool_limits(1):
+        expected = [frame_entry(numpy_detector, "x.avi", k, frame) for k, frame in enumerate(frames)]
+    with caplog.at_level("WARNING", logger="mtcnn_lab.video.workers"):
+        entries = list(detect_in_workers(numpy_detector.recipe(threads=1), "x.avi", enumerate(frames), {}, 2))
+    assert entries == expected
+    assert len(created) == slots_that_fit
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "/dev/shm" in warnings[0] and "--shm-size" in warnings[0]
+
+
+def _long_clip(path, frames: int = 600):
+    """A 320x240 MJPG clip of noise (each frame gives the nets work: the run outlasts the workers' start)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (240, 320, 3), np.uint8))
+    writer.release()
+    return path
+
+
+def _cli_process(tmp_path, clip, name: str):
+    return subprocess.Popen([sys.executable, "-m", "mtcnn_lab.cli", "detect", str(clip), "--every", "1", "--workers",
+                             "2", "--json", str(tmp_path / name), "-q", "--backend", "numpy", "--weights", "zhang2016"],
+                            cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_for(condition, process, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"finished too early: {process.communicate()}"
+        assert time.monotonic() < deadline, "never got there"
+        time.sleep(0.01)
+
+
+def test_segments_left_by_a_killed_run_are_removed_by_the_next(tmp_path, video):
+    """SIGKILL of the whole process group (a timeout, a cgroup or SLURM kill) leaves the shared memory behind;
+    the next run removes the segments whose owner is no longer alive."""
+    def segments() -> set[str]:  # multiprocessing's semaphores ("sem.*") are not frame memory
+        return {name for name in shm_entries() if not name.startswith("sem.")}
+
+    before = segments()
+    process = _cli_process(tmp_path, _long_clip(tmp_path / "long.avi"), "killed.json")
+    _wait_for(lambda: segments() - before, process)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    time.sleep(0.5)  # the rest of the group is gone too
+    leftovers = segments() - before
+    assert leftovers  # nobody was left to unlink them
+    assert main(["detect", video, "--every", "1", "--workers", "2", "--backend", "numpy", "--weights", "zhang2016",
+                 "-q", "--json", str(tmp_path / "next.json")]) == 0
+    assert leftovers & shm_entries() == set()
+
+
+def test_ctrl_c_while_the_fork_server_loads_is_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group, the workers' fork server included, which may still be importing
+    its modules: the command says ``interrupted`` and nothing else."""
+    process = _cli_process(tmp_path, _long_clip(tmp_path / "long.avi", 30), "out.json")
+
+    def loading_server() -> bool:  # a process of the run that has loaded numba's compiler but is not the caller
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != process.pid:
+                with contextlib.suppress(OSError):
+                    if os.getsid(int(entry)) == process.pid and "llvmlite" in open(f"/proc/{entry}/maps").read():
+                        return True
+        return False
+
+    _wait_for(loading_server, process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert (process.returncode, err) == (130, "interrupted\n")

@@ -7,12 +7,17 @@ runtime thread and one BLAS and OpenCV thread, bound to one CPU on Linux, detect
 place and sends back the frame's result entry, which frees the slot; up to four frames waiting together
 go through the nets in one pass (``MTCNN.detect_batch``, the same results), while the next four wait
 in the other slots. Entries are yielded in frame order; at most eight frames per worker are in flight,
-so memory stays constant (about 50 MB per worker for 1080x1920 frames).
+so memory stays constant (about 50 MB per worker for 1080x1920 frames). A slot is made only while
+``/dev/shm`` has room for it (Docker gives 64 MB; writing into a segment the tmpfs cannot back kills the
+caller with a bus error): the other frames go to the workers through their pipes, with one warning. The
+segments are named ``mtcnn-lab-<pid>-...`` after the caller, and each run first removes those of callers no
+longer alive (killed with SIGKILL, which leaves no one to unlink them).
 
 Workers are never forked from the caller (its runtime thread pools do not survive ``fork``). On
 Linux they are forked from multiprocessing's fork server, which loads the modules and compiled
 kernels once (:mod:`mtcnn_lab.video.preload`), so a worker does not load them again, and the server
-is reused by later runs in the same process. Elsewhere they are spawned.
+is reused by later runs in the same process. Elsewhere they are spawned. The server is started with SIGINT
+ignored, and the workers inherit that: Ctrl-C reaches the whole process group, and only the caller handles it.
 Workers are started from a thread, and until the first one is ready the caller's own detector
 takes the frames.
 
@@ -27,9 +32,11 @@ unlinked. As with any ``spawn`` or fork-server start, the caller's main module i
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -51,6 +58,65 @@ SLOTS_PER_WORKER = 2 * FRAMES_PER_PASS
 """Frames a worker may hold: one pass being detected, the next one waiting."""
 JOIN_S = 5.0
 """Seconds a stopping worker is given to exit before it is killed."""
+SHM_DIR = "/dev/shm"
+"""Where Linux keeps shared-memory segments (a tmpfs)."""
+SHM_PREFIX = "mtcnn-lab-"
+"""The segments' names: this prefix, the caller's pid, a random part."""
+SHM_RESERVE = 16 << 20
+"""Bytes of ``/dev/shm`` left free for other programs: a slot is made only when it fits beside them."""
+
+log = logging.getLogger(__name__)
+
+
+def shm_free_bytes() -> int | None:
+    """Free bytes in ``/dev/shm``; None where there is no such folder (macOS, Windows: the system backs
+    shared memory with swap)."""
+    try:
+        info = os.statvfs(SHM_DIR)
+    except OSError:
+        return None
+    return info.f_bavail * info.f_frsize
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def remove_dead_segments() -> list[str]:
+    """Unlink the frame segments in ``/dev/shm`` whose caller (the pid in the name) is no longer alive, and
+    return their names. Another user's are left alone (the folder is sticky)."""
+    removed = []
+    with contextlib.suppress(OSError):  # no /dev/shm
+        for name in os.listdir(SHM_DIR):
+            pid = name[len(SHM_PREFIX):].split("-")[0]
+            if name.startswith(SHM_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(SHM_DIR, name))
+                    removed.append(name)
+    if removed:
+        log.info("removed %d shared-memory segment(s) of killed runs", len(removed))
+    return removed
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while this lasts, so that a process started meanwhile ignores it too (an ignored signal
+    stays ignored across ``exec``, and Python leaves it so); a Ctrl-C within it is lost. Does nothing outside
+    the main thread, where handlers cannot be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _portable(err: Exception, where: str) -> Exception:
@@ -88,7 +154,11 @@ def _work(image: str, cpu: int | None, conn: Connection) -> None:
         except (EOFError, OSError):  # the caller is gone
             return
         frames = []
-        for _, slot, name, shape, dtype in messages:
+        for _, slot, where in messages:
+            if isinstance(where, np.ndarray):  # sent through the pipe: no room in /dev/shm
+                frames.append(where)
+                continue
+            name, shape, dtype = where
             if slot in attached and attached[slot].name != name:  # the caller grew this slot
                 attached.pop(slot).close()
             if slot not in attached:
@@ -139,7 +209,8 @@ def start_fork_server() -> None:
     loads its modules while the caller gets ready, e.g. builds its detector."""
     if sys.platform.startswith("linux"):
         _context()  # its preload list
-        multiprocessing.forkserver.ensure_running()
+        with _sigint_ignored():  # a few milliseconds: its process is started, its imports are not awaited
+            multiprocessing.forkserver.ensure_running()
 
 
 class _Worker:
@@ -176,18 +247,26 @@ class _Worker:
         """The process's sentinel (ready when it exits); None until it has been started."""
         return self.process.sentinel if self.launched.is_set() and self.launch_error is None else None
 
-    def submit(self, index: int, frame: np.ndarray) -> None:
-        """Copy frame ``index`` into a free slot and send it to the worker."""
+    def submit(self, index: int, frame: np.ndarray) -> bool:
+        """Copy frame ``index`` into a free slot and send it to the worker; a slot too small or not made yet
+        is made when ``/dev/shm`` has room for it, else the frame itself is sent. True when it was."""
         slot = self.free.pop()
         memory = self.memory[slot]
         if memory is None or memory.size < frame.nbytes:
+            free = shm_free_bytes()
+            if free is not None and free < frame.nbytes + SHM_RESERVE:
+                with contextlib.suppress(BrokenPipeError):  # the worker has exited: _Pool.collect says why
+                    self.conn.send((index, slot, frame))
+                return True
             if memory is not None:
                 memory.close()
                 memory.unlink()
-            memory = self.memory[slot] = SharedMemory(create=True, size=frame.nbytes)
+            name = f"{SHM_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+            memory = self.memory[slot] = SharedMemory(name, create=True, size=frame.nbytes)
         np.copyto(np.ndarray(frame.shape, frame.dtype, memory.buf), frame)
         with contextlib.suppress(BrokenPipeError):  # the worker has exited: _Pool.collect says why
-            self.conn.send((index, slot, memory.name, frame.shape, frame.dtype.str))
+            self.conn.send((index, slot, (memory.name, frame.shape, frame.dtype.str)))
+        return False
 
     def __enter__(self) -> _Worker:
         return self
@@ -219,6 +298,9 @@ class _Pool:
     def __init__(self, recipe: dict, image: str, workers: int):
         context = _context()
         cpus = sorted(os.sched_getaffinity(0)) if sys.platform.startswith("linux") else None
+        start_fork_server()  # from the caller's thread: see there
+        remove_dead_segments()
+        self.piped = False  # a frame went through a pipe (warned once)
         self.workers: list[_Worker] = []
         self.ready: dict[int, dict | Exception] = {}
         try:
@@ -234,7 +316,11 @@ class _Pool:
         while not any(worker.free and worker.started for worker in self.workers):
             self.collect(block=True)
         ready = [worker for worker in self.workers if worker.started]
-        max(ready, key=lambda worker: len(worker.free)).submit(index, frame)
+        if max(ready, key=lambda worker: len(worker.free)).submit(index, frame) and not self.piped:
+            self.piped = True
+            log.warning("%s has %.0f MB free, too little for more frames of %.1f MB in shared memory: they go to the "
+                        "workers through pipes (slower); give it more room, e.g. docker run --shm-size=1g", SHM_DIR,
+                        (shm_free_bytes() or 0) / 1e6, frame.nbytes / 1e6)
 
     def collect(self, block: bool) -> None:
         """Move the entries the workers have sent into ``ready`` and free their slots; with ``block``,
