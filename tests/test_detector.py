@@ -426,3 +426,15 @@ def test_positive_int_refuses_what_is_not_a_whole_number_from_1(value):
     assert positive_int(3, "workers") == 3 and positive_int(None, "threads", optional=True) is None
     with pytest.raises(ParameterError, match="or None"):
         positive_int(value, "threads", optional=True)
+
+
+def test_the_package_imports_its_public_names_when_first_used():
+    # the mtcnn-lab command starts (and a Ctrl-C at its start is caught by it) before the runtimes load
+    import subprocess
+    import sys
+
+    code = ("import sys, mtcnn_lab.errors; heavy = [m for m in ('mtcnn_lab.detector', 'numba', 'openvino') "
+            "if m in sys.modules]; import mtcnn_lab; assert set(mtcnn_lab.__all__) <= set(dir(mtcnn_lab)); "
+            "from mtcnn_lab import MTCNN, detect_video; print(heavy, MTCNN.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] mtcnn_lab.detector"
