@@ -473,7 +473,7 @@ DAMAGE = {
     "wrong checksum": (_flip_a_byte, "SHA-256"),
     "corrupt": (_garbage, "SHA-256"),
     "missing": (_remove, "missing"),
-    "a directory": (_directory, "cannot be read"),
+    "a directory": (_directory, "is a folder, not a regular file"),
 }
 
 
