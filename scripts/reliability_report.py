@@ -15,6 +15,13 @@ truncated and damaged AVI/MP4) -> ``count_frames`` and ``iter_video_frames``; od
 injection: 20 generated videos + 2 corrupt ones on a 1-worker and a 2-worker ``LocalCluster``, one
 worker killed mid-video in the 2-worker run.
 
+Then, through the command line as a user runs it (``--no-faults`` skips it): hostile files (a file name
+that is not UTF-8, a symlink loop, a PNG declaring 30000x30000 pixels, a manifest nested 100,000 deep, a FIFO
+where a ``.dat`` file belongs, tampered per-frame files) must each be a one-line error or a fallback; files that
+look like a corpus run's own, planted in its ``--out`` folder, must all survive two runs; a corpus rerun after a
+video was replaced and an image overwritten in place must redo exactly those items; ``detect --every`` killed
+by SIGINT, SIGTERM and SIGKILL of its process group, then rerun, must give an uninterrupted run's results.
+
 Writes ``results/tables/reliability.json`` and ``.csv`` (rows: category x outcome counts; meta:
 totals and the corpus results). Exits 1 if any crash, or if the corpus run misses its targets.
 
@@ -25,7 +32,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
+import shutil
+import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -270,12 +282,185 @@ def corpus_faults(folder: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# hostile files, planted files, stale inputs and kills, through the command line as a user runs it
+# --------------------------------------------------------------------------------------------
+
+CLI = [sys.executable, "-m", "mtcnn_lab.cli"]
+
+
+def _cli(args: list, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``mtcnn-lab ARGS`` in ``cwd`` (bytes arguments allowed), bounded by ``timeout``."""
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def _one_line(run: subprocess.CompletedProcess) -> bool:
+    """Whether a run that failed said so in one ``error:`` line, with no traceback."""
+    err = run.stderr.decode("utf-8", "replace")
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    return run.returncode in (1, 2) and bool(lines) and "Traceback" not in err and all("\n" not in x for x in lines)
+
+
+def _clip(path: Path, frames: int = 24, size: tuple[int, int] = (160, 120)) -> Path:
+    """A short MJPG clip of a moving face (the synthetic corpus's own generator)."""
+    from mtcnn_lab.lab.synthetic import make_synthetic_corpus
+
+    made = make_synthetic_corpus(path.parent / f".make_{path.stem}", n_videos=1, n_frames=frames, n_corrupt=0,
+                                 size=size)
+    made[0].replace(path)
+    shutil.rmtree(made[0].parent)
+    return path
+
+
+def hostile_inputs(folder: Path) -> dict:
+    """Files a user's disk can hold: each must be a one-line error (or a warning and a fallback), never a
+    traceback or a hang. Returns per case whether it held."""
+    folder.mkdir(parents=True)
+    good = _clip(folder / "good.avi")
+    cases: dict[str, bool] = {}
+    bad_name = os.fsencode(folder) + b"/bad\xff.avi"
+    shutil.copy(good, bad_name)
+    cases["file name not UTF-8"] = _one_line(_cli(["detect", bad_name, "--json", "out1.json"], folder))
+    (folder / "loop.avi").symlink_to(folder / "loop.avi")
+    cases["self-referencing symlink"] = _one_line(_cli(["detect", "loop.avi", "--json", "out2.json"], folder))
+    huge = folder / "huge.png"  # an 8x8 PNG whose header declares 30000x30000
+    ok, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    data = bytearray(png.tobytes())
+    data[16:24] = struct.pack(">II", 30000, 30000)
+    huge.write_bytes(bytes(data))
+    cases["PNG declaring 30000x30000 pixels"] = _one_line(_cli(["detect", "huge.png", "--json", "out3.json"],
+                                                               folder))
+    nested = folder / "nested.json"
+    nested.write_text("[" * 100000 + "]" * 100000)
+    cases["manifest nested 100,000 deep"] = _one_line(_cli(["corpus", "nested.json", "--out", "c"], folder))
+    models = folder / "models"
+    dat_dir = models / "2.2.0/originals/lib/local/LandmarkDetector/model/mtcnn_detector"
+    dat_dir.mkdir(parents=True)
+    os.mkfifo(dat_dir / "PNet.dat")
+    try:
+        run = _cli(["models"], folder, timeout=60, env={"OPENFACE_MODELS_DIR": str(models)})
+        cases["FIFO where PNet.dat belongs (models)"] = run.returncode == 1 and b"Traceback" not in run.stderr
+        run = _cli(["detect", str(good), "--json", "out4.json"], folder, timeout=120,
+                   env={"OPENFACE_MODELS_DIR": str(models)})
+        cases["FIFO where PNet.dat belongs (detect, weights auto)"] = run.returncode == 0
+    except subprocess.TimeoutExpired:
+        cases.setdefault("FIFO where PNet.dat belongs (models)", False)
+        cases["FIFO where PNet.dat belongs (detect, weights auto)"] = False
+    from mtcnn_lab import MTCNN, detect_video
+
+    detector = MTCNN(backend="numpy", weights="zhang2016")
+    for label, line in [("per-frame file with an entry of another video", {"image": str(good), "frame": 0,
+                                                                          "width": 8, "height": 8, "faces": []}),
+                        ("per-frame file with an error entry", {"frame": 3, "error": "x"})]:
+        jsonl = folder / f"tampered{len(cases)}.jsonl"
+        list(detect_video(detector, good, every=4, jsonl=jsonl, progress=False))  # a real file with its settings
+        jsonl.write_text(json.dumps(line) + "\n")
+        outcome, _ = classify(lambda jsonl=jsonl: list(detect_video(detector, good, every=4, jsonl=jsonl,
+                                                                      progress=False)))
+        cases[label] = outcome == "clear error"
+    return {"cases": cases, "held": sum(cases.values()), "tried": len(cases)}
+
+
+def planted_files(folder: Path) -> dict:
+    """A user's files that look like a corpus run's own, planted in its --out folder before two runs: every one
+    must still be there, unchanged, after them."""
+    corpus, out = folder / "corpus", folder / "out"
+    corpus.mkdir(parents=True)
+    out.mkdir()
+    for k in range(3):
+        _clip(corpus / f"clip{k}.avi", frames=8)
+    header = "path,frame,timestamp_s,face,confidence,x,y,w,h\n"
+    planted = {"my_faces.csv": header, ".backup_faces.csv": header, ".notes.part": "keep",
+               ".x.crashed": "keep", ".other.avi.opencv-4.6.frames.jsonl": '{"frame": 0}\n',
+               ".other.avi.opencv-4.6.frames.jsonl.settings.json": "{}", "clip9.avi.csv": header,
+               ".clip0.avi.json.tmp": "keep"}
+    for name, text in planted.items():
+        (out / name).write_text(text)
+    runs = [_cli(["corpus", str(corpus), "--out", str(out), "--workers", "1", "--backend", "numpy", "--every", "2"],
+                 folder, timeout=300) for _ in range(2)]
+    lost = sorted(n for n, text in planted.items() if not (out / n).is_file() or (out / n).read_text() != text)
+    return {"planted": len(planted), "lost": lost, "runs_ok": all(r.returncode == 0 for r in runs),
+            "results": len(list(out.glob("*.avi.json")))}
+
+
+def stale_inputs(folder: Path) -> dict:
+    """A corpus rerun after its inputs changed (a video replaced, an image overwritten in place) redoes exactly
+    the changed items."""
+    corpus, out = folder / "corpus", folder / "out"
+    (corpus / "stills").mkdir(parents=True)
+    for k in range(2):
+        _clip(corpus / f"v{k}.avi", frames=6)
+    capture = cv2.VideoCapture(str(corpus / "v0.avi"))
+    still = capture.read()[1]
+    capture.release()
+    cv2.imwrite(str(corpus / "stills" / "a.png"), still)
+    cv2.imwrite(str(corpus / "stills" / "b.png"), still)
+    args = ["corpus", str(corpus), "--out", str(out), "--workers", "1", "--backend", "numpy", "--every", "3"]
+    first = _cli(args, folder, timeout=300)
+    _clip(corpus / "v1.avi", frames=9, size=(200, 150))  # another video under the same name
+    cv2.imwrite(str(corpus / "stills" / "a.png"), np.zeros_like(still))  # overwritten in place
+    second = _cli(args, folder, timeout=300)
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["rows"] if isinstance(summary, dict) and "rows" in summary else summary
+    redone = sorted(Path(r["item"]).name for r in rows if r["status"] == "ok")
+    return {"runs_ok": first.returncode == 0 and second.returncode == 0, "redone": redone,
+            "passed": redone == ["stills", "v1.avi"]}
+
+
+def _frames_written(folder: Path, out: str) -> int:
+    """How many per-frame entries the run writing ``out`` has kept so far (its hidden JSON Lines file)."""
+    return sum(p.read_bytes().count(b"\n") for p in folder.glob(f".{out}.*.frames.jsonl"))
+
+
+def kills(folder: Path, per_signal: int = 2) -> dict:
+    """``detect --every 1`` killed (SIGINT, SIGTERM, SIGKILL of its process group) once it has kept 20, 60, ...
+    frames, then rerun: each result equals an uninterrupted run's, byte for byte."""
+    folder.mkdir(parents=True)
+    _clip(folder / "v.avi", frames=240, size=(320, 240))
+    base = ["detect", "v.avi", "--every", "1", "--workers", "2", "--backend", "numpy", "--threads", "1"]
+    _cli([*base, "--json", "clean.json"], folder, timeout=300)
+    clean = json.loads((folder / "clean.json").read_text())["results"]
+    outcomes = []
+    for k, sig in enumerate([signal.SIGINT, signal.SIGTERM, signal.SIGKILL] * per_signal):
+        out, kept = f"run{k}.json", 20 + 40 * (k // 3)
+        process = subprocess.Popen([*CLI, *base, "--json", out], cwd=folder, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and _frames_written(folder, out) < kept and time.monotonic() < deadline:
+            time.sleep(0.05)
+        interrupted = process.poll() is None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        _, err = process.communicate(timeout=60)
+        rerun = _cli([*base, "--json", out], folder, timeout=300)
+        same = rerun.returncode == 0 and json.loads((folder / out).read_text())["results"] == clean
+        outcomes.append({"signal": signal.Signals(sig).name, "after_frames": kept, "interrupted": interrupted,
+                         "identical": same, "traceback": b"Traceback" in err,
+                         "rerun_error": "" if same else rerun.stderr.decode("utf-8", "replace").strip()[-300:]})
+    return {"runs": outcomes, "tried": len(outcomes),
+            "survived": sum(o["identical"] and o["interrupted"] and not o["traceback"] for o in outcomes)}
+
+
+def faults(folder: Path) -> dict:
+    """The four fault checks above; ``passed`` when every one held."""
+    result = {"hostile_inputs": hostile_inputs(folder / "hostile"), "planted_files": planted_files(folder / "planted"),
+              "stale_inputs": stale_inputs(folder / "stale"), "kills": kills(folder / "kills")}
+    result["passed"] = (result["hostile_inputs"]["held"] == result["hostile_inputs"]["tried"]
+                        and not result["planted_files"]["lost"] and result["planted_files"]["runs_ok"]
+                        and result["stale_inputs"]["passed"]
+                        and result["kills"]["survived"] == result["kills"]["tried"])
+    return result
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=None, help="only this many bad inputs (default 1,200)")
     parser.add_argument("--no-corpus", action="store_true", help="skip the Dask corpus fault-injection run")
+    parser.add_argument("--no-faults", action="store_true",
+                        help="skip the hostile files, planted files, stale inputs and kills (minutes)")
     parser.add_argument("--out", default=str(ROOT / "results" / "tables"), help="folder of reliability.json")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -308,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_corpus:
             print("corpus run with fault injection (1 and 2 workers) ...", file=sys.stderr)
             corpus = corpus_faults(tmp / "corpus_run")
+        hostile = None
+        if not args.no_faults:
+            print("hostile files, planted files, stale inputs and kills ...", file=sys.stderr)
+            hostile = faults(tmp / "faults")
     rows = [{"category": c, "outcome": o, "count": n, "variants": sorted(kinds[c]), "example": examples[c, o]}
             for (c, o), n in sorted(outcomes.items())]
     meta = {"inputs": sum(outcomes.values()),
@@ -316,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             "crash": len(crashes), "crashes": crashes[:50],
             "per_category": {c: sum(n for (cc, _), n in outcomes.items() if cc == c) for c in shares},
             "seed": args.seed, "fuzz_seconds": round(fuzz_seconds, 1), "corpus_fault_injection": corpus,
+            "faults": hostile,
             "outcomes": "ok: returned; clear error: MtcnnLabError with a one-line message; crash: anything else"}
     paths = save_table(rows, "reliability", args.out, meta=meta)
     for row in rows:
@@ -324,10 +514,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{meta['crash']} crashes ({fuzz_seconds:.0f} s)")
     if corpus is not None:
         print(f"corpus: {corpus}")
+    if hostile is not None:
+        print(f"hostile files held {hostile['hostile_inputs']['held']}/{hostile['hostile_inputs']['tried']}; planted "
+              f"{hostile['planted_files']['planted']}, lost {hostile['planted_files']['lost']}; stale inputs redone "
+              f"{hostile['stale_inputs']['redone']}; kills survived {hostile['kills']['survived']}/"
+              f"{hostile['kills']['tried']}")
     print(f"wrote {paths['json']}")
     for crash in crashes[:20]:
         print(f"CRASH {crash}", file=sys.stderr)
-    failed = bool(crashes) or (corpus is not None and not corpus["passed"])
+    failed = (bool(crashes) or (corpus is not None and not corpus["passed"])
+              or (hostile is not None and not hostile["passed"]))
     return 1 if failed else 0
 
 
