@@ -11,18 +11,19 @@ run over several paths reports a bad path in its result entry, processes the oth
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
-from mtcnn_lab.cli import backends, bench, convert, corpus, detect, frames, manifest, models, probe, workbench
 from mtcnn_lab.errors import MtcnnLabError
 from mtcnn_lab.version import __version__
 
 log = logging.getLogger("mtcnn_lab")
 
-COMMANDS = (detect, probe, frames, backends, convert, models, corpus, manifest, workbench, bench)
-"""The subcommands, one module each, in the order ``--help`` lists them."""
+COMMANDS = ("detect", "probe", "frames", "backends", "convert", "models", "corpus", "manifest", "workbench", "bench")
+"""The subcommands, one module each (``mtcnn_lab.cli.NAME``), in the order ``--help`` lists them. They are
+imported by :func:`build_parser`, inside :func:`main`'s Ctrl-C handling: the command starts light."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,17 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for command in COMMANDS:
-        command.add_parser(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"mtcnn_lab.cli.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mtcnn-lab`` console script."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
         return args.func(args)
     except MtcnnLabError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -7,6 +7,9 @@ flatten before the first FC layer, MatMul: neither torch nor an ONNX export is n
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 from types import ModuleType
 
 import numpy as np
@@ -16,12 +19,21 @@ from mtcnn_lab.weights.netspec import CROP_SIZES, FC, Conv, MaxPool, NetSpec, PR
 
 
 def import_openvino() -> tuple[ModuleType, ModuleType]:
-    """``(openvino, opset13)``, or BackendUnavailable in one line naming the extra to install."""
+    """``(openvino, opset13)``, or BackendUnavailable in one line naming the extra to install.
+
+    ``import openvino`` starts a process of OpenVINO's usage statistics (unless the user opted out, see
+    README), which would print a traceback of its own on a Ctrl-C; it is imported with SIGINT ignored, so that
+    process ignores it too (a Ctrl-C during the import itself is lost)."""
+    quiet = threading.current_thread() is threading.main_thread() and "openvino" not in sys.modules
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if quiet else None
     try:
         import openvino
         from openvino import opset13
     except ImportError:
         raise BackendUnavailable("the OpenVINO backend needs openvino: pip install 'mtcnn-lab[openvino]'") from None
+    finally:
+        if quiet:
+            signal.signal(signal.SIGINT, previous)
     return openvino, opset13
 
 
