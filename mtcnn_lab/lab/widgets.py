@@ -149,6 +149,13 @@ class FrameViewer:
         y0 = int(np.clip(round(y + h / 2 - side / 2), 0, height - side))
         return x0, y0, x0 + side, y0 + side
 
+    def scale(self, index: int, backend: str | None = None, zoom: Zoom = None) -> float:
+        """Shown px per frame px of a view: the whole frame downscaled to fit ``max_width`` x ``max_height`` (never
+        enlarged), or a zoomed face enlarged to fit, up to :data:`MAX_ZOOM`."""
+        x0, y0, x1, y1 = self.region(index, backend, zoom)
+        fit = min(self.max_width / (x1 - x0), self.max_height / (y1 - y0))
+        return min(fit, MAX_ZOOM) if zoom is not None else min(1.0, fit)
+
     def view(self, index: int, backend: str | None = None, zoom: Zoom = None) -> tuple[np.ndarray, float,
                                                                                          tuple[int, int]]:
         """The pixels a view shows (BGR uint8, without faces), its scale (shown px per frame px) and the
@@ -158,8 +165,7 @@ class FrameViewer:
         image = self.frames[index][1][y0:y1, x0:x1]
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        fit = min(self.max_width / (x1 - x0), self.max_height / (y1 - y0))
-        scale = min(fit, MAX_ZOOM) if zoom is not None else min(1.0, fit)
+        scale = self.scale(index, backend, zoom)
         if scale != 1.0:
             size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
@@ -202,7 +208,7 @@ class FrameViewer:
         label, image = self.frames[index]
         info: dict[str, Any] = {
             "index": index, "label": label, "backend": backend, "size": (image.shape[1], image.shape[0]),
-            "scale": self.view(index, backend)[1], "python_faces": len(boxes), "cpp_faces": None,
+            "scale": self.scale(index, backend), "python_faces": len(boxes), "cpp_faces": None,
             "pairs": [], "mean_iou": None, "unmatched_python": [], "unmatched_cpp": [],
             "python_confidences": [float(c) for c in confidences], "cpp_confidences": [],
         }
@@ -231,7 +237,7 @@ class FrameViewer:
         lines = [f"view {index + 1}/{len(self.frames)}: {s['label']}{openface}", f"{width}x{height} px{shown}"]
         if zoom is not None:
             lines.append(f"zoom: {'Python' if zoom[0] == 'python' else 'C++'} #{zoom[1]} at "
-                         f"{self.view(index, backend, zoom)[1]:.3g}x")
+                         f"{self.scale(index, backend, zoom):.3g}x")
         cpp_count = "no reference" if s["cpp_faces"] is None else f"{s['cpp_faces']} faces"
         lines.append(f"Python [{s['backend']}]: {s['python_faces']} faces | C++: {cpp_count}")
         if s["cpp_faces"] is None:
